@@ -111,7 +111,9 @@ impl Call {
             CALL_UID => Call::CallUid,
             REVISION => Call::Revision,
             ABI_VERSION => Call::AbiVersion,
-            FEATURES => Call::Features { function: x[1] as u32 },
+            FEATURES => Call::Features {
+                function: x[1] as u32,
+            },
             PING => Call::Ping { target: x[1] },
             _ => return None,
         })
@@ -136,19 +138,44 @@ mod tests {
 
     #[test]
     fn decode_each_call() {
-        assert_eq!(Call::decode([CALL_COUNT as u64, 0, 0, 0]), Some(Call::CallCount));
-        assert_eq!(Call::decode([CALL_UID as u64, 0, 0, 0]), Some(Call::CallUid));
-        assert_eq!(Call::decode([REVISION as u64, 0, 0, 0]), Some(Call::Revision));
-        assert_eq!(Call::decode([ABI_VERSION as u64, 0, 0, 0]), Some(Call::AbiVersion));
-        assert_eq!(Call::decode([FEATURES as u64, PING as u64, 0, 0]), Some(Call::Features { function: PING }));
-        assert_eq!(Call::decode([PING as u64, 0x8000_0003, 0, 0]), Some(Call::Ping { target: 0x8000_0003 }));
+        assert_eq!(
+            Call::decode([CALL_COUNT as u64, 0, 0, 0]),
+            Some(Call::CallCount)
+        );
+        assert_eq!(
+            Call::decode([CALL_UID as u64, 0, 0, 0]),
+            Some(Call::CallUid)
+        );
+        assert_eq!(
+            Call::decode([REVISION as u64, 0, 0, 0]),
+            Some(Call::Revision)
+        );
+        assert_eq!(
+            Call::decode([ABI_VERSION as u64, 0, 0, 0]),
+            Some(Call::AbiVersion)
+        );
+        assert_eq!(
+            Call::decode([FEATURES as u64, PING as u64, 0, 0]),
+            Some(Call::Features { function: PING })
+        );
+        assert_eq!(
+            Call::decode([PING as u64, 0x8000_0003, 0, 0]),
+            Some(Call::Ping {
+                target: 0x8000_0003
+            })
+        );
         assert_eq!(Call::decode([0xC600_0003, 0, 0, 0]), None);
         assert_eq!(Call::decode([0x1_C600_0000, 0, 0, 0]), None);
     }
 
     #[test]
     fn error_codes_round_trip() {
-        for e in [Error::NotSupported, Error::InvalidParameter, Error::Denied, Error::TargetOff] {
+        for e in [
+            Error::NotSupported,
+            Error::InvalidParameter,
+            Error::Denied,
+            Error::TargetOff,
+        ] {
             assert_eq!(Error::from_code(e.code()), Some(e));
         }
         assert_eq!(Error::from_code(0), None);

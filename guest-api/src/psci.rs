@@ -69,11 +69,19 @@ pub enum Call {
     /// PSCI_VERSION.
     Version,
     /// CPU_SUSPEND(power_state, entry_point, context_id).
-    CpuSuspend { power_state: u32, entry: u64, context: u64 },
+    CpuSuspend {
+        power_state: u32,
+        entry: u64,
+        context: u64,
+    },
     /// CPU_OFF.
     CpuOff,
     /// CPU_ON(target_cpu, entry_point, context_id).
-    CpuOn { target: u64, entry: u64, context: u64 },
+    CpuOn {
+        target: u64,
+        entry: u64,
+        context: u64,
+    },
     /// AFFINITY_INFO(target_affinity, lowest_affinity_level).
     AffinityInfo { target: u64, lowest_level: u32 },
     /// MIGRATE_INFO_TYPE.
@@ -86,28 +94,52 @@ pub enum Call {
     Features { function: u32 },
 }
 
+/// The low 32 bits: the argument of an SMC32 call.
+const fn lo32(v: u64) -> u64 {
+    v & 0xffff_ffff
+}
+
 impl Call {
     /// Decodes a PSCI call from the guest's `x0..x3`; `None` if `x0` is not
     /// a PSCI function this hypervisor knows.
     pub const fn decode(x: [u64; 4]) -> Option<Call> {
-        let lo = |v: u64| v & 0xffff_ffff;
         Some(match x[0] as u32 {
             VERSION => Call::Version,
             CPU_SUSPEND_32 => Call::CpuSuspend {
                 power_state: x[1] as u32,
-                entry: lo(x[2]),
-                context: lo(x[3]),
+                entry: lo32(x[2]),
+                context: lo32(x[3]),
             },
-            CPU_SUSPEND_64 => Call::CpuSuspend { power_state: x[1] as u32, entry: x[2], context: x[3] },
+            CPU_SUSPEND_64 => Call::CpuSuspend {
+                power_state: x[1] as u32,
+                entry: x[2],
+                context: x[3],
+            },
             CPU_OFF => Call::CpuOff,
-            CPU_ON_32 => Call::CpuOn { target: lo(x[1]), entry: lo(x[2]), context: lo(x[3]) },
-            CPU_ON_64 => Call::CpuOn { target: x[1], entry: x[2], context: x[3] },
-            AFFINITY_INFO_32 => Call::AffinityInfo { target: lo(x[1]), lowest_level: x[2] as u32 },
-            AFFINITY_INFO_64 => Call::AffinityInfo { target: x[1], lowest_level: x[2] as u32 },
+            CPU_ON_32 => Call::CpuOn {
+                target: lo32(x[1]),
+                entry: lo32(x[2]),
+                context: lo32(x[3]),
+            },
+            CPU_ON_64 => Call::CpuOn {
+                target: x[1],
+                entry: x[2],
+                context: x[3],
+            },
+            AFFINITY_INFO_32 => Call::AffinityInfo {
+                target: lo32(x[1]),
+                lowest_level: x[2] as u32,
+            },
+            AFFINITY_INFO_64 => Call::AffinityInfo {
+                target: x[1],
+                lowest_level: x[2] as u32,
+            },
             MIGRATE_INFO_TYPE => Call::MigrateInfoType,
             SYSTEM_OFF => Call::SystemOff,
             SYSTEM_RESET => Call::SystemReset,
-            FEATURES => Call::Features { function: x[1] as u32 },
+            FEATURES => Call::Features {
+                function: x[1] as u32,
+            },
             _ => return None,
         })
     }
@@ -152,7 +184,11 @@ impl PowerState {
         if raw & !valid != 0 {
             return None;
         }
-        let kind = if raw & type_bit != 0 { StateType::PowerDown } else { StateType::Standby };
+        let kind = if raw & type_bit != 0 {
+            StateType::PowerDown
+        } else {
+            StateType::Standby
+        };
         Some(PowerState { raw, kind })
     }
 }
@@ -164,9 +200,23 @@ mod tests {
     #[test]
     fn smc32_arguments_drop_the_upper_halves() {
         let c = Call::decode([CPU_ON_32 as u64, 0xffff_0000_0000_0001, 0x1_4000_0000, 7]);
-        assert_eq!(c, Some(Call::CpuOn { target: 1, entry: 0x4000_0000, context: 7 }));
+        assert_eq!(
+            c,
+            Some(Call::CpuOn {
+                target: 1,
+                entry: 0x4000_0000,
+                context: 7
+            })
+        );
         let c = Call::decode([CPU_ON_64 as u64, 0x100, 0x1_4000_0000, 7]);
-        assert_eq!(c, Some(Call::CpuOn { target: 0x100, entry: 0x1_4000_0000, context: 7 }));
+        assert_eq!(
+            c,
+            Some(Call::CpuOn {
+                target: 0x100,
+                entry: 0x1_4000_0000,
+                context: 7
+            })
+        );
     }
 
     #[test]
@@ -183,21 +233,36 @@ mod tests {
         }
         assert_eq!(
             Call::decode([FEATURES as u64, CPU_SUSPEND_64 as u64, 0, 0]),
-            Some(Call::Features { function: CPU_SUSPEND_64 })
+            Some(Call::Features {
+                function: CPU_SUSPEND_64
+            })
         );
         assert_eq!(
             Call::decode([CPU_SUSPEND_64 as u64, 0x1_0000, 0x4020_0000, 9]),
-            Some(Call::CpuSuspend { power_state: 0x1_0000, entry: 0x4020_0000, context: 9 })
+            Some(Call::CpuSuspend {
+                power_state: 0x1_0000,
+                entry: 0x4020_0000,
+                context: 9
+            })
         );
         assert_eq!(
             Call::decode([AFFINITY_INFO_64 as u64, 3, 0, 0]),
-            Some(Call::AffinityInfo { target: 3, lowest_level: 0 })
+            Some(Call::AffinityInfo {
+                target: 3,
+                lowest_level: 0
+            })
         );
     }
 
     #[test]
     fn unknown_ids_are_not_psci() {
-        for id in [0x8400_0005u64, 0x8400_000B, 0x8400_00FF, 0xC400_0002, 0x8600_0000] {
+        for id in [
+            0x8400_0005u64,
+            0x8400_000B,
+            0x8400_00FF,
+            0xC400_0002,
+            0x8600_0000,
+        ] {
             assert_eq!(Call::decode([id, 0, 0, 0]), None, "{id:#x}");
         }
     }
@@ -209,9 +274,18 @@ mod tests {
         let s = PowerState::parse(0x0100_0003, PowerStateFormat::Original).unwrap();
         assert_eq!(s.kind, StateType::Standby);
         // Bit 30 means power-down only in the extended format.
-        assert_eq!(PowerState::parse(0x4000_0000, PowerStateFormat::Original), None);
-        assert_eq!(PowerState::parse(0x0002_0000, PowerStateFormat::Original), None);
-        assert_eq!(PowerState::parse(0x8000_0000, PowerStateFormat::Original), None);
+        assert_eq!(
+            PowerState::parse(0x4000_0000, PowerStateFormat::Original),
+            None
+        );
+        assert_eq!(
+            PowerState::parse(0x0002_0000, PowerStateFormat::Original),
+            None
+        );
+        assert_eq!(
+            PowerState::parse(0x8000_0000, PowerStateFormat::Original),
+            None
+        );
     }
 
     #[test]
@@ -220,7 +294,13 @@ mod tests {
         assert_eq!(s.kind, StateType::PowerDown);
         let s = PowerState::parse(0x0fff_ffff, PowerStateFormat::Extended).unwrap();
         assert_eq!(s.kind, StateType::Standby);
-        assert_eq!(PowerState::parse(0x1000_0000, PowerStateFormat::Extended), None);
-        assert_eq!(PowerState::parse(0x8000_0000, PowerStateFormat::Extended), None);
+        assert_eq!(
+            PowerState::parse(0x1000_0000, PowerStateFormat::Extended),
+            None
+        );
+        assert_eq!(
+            PowerState::parse(0x8000_0000, PowerStateFormat::Extended),
+            None
+        );
     }
 }

@@ -88,7 +88,12 @@ pub struct FunctionId {
 impl FunctionId {
     /// A fast call of the given width, owner and number.
     pub const fn fast(is_64: bool, owner: Owner, number: u16) -> FunctionId {
-        FunctionId { fast: true, is_64, owner, number }
+        FunctionId {
+            fast: true,
+            is_64,
+            owner,
+            number,
+        }
     }
 
     /// Decodes the low 32 bits of `x0`. Returns `None` when the reserved
@@ -182,7 +187,12 @@ mod tests {
             for is_64 in [false, true] {
                 for fast in [false, true] {
                     for number in [0u16, 1, 0x7fff, 0xff00, 0xffff] {
-                        let f = FunctionId { fast, is_64, owner: Owner::from_number(owner), number };
+                        let f = FunctionId {
+                            fast,
+                            is_64,
+                            owner: Owner::from_number(owner),
+                            number,
+                        };
                         assert_eq!(FunctionId::decode(f.encode() as u64), Some(f));
                         assert_eq!(f.owner.number(), owner);
                     }
@@ -199,7 +209,10 @@ mod tests {
             0x28, 0xb4, 0x6f, 0xb6, 0x2e, 0xc5, 0x11, 0xe9, 0xa9, 0xca, 0x4b, 0x56, 0x4d, 0x00,
             0x3a, 0x74,
         ]);
-        assert_eq!(kvm.to_registers(), [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d]);
+        assert_eq!(
+            kvm.to_registers(),
+            [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d]
+        );
         let r = kvm.to_registers().map(|w| w as u64 | 0xffff_0000_0000_0000);
         assert_eq!(Uid::from_registers(r), kvm);
     }
