@@ -1,7 +1,23 @@
-//! The hypervisor's logic. Everything outside `arch` is plain Rust that
-//! runs and is tested on the host; `arch` holds the assembly, the system
-//! registers and the devices, and exists only on the real target.
+//! The hypervisor's logic. Everything outside `arch` and `hv` is plain Rust
+//! that runs and is tested on the host; `arch` holds the assembly and the
+//! system registers, `hv` the glue that drives real hardware, and both exist
+//! only on the real target.
 #![cfg_attr(not(test), no_std)]
 
+pub mod bootargs;
+pub mod console;
 pub mod dtb;
 pub mod esr;
+pub mod gic_mmio;
+pub mod inject;
+pub mod mailbox;
+pub mod mmu;
+pub mod regs;
+pub mod sgi;
+pub mod stage2;
+pub mod vgic;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod hv;

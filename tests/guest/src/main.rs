@@ -1,3 +1,136 @@
+//! The bundled test guest: a small EL1 kernel that checks, on every core,
+//! that the hypervisor gives a real guest what it needs — PSCI (CPU_ON,
+//! CPU_OFF, CPU_SUSPEND, AFFINITY_INFO), the GICv3 CPU interface and
+//! redistributors, the virtual timer, SGIs between cores, the hypervisor's
+//! own calls (`guest_api::hyp`) and, in the `hypmem` scenario, that the
+//! hypervisor's memory is out of the guest's reach.
+//!
+//! Boot protocol (like Linux on arm64): the image is loaded at 0x4420_0000
+//! and entered at its first instruction at EL1h, MMU off, with x0 = the DTB.
+//! `/chosen/bootargs` picks the scenario (`test=smp`, the default, or
+//! `test=hypmem hypmem=<hex address>`). Results go to the PL011 as
+//! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
+//! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
+//!
+//! On the host this is an empty program, so that `cargo build` of the
+//! workspace works everywhere.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+#[macro_use]
+mod console;
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+mod calls;
+#[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
+mod hypmem;
+#[cfg(target_os = "none")]
+mod irq;
+#[cfg(target_os = "none")]
+mod mmio;
+#[cfg(target_os = "none")]
+mod mmu;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+mod report;
+#[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
+mod suite;
+#[cfg(target_os = "none")]
+mod timer;
+#[cfg(target_os = "none")]
+mod trap;
+
 #[cfg(not(target_os = "none"))]
 fn main() {}
+
+/// Exit statuses reported through semihosting.
+#[cfg(target_os = "none")]
+pub mod status {
+    /// Every check passed.
+    pub const PASS: u64 = 0;
+    /// At least one check failed.
+    pub const FAILED: u64 = 1;
+    /// The guest could not run its scenario (bad DTB, bad bootargs).
+    pub const SETUP: u64 = 2;
+    /// An exception nobody expected.
+    pub const EXCEPTION: u64 = 3;
+    /// A Rust panic.
+    pub const PANIC: u64 = 4;
+}
+
+/// The boot core's Rust entry, called by `_start` with the MMU on, `.bss`
+/// zeroed and the boot stack set.
+#[cfg(target_os = "none")]
+extern "C" fn primary_main(dtb: u64) -> ! {
+    let dtb = if dtb == 0 {
+        // Started by something that passes no DTB (QEMU's `-device loader`
+        // for bare-QEMU debugging): the runner's fixed DTB address.
+        platform::DEFAULT_DTB
+    } else {
+        dtb
+    };
+    let plat = match platform::init(dtb) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("guest: FAIL setup: device tree at {dtb:#x}: {e}");
+            arch::exit(status::SETUP);
+        }
+    };
+    console::set_base(plat.uart);
+    let Some(me) = plat.index_of(arch::mpidr()) else {
+        println!(
+            "guest: FAIL setup: boot core MPIDR {:#x} is not in /cpus",
+            arch::mpidr()
+        );
+        arch::exit(status::SETUP);
+    };
+    arch::set_core_index(me);
+    smp::set_boot_core(me);
+    println!(
+        "boot: {} cpu(s), GICD {:#x}, GICR {:#x}, UART {:#x}, PSCI via {}, bootargs {:?}",
+        plat.ncpus,
+        plat.gicd,
+        plat.gicr,
+        plat.uart,
+        plat.psci_conduit.name(),
+        plat.bootargs.unwrap_or("")
+    );
+    if plat.cpus_in_dtb > plat.ncpus {
+        println!(
+            "boot: the DTB lists {} cpus, using the first {}",
+            plat.cpus_in_dtb, plat.ncpus
+        );
+    }
+    if let Err(e) = gic::init_distributor() {
+        println!("guest: FAIL setup: GIC distributor: {e}");
+        arch::exit(status::SETUP);
+    }
+    if let Err(e) = smp::init_this_core() {
+        println!("guest: FAIL setup: {e}");
+        arch::exit(status::SETUP);
+    }
+    let status = match plat.scenario() {
+        platform::Scenario::Smp { resume_selftest } => suite::run(resume_selftest),
+        platform::Scenario::HypMem { addr } => hypmem::run(addr),
+        platform::Scenario::Invalid(why) => {
+            println!("guest: FAIL setup: bootargs: {why}");
+            status::SETUP
+        }
+    };
+    arch::exit(status);
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    arch::mask_irqs();
+    println!("guest: FAIL panic: {info}");
+    arch::exit(status::PANIC);
+}

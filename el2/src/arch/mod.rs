@@ -1,0 +1,298 @@
+//! The only place with assembly: system registers, barriers, the SMC
+//! conduit to firmware, semihosting. Each register is one named function.
+//! This module exists only for the real target.
+
+use core::arch::{asm, global_asm};
+
+global_asm!(include_str!("../../../boot/entry.S"));
+global_asm!(include_str!("../../../boot/vectors.S"));
+
+macro_rules! sysreg {
+    ($(#[$doc:meta])* $name:ident, $reg:literal) => {
+        $(#[$doc])*
+        pub mod $name {
+            /// Reads the register.
+            #[inline(always)]
+            pub fn read() -> u64 {
+                let v: u64;
+                // SAFETY: reading this system register at EL2 has no side effect
+                // on memory and is permitted at EL2.
+                unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags)) };
+                v
+            }
+            /// Writes the register. Callers own the meaning of the value;
+            /// none of these registers can break memory safety of EL2 on its
+            /// own (translation and vector registers are only written by boot
+            /// code, before Rust).
+            #[inline(always)]
+            pub fn write(v: u64) {
+                // SAFETY: see above; writes happen at EL2, where access is permitted.
+                unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+            }
+        }
+    };
+}
+
+sysreg!(/// Hypervisor Configuration Register.
+    hcr_el2, "hcr_el2");
+sysreg!(/// Virtualization Translation Control Register.
+    vtcr_el2, "vtcr_el2");
+sysreg!(/// Virtualization Translation Table Base Register.
+    vttbr_el2, "vttbr_el2");
+sysreg!(/// Counter-timer Hypervisor Control.
+    cnthctl_el2, "cnthctl_el2");
+sysreg!(/// Counter-timer Virtual Offset.
+    cntvoff_el2, "cntvoff_el2");
+sysreg!(/// Architectural Feature Trap Register (EL2).
+    cptr_el2, "cptr_el2");
+sysreg!(/// Monitor Debug Configuration Register (EL2).
+    mdcr_el2, "mdcr_el2");
+sysreg!(/// Hypervisor System Trap Register.
+    hstr_el2, "hstr_el2");
+sysreg!(/// Virtualization Processor ID.
+    vpidr_el2, "vpidr_el2");
+sysreg!(/// Virtualization Multiprocessor ID.
+    vmpidr_el2, "vmpidr_el2");
+sysreg!(/// Main ID Register.
+    midr_el1, "midr_el1");
+sysreg!(/// Multiprocessor Affinity Register.
+    mpidr_el1, "mpidr_el1");
+sysreg!(/// The guest's system control register, reset before it first runs.
+    sctlr_el1, "sctlr_el1");
+sysreg!(/// The guest's vector base, read to inject exceptions.
+    vbar_el1, "vbar_el1");
+sysreg!(/// The guest's exception syndrome, written when injecting.
+    esr_el1, "esr_el1");
+sysreg!(/// The guest's fault address, written when injecting.
+    far_el1, "far_el1");
+sysreg!(/// The guest's exception link register, written when injecting.
+    elr_el1, "elr_el1");
+sysreg!(/// The guest's saved PSTATE, written when injecting.
+    spsr_el1, "spsr_el1");
+sysreg!(/// Exception Syndrome Register (EL2).
+    esr_el2, "esr_el2");
+sysreg!(/// Fault Address Register (EL2).
+    far_el2, "far_el2");
+sysreg!(/// Hypervisor IPA Fault Address Register.
+    hpfar_el2, "hpfar_el2");
+sysreg!(/// Performance Monitors Control Register (read for PMCR.N).
+    pmcr_el0, "pmcr_el0");
+sysreg!(/// Processor Feature Register 0 (SVE field).
+    id_aa64pfr0_el1, "id_aa64pfr0_el1");
+sysreg!(/// SVE Control Register (EL2), written as S3_4_C1_C2_0.
+    zcr_el2, "S3_4_C1_C2_0");
+sysreg!(/// Per-core software thread ID: holds the core's index.
+    tpidr_el2, "tpidr_el2");
+sysreg!(/// Physical counter.
+    cntpct_el0, "cntpct_el0");
+sysreg!(/// Counter frequency.
+    cntfrq_el0, "cntfrq_el0");
+
+sysreg!(/// GIC: EL2 system register enable.
+    icc_sre_el2, "S3_4_C12_C9_5");
+sysreg!(/// GIC: priority mask.
+    icc_pmr_el1, "S3_0_C4_C6_0");
+sysreg!(/// GIC: binary point, group 1.
+    icc_bpr1_el1, "S3_0_C12_C12_3");
+sysreg!(/// GIC: CPU interface control (EOImode).
+    icc_ctlr_el1, "S3_0_C12_C12_4");
+sysreg!(/// GIC: group 1 enable.
+    icc_igrpen1_el1, "S3_0_C12_C12_7");
+sysreg!(/// GIC: acknowledge a group 1 interrupt.
+    icc_iar1_el1, "S3_0_C12_C12_0");
+sysreg!(/// GIC: priority drop of a group 1 interrupt.
+    icc_eoir1_el1, "S3_0_C12_C12_1");
+sysreg!(/// GIC: deactivate an interrupt.
+    icc_dir_el1, "S3_0_C12_C11_1");
+sysreg!(/// GIC: send a group 1 SGI.
+    icc_sgi1r_el1, "S3_0_C12_C11_5");
+sysreg!(/// GIC virtualization: hypervisor control.
+    ich_hcr_el2, "S3_4_C12_C11_0");
+sysreg!(/// GIC virtualization: VGIC type (number of list registers).
+    ich_vtr_el2, "S3_4_C12_C11_1");
+sysreg!(/// GIC virtualization: maintenance interrupt state.
+    ich_misr_el2, "S3_4_C12_C11_2");
+sysreg!(/// GIC virtualization: empty list register status.
+    ich_elrsr_el2, "S3_4_C12_C11_5");
+sysreg!(/// GIC virtualization: the guest's virtual CPU interface state.
+    ich_vmcr_el2, "S3_4_C12_C11_7");
+
+/// Reads list register `n` (0..16).
+pub fn ich_lr_read(n: usize) -> u64 {
+    macro_rules! lr {
+        ($($i:literal => $r:literal),*) => {
+            match n { $($i => { let v: u64;
+                // SAFETY: list registers are EL2 registers without memory effects.
+                unsafe { asm!(concat!("mrs {}, ", $r), out(reg) v, options(nomem, nostack, preserves_flags)) }; v })*
+                _ => 0 }
+        };
+    }
+    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
+        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
+        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
+        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+}
+
+/// Writes list register `n` (0..16); other indices are ignored.
+pub fn ich_lr_write(n: usize, v: u64) {
+    macro_rules! lr {
+        ($($i:literal => $r:literal),*) => {
+            match n { $($i =>
+                // SAFETY: list registers are EL2 registers without memory effects.
+                unsafe { asm!(concat!("msr ", $r, ", {}"), in(reg) v, options(nomem, nostack, preserves_flags)) },)*
+                _ => {} }
+        };
+    }
+    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
+        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
+        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
+        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+}
+
+/// Instruction synchronization barrier.
+#[inline(always)]
+pub fn isb() {
+    // SAFETY: a barrier has no memory-safety preconditions.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Full-system data synchronization barrier.
+#[inline(always)]
+pub fn dsb_sy() {
+    // SAFETY: a barrier has no memory-safety preconditions.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Invalidates all stage-1 and stage-2 EL1&0 TLB entries of the current
+/// VMID, inner shareable, and waits for completion.
+pub fn tlbi_vmalls12e1is() {
+    // SAFETY: TLB maintenance only drops cached translations.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Waits for an event (another core's SEV, or an interrupt becoming pending).
+#[inline(always)]
+pub fn wfe() {
+    // SAFETY: waiting has no memory-safety preconditions.
+    unsafe { asm!("wfe", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Wakes every core waiting in WFE.
+#[inline(always)]
+pub fn sev() {
+    // SAFETY: signalling an event has no memory-safety preconditions.
+    unsafe { asm!("sev", options(nomem, nostack, preserves_flags)) };
+}
+
+/// This core's index in the platform's CPU list, set by boot/entry.S.
+#[inline(always)]
+pub fn core_index() -> usize {
+    tpidr_el2::read() as usize
+}
+
+/// Calls EL3 firmware with SMCCC (SMC64 register convention) and returns
+/// x0..x3. Used only for PSCI, whose calls are validated before they get here.
+pub fn smc(args: [u64; 4]) -> [u64; 4] {
+    let (mut x0, mut x1, mut x2, mut x3) = (args[0], args[1], args[2], args[3]);
+    // SAFETY: SMCCC promises to preserve x18..x30 and SP; x4..x17 may be
+    // clobbered and are declared so. PSCI calls that do not return
+    // (CPU_OFF, SYSTEM_OFF) never come back here, which is fine for asm.
+    unsafe {
+        asm!("smc #0",
+            inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
+            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+            out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+            out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack));
+    }
+    [x0, x1, x2, x3]
+}
+
+/// Exits QEMU through Arm semihosting (SYS_EXIT, ADP_Stopped_ApplicationExit)
+/// with `status`. Only does something under `-semihosting`; without it the
+/// HLT is undefined, the fault vector reports it and the core halts.
+pub fn semihosting_exit(status: u32) -> ! {
+    let block = [0x20026u64, status as u64];
+    // SAFETY: the semihosting call reads the two-word block, which lives on
+    // this stack frame for the duration of the call.
+    unsafe { asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(), options(nostack)) };
+    halt()
+}
+
+/// Stops this core for good.
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: masking interrupts and waiting have no memory effects.
+        unsafe { asm!("msr daifset, #0xf", "wfe", options(nomem, nostack)) };
+    }
+}
+
+/// The physical address of a boot/entry.S symbol used as a PSCI entry point.
+pub fn secondary_entry_address() -> u64 {
+    extern "C" {
+        fn secondary_entry();
+    }
+    secondary_entry as *const () as u64
+}
+
+/// Enters the guest with `regs` loaded. Never returns: the next time this
+/// core runs hypervisor code is through the vectors.
+pub fn enter_guest(regs: &crate::regs::GuestRegs) -> ! {
+    extern "C" {
+        fn __guest_enter(regs: *const crate::regs::GuestRegs) -> !;
+    }
+    // SAFETY: __guest_enter reads the frame before resetting the stack it may
+    // live on, and only returns to the guest.
+    unsafe { __guest_enter(regs) }
+}
+
+/// Linker-script symbols, turned into addresses once here.
+pub mod layout {
+    extern "C" {
+        static __hyp_start: u8;
+        static __hyp_end: u8;
+        static __image_end: u8;
+        static __stacks_start: u8;
+        static __stacks_end: u8;
+        static __bss_start: u8;
+        static __bss_end: u8;
+    }
+
+    fn addr(sym: &u8) -> u64 {
+        sym as *const u8 as u64
+    }
+
+    /// First byte of the hypervisor image.
+    pub fn hyp_start() -> u64 {
+        // SAFETY: only the address of a linker symbol is taken.
+        addr(unsafe { &__hyp_start })
+    }
+    /// End of everything the hypervisor owns (2 MiB aligned).
+    pub fn hyp_end() -> u64 {
+        // SAFETY: only the address of a linker symbol is taken.
+        addr(unsafe { &__hyp_end })
+    }
+    /// End of the loaded image (code and data).
+    pub fn image_end() -> u64 {
+        // SAFETY: only the address of a linker symbol is taken.
+        addr(unsafe { &__image_end })
+    }
+    /// Size of .bss.
+    pub fn bss_size() -> u64 {
+        // SAFETY: only the addresses of linker symbols are taken.
+        addr(unsafe { &__bss_end }) - addr(unsafe { &__bss_start })
+    }
+    /// Size of all per-core stacks.
+    pub fn stacks_size() -> u64 {
+        // SAFETY: only the addresses of linker symbols are taken.
+        addr(unsafe { &__stacks_end }) - addr(unsafe { &__stacks_start })
+    }
+}

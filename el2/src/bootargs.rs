@@ -1,0 +1,73 @@
+//! The hypervisor's command line (/chosen/bootargs of its own device tree).
+//!
+//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown]`:
+//! where the runner loaded the guest kernel image and the guest's device
+//! tree (hex with 0x, or decimal). Unknown words are ignored, so that the
+//! same line can carry the runner's notes.
+
+/// What the command line asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// Entry point (and load address) of the guest kernel.
+    pub guest_entry: Option<u64>,
+    /// Address of the guest's device tree blob.
+    pub guest_dtb: Option<u64>,
+    /// Maximum log level.
+    pub log: log::LevelFilter,
+}
+
+fn number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Parses the command line; malformed values are reported as `Err(word)`.
+pub fn parse(line: &str) -> Result<Args, &str> {
+    let mut args = Args {
+        guest_entry: None,
+        guest_dtb: None,
+        log: log::LevelFilter::Info,
+    };
+    for word in line.split_ascii_whitespace() {
+        let (key, value) = word.split_once('=').unwrap_or((word, ""));
+        match key {
+            "guest.entry" => args.guest_entry = Some(number(value).ok_or(word)?),
+            "guest.dtb" => args.guest_dtb = Some(number(value).ok_or(word)?),
+            "log" => {
+                args.log = match value {
+                    "error" => log::LevelFilter::Error,
+                    "warn" => log::LevelFilter::Warn,
+                    "info" => log::LevelFilter::Info,
+                    "debug" => log::LevelFilter::Debug,
+                    "trace" => log::LevelFilter::Trace,
+                    _ => return Err(word),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_guest_location_and_log_level() {
+        let a = parse("guest.entry=0x44200000 guest.dtb=1140850688 log=debug other=1").unwrap();
+        assert_eq!(a.guest_entry, Some(0x4420_0000));
+        assert_eq!(a.guest_dtb, Some(0x4400_0000));
+        assert_eq!(a.log, log::LevelFilter::Debug);
+        assert_eq!(parse("").unwrap().guest_entry, None);
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        assert_eq!(parse("guest.entry=0xzz"), Err("guest.entry=0xzz"));
+        assert_eq!(parse("guest.dtb="), Err("guest.dtb="));
+        assert_eq!(parse("log=loud"), Err("log=loud"));
+    }
+}

@@ -1,0 +1,296 @@
+//! Boot: the first core checks the device trees and builds the guest's
+//! world; every core (first, CPU_ON, warm boot) then sets up its own EL2
+//! and enters the guest.
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use buddy_system_allocator::LockedHeap;
+use guest_api::psci::{self as gpsci, PowerStateFormat};
+
+use super::core_state::{self, machine, Machine, CORES};
+use super::{gic, psci};
+use crate::arch::{self, layout, *};
+use crate::dtb::{self, Range};
+use crate::regs::GuestRegs;
+use crate::stage2::{self, Memory, Stage2};
+use crate::{bootargs, console, println};
+
+const HEAP_SIZE: usize = 2 << 20;
+
+#[repr(C, align(4096))]
+struct HeapMemory([u8; HEAP_SIZE]);
+
+static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+/// Scratch space for the NOP-free copy of a device tree.
+static mut DTB_SCRATCH: [u8; 1 << 20] = [0; 1 << 20];
+
+/// Largest device tree accepted.
+const MAX_DTB: usize = 1 << 20;
+
+/// Stops the boot with a message. Under `-semihosting` QEMU exits with
+/// status 2, so a runner sees the refusal; otherwise the core halts.
+pub fn fatal(args: fmt::Arguments<'_>) -> ! {
+    println!("FATAL: {args}");
+    arch::semihosting_exit(2)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("PANIC: {info}");
+    arch::semihosting_exit(101)
+}
+
+/// A device tree in memory, as a slice bounded by its header's totalsize.
+fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
+    if addr == 0 || addr % 8 != 0 {
+        fatal(format_args!("no {what} device tree: address {addr:#x} (expected an 8-byte aligned address in x0 / bootargs)"));
+    }
+    if let Some(ram) = ram {
+        if !ram.iter().any(|r| r.contains_range(&Range::new(addr, 40))) {
+            fatal(format_args!(
+                "{what} device tree at {addr:#x} is outside RAM"
+            ));
+        }
+    }
+    // SAFETY: the header is 40 bytes at an address in RAM (or, for the
+    // hypervisor's own tree, where QEMU put it), identity mapped at EL2.
+    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 40) };
+    let size = match dtb::total_size(header) {
+        Ok(s) if s <= MAX_DTB => s,
+        Ok(s) => fatal(format_args!(
+            "{what} device tree at {addr:#x}: {s} bytes is too large"
+        )),
+        Err(e) => fatal(format_args!("{what} device tree at {addr:#x}: {e}")),
+    };
+    // SAFETY: `size` bytes from a validated header, capped at 1 MiB, in RAM.
+    unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
+}
+
+fn scratch() -> &'static mut [u8] {
+    // SAFETY: only the boot core uses the scratch buffer, before any other
+    // core runs, one parse at a time.
+    unsafe { &mut *core::ptr::addr_of_mut!(DTB_SCRATCH) }
+}
+
+/// Cold boot of the first core. `dtb` is QEMU's (or the boot loader's) x0.
+#[no_mangle]
+extern "C" fn primary_main(dtb_addr: u64) -> ! {
+    console::init_log(log::LevelFilter::Info);
+    let platform = match dtb::parse(dtb_at(dtb_addr, "the hypervisor's", None), scratch()) {
+        Ok(p) => p,
+        Err(e) => fatal(format_args!("{e}")),
+    };
+    console::set_uart(platform.uart.base);
+    let args = bootargs::parse(platform.bootargs())
+        .unwrap_or_else(|w| fatal(format_args!("bad hypervisor argument '{w}'")));
+    log::set_max_level(args.log);
+    println!(
+        "trace-manager hypervisor {}: {} cores, RAM {:#x}+{:#x}",
+        env!("CARGO_PKG_VERSION"),
+        platform.cpu_count,
+        platform.memory()[0].base,
+        platform.memory()[0].size
+    );
+    if platform.cpus()[0] & 0xff_00ff_ffff != mpidr_el1::read() & 0xff_00ff_ffff {
+        fatal(format_args!(
+            "the boot core is not the first CPU of the device tree"
+        ));
+    }
+    if platform.psci != dtb::PsciMethod::Smc {
+        fatal(format_args!(
+            "firmware PSCI must use SMC (the guest's HVCs are the hypervisor's)"
+        ));
+    }
+
+    let hyp = Range::new(
+        layout::hyp_start() & !0x1f_ffff,
+        layout::hyp_end() - (layout::hyp_start() & !0x1f_ffff),
+    );
+    if !platform.memory().iter().any(|r| r.contains_range(&hyp)) {
+        fatal(format_args!(
+            "the hypervisor's memory {:#x}..{:#x} is not inside RAM",
+            hyp.base,
+            hyp.end()
+        ));
+    }
+
+    let (Some(entry), Some(guest_dtb)) = (args.guest_entry, args.guest_dtb) else {
+        fatal(format_args!(
+            "no guest: bootargs must give guest.entry=<addr> guest.dtb=<addr>"
+        ));
+    };
+    let blob = dtb_at(guest_dtb, "the guest's", Some(platform.memory()));
+    let guest = match dtb::validate_guest(blob, scratch(), platform.memory(), hyp, platform.cpus())
+    {
+        Ok(g) => g,
+        Err(e) => fatal(format_args!("refusing to start the guest: {e}")),
+    };
+    if !guest.contains(&Range::new(entry, 4))
+        || !guest.contains(&Range::new(guest_dtb, blob.len() as u64))
+    {
+        fatal(format_args!(
+            "refusing to start the guest: its image or device tree lies outside its memory"
+        ));
+    }
+    if !guest.cpus().contains(&platform.cpus()[0]) {
+        fatal(format_args!(
+            "refusing to start the guest: it has no vCPU for the boot core"
+        ));
+    }
+
+    // SAFETY: the heap memory is used by nothing else, and this runs once,
+    // on the boot core, before anything allocates.
+    unsafe {
+        HEAP.lock()
+            .init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE);
+    }
+
+    let gic_layout = gic::layout(&platform).unwrap_or_else(|e| {
+        fatal(format_args!(
+            "no GIC redistributor for the CPU with MPIDR {:#x}",
+            e.0
+        ))
+    });
+    let stage2 = build_stage2(&platform, &guest, &gic_layout);
+    let features =
+        arch::smc([gpsci::FEATURES as u64, gpsci::CPU_SUSPEND_64 as u64, 0, 0])[0] as i64;
+    let power_state_format = if features >= 0 && features & 0b10 != 0 {
+        PowerStateFormat::Extended
+    } else {
+        PowerStateFormat::Original
+    };
+
+    gic::init_distributor(&gic_layout);
+    let m = core_state::set_machine(Machine {
+        platform,
+        guest,
+        gic: gic_layout,
+        hyp,
+        stage2,
+        power_state_format,
+        list_registers: gic::list_register_count(),
+    });
+    println!(
+        "hypervisor memory {:#x}..{:#x} (image {} KiB, bss {} KiB, stacks {} KiB); stage 2: {} tables",
+        m.hyp.base,
+        m.hyp.end(),
+        (layout::image_end() - layout::hyp_start()) / 1024,
+        layout::bss_size() / 1024,
+        layout::stacks_size() / 1024,
+        m.stage2.table_count()
+    );
+    for r in m.guest.memory() {
+        println!(
+            "guest RAM {:#x}..{:#x}; entry {entry:#x}, device tree {guest_dtb:#x}",
+            r.base,
+            r.end()
+        );
+    }
+    CORES[0].entry.store(entry, Ordering::Relaxed);
+    CORES[0].context.store(guest_dtb, Ordering::Relaxed);
+    start_core(false)
+}
+
+/// The guest's stage 2: its RAM as Normal memory, MMIO below RAM as Device
+/// except the GIC frames, which EL2 emulates. The hypervisor's memory is not
+/// in it: `validate_guest` checked the guest's RAM does not overlap it.
+fn build_stage2(p: &dtb::Platform, g: &dtb::GuestLayout, gic: &crate::gic_mmio::Layout) -> Stage2 {
+    let mut s2 = Stage2::new();
+    for r in g.memory() {
+        let aligned = Range::new(
+            r.base & !0xfff,
+            (r.end() - (r.base & !0xfff) + 0xfff) & !0xfff,
+        );
+        if let Err(e) = s2.map(aligned, Memory::Normal) {
+            fatal(format_args!(
+                "cannot map guest RAM {:#x}+{:#x}: {e:?}",
+                r.base, r.size
+            ));
+        }
+    }
+    let ram_start = p.memory().iter().map(|r| r.base).min().unwrap_or(0);
+    let gic_end = gic.redists[..gic.cores]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(p.gicr.base)
+        + crate::gic_mmio::REDIST_STRIDE;
+    let gic_frames = Range::new(
+        p.gicd.base & !0xfff,
+        gic_end.max(p.gicr.end()) - (p.gicd.base & !0xfff),
+    );
+    for part in stage2::split_around(Range::new(0, ram_start), gic_frames)
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = s2.map(part, Memory::Device) {
+            fatal(format_args!(
+                "cannot map guest MMIO {:#x}+{:#x}: {e:?}",
+                part.base, part.size
+            ));
+        }
+    }
+    s2
+}
+
+/// A core started by PSCI CPU_ON, or woken from a power-down suspend.
+#[no_mangle]
+extern "C" fn secondary_main(context: u64) -> ! {
+    start_core(context & psci::WARM_BOOT != 0)
+}
+
+/// Sets up this core's EL2 and enters its guest vCPU.
+fn start_core(warm: bool) -> ! {
+    let m = machine();
+    let idx = arch::core_index();
+    init_el2(m);
+    gic::init_redistributor(&m.gic, idx);
+    gic::init_cpu_interface();
+    core_state::come_online();
+    let me = &CORES[idx];
+    let (entry, arg) = (
+        me.entry.load(Ordering::Relaxed),
+        me.context.load(Ordering::Relaxed),
+    );
+    log::debug!(
+        "entering the guest at {entry:#x} (x0 = {arg:#x}){}",
+        if warm { " after power-down" } else { "" }
+    );
+    arch::enter_guest(&GuestRegs::entry(entry, arg))
+}
+
+/// HCR_EL2: VM (stage 2), SWIO, FMO, IMO, AMO (all interrupts to EL2), TSC
+/// (trap SMC), RW (EL1 is AArch64).
+const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
+/// CPTR_EL2 (E2H = 0): RES1 bits only, so FP/SIMD and SVE are the guest's
+/// (the hypervisor is built soft-float and never touches them); SME (TSM)
+/// stays trapped.
+const CPTR: u64 = 0xff | (1 << 9) | (1 << 12) | (1 << 13);
+/// SCTLR_EL1 at guest entry: MMU and caches off, RES1 bits set.
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+fn init_el2(m: &Machine) {
+    vtcr_el2::write(stage2::VTCR);
+    vttbr_el2::write(m.stage2.root_address() | (1 << 48));
+    isb();
+    arch::tlbi_vmalls12e1is();
+    hcr_el2::write(HCR);
+    cnthctl_el2::write(0b11); // EL1PCTEN, EL1PCEN: the guest keeps its physical counter and timer
+    cntvoff_el2::write(0);
+    cptr_el2::write(CPTR);
+    if (id_aa64pfr0_el1::read() >> 32) & 0xf != 0 {
+        zcr_el2::write(0xf); // the guest may use any SVE vector length
+    }
+    // HPMN = PMCR_EL0.N: every event counter belongs to the guest.
+    mdcr_el2::write((pmcr_el0::read() >> 11) & 0x1f);
+    hstr_el2::write(0);
+    vpidr_el2::write(midr_el1::read());
+    vmpidr_el2::write(mpidr_el1::read());
+    sctlr_el1::write(SCTLR_EL1_RESET);
+    isb();
+}

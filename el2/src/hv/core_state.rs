@@ -1,0 +1,154 @@
+//! Per-core state: what other cores may read or request (shared, atomics)
+//! and what only the core itself touches (local).
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::arch;
+use crate::dtb::{GuestLayout, Platform, Range, MAX_CPUS};
+use crate::gic_mmio::{Layout, VirtGic};
+use crate::mailbox::Mailbox;
+use crate::stage2::Stage2;
+use crate::vgic::Pending;
+use guest_api::psci::PowerStateFormat;
+
+/// Power state of a core as the hypervisor sees it.
+pub mod power {
+    /// Off: its mailbox is closed.
+    pub const OFF: u8 = 0;
+    /// CPU_ON was sent to firmware; the core has not reached EL2 yet.
+    pub const ON_PENDING: u8 = 1;
+    /// Running.
+    pub const ON: u8 = 2;
+}
+
+/// What other cores may see of a core.
+#[derive(Debug)]
+pub struct Shared {
+    /// `power::*`.
+    pub power: AtomicU8,
+    /// The guest's entry point for the next CPU_ON or power-down resume.
+    pub entry: AtomicU64,
+    /// The guest's context_id for it.
+    pub context: AtomicU64,
+    /// Cross-core requests addressed to this core.
+    pub mailbox: Mailbox,
+    /// Virtual SGIs waiting to be injected into this core's guest.
+    pub pending_sgi: AtomicU32,
+    /// PINGs this core has answered.
+    pub pings: AtomicU64,
+}
+
+impl Shared {
+    const fn new() -> Shared {
+        Shared {
+            power: AtomicU8::new(power::OFF),
+            entry: AtomicU64::new(0),
+            context: AtomicU64::new(0),
+            mailbox: Mailbox::new(),
+            pending_sgi: AtomicU32::new(0),
+            pings: AtomicU64::new(0),
+        }
+    }
+}
+
+/// State only the owning core touches.
+#[derive(Debug)]
+pub struct Local {
+    /// Interrupts waiting for a free list register.
+    pub pending: Pending,
+}
+
+struct LocalCell(UnsafeCell<Local>);
+
+// SAFETY: each cell is only ever accessed by its own core (see `local`).
+unsafe impl Sync for LocalCell {}
+
+static LOCAL: [LocalCell; MAX_CPUS] = {
+    const L: LocalCell = LocalCell(UnsafeCell::new(Local {
+        pending: Pending::new(),
+    }));
+    [L; MAX_CPUS]
+};
+
+/// Shared per-core state, indexed by core.
+pub static CORES: [Shared; MAX_CPUS] = {
+    const S: Shared = Shared::new();
+    [S; MAX_CPUS]
+};
+
+/// The guest's virtual GIC registers.
+pub static VGIC: VirtGic = VirtGic::new();
+
+/// This core's local state.
+///
+/// # Safety
+/// The caller runs at EL2 on the core the state belongs to, with interrupts
+/// masked (always true in EL2 here), and does not hold another reference
+/// returned by this function: handlers do not nest, so each exception
+/// handler takes it at most once.
+pub unsafe fn local() -> &'static mut Local {
+    let cell = &LOCAL[arch::core_index()];
+    // SAFETY: by the caller's promise this is the only live reference, and
+    // only this core ever reaches this cell.
+    unsafe { &mut *cell.0.get() }
+}
+
+/// Everything decided at boot, read-only afterwards.
+#[derive(Debug)]
+pub struct Machine {
+    /// The platform from the hypervisor's device tree.
+    pub platform: Platform,
+    /// The guest's memory and CPUs from its device tree.
+    pub guest: GuestLayout,
+    /// The physical GIC frames.
+    pub gic: Layout,
+    /// The hypervisor's own memory.
+    pub hyp: Range,
+    /// The guest's translation tables.
+    pub stage2: Stage2,
+    /// How firmware encodes CPU_SUSPEND's power_state.
+    pub power_state_format: PowerStateFormat,
+    /// Number of list registers.
+    pub list_registers: usize,
+}
+
+static MACHINE: spin::Once<Machine> = spin::Once::new();
+
+/// Publishes the machine description; done once by the boot core.
+pub fn set_machine(m: Machine) -> &'static Machine {
+    MACHINE.call_once(|| m)
+}
+
+/// The machine description. Only called after boot published it: every
+/// exception from the guest happens after that.
+pub fn machine() -> &'static Machine {
+    match MACHINE.get() {
+        Some(m) => m,
+        None => crate::hv::boot::fatal(format_args!("machine used before boot finished")),
+    }
+}
+
+/// This core's shared state.
+pub fn me() -> &'static Shared {
+    &CORES[arch::core_index()]
+}
+
+/// Marks this core running and able to take requests.
+pub fn come_online() {
+    let me = me();
+    VGIC.redist[arch::core_index()].reset();
+    me.pending_sgi.store(0, Ordering::Relaxed);
+    me.mailbox.open();
+    me.power.store(power::ON, Ordering::Release);
+}
+
+impl Machine {
+    /// The core index of a guest vCPU's MPIDR: one the guest's device tree
+    /// lists (vCPUs are pinned 1:1 to the physical cores of the same MPIDR).
+    pub fn guest_cpu_index(&self, mpidr: u64) -> Option<usize> {
+        let idx = self.platform.cpu_index(mpidr)?;
+        let phys = self.platform.cpus()[idx];
+        self.guest.cpus().contains(&phys).then_some(idx)
+    }
+}

@@ -1,0 +1,222 @@
+//! The physical GICv3: distributor and redistributor setup, the EL2 CPU
+//! interface, SGIs, and the list registers behind `vgic::ListRegisters`.
+
+use core::ptr::{read_volatile, write_volatile};
+
+use crate::arch::{self, *};
+use crate::dtb::{Platform, MAX_CPUS};
+use crate::gic_mmio::{self, Layout, MAINTENANCE_INTID};
+use crate::sgi::{self, HYP_SGI};
+use crate::vgic::ListRegisters;
+
+fn r32(pa: u64) -> u32 {
+    // SAFETY: `pa` is a GIC register inside the frames the device tree gave,
+    // identity mapped as Device memory at EL2.
+    unsafe { read_volatile(pa as *const u32) }
+}
+
+fn w32(pa: u64, v: u32) {
+    // SAFETY: as in `r32`.
+    unsafe { write_volatile(pa as *mut u32, v) }
+}
+
+fn r64(pa: u64) -> u64 {
+    // SAFETY: as in `r32`; 64-bit GIC registers are 8-byte aligned.
+    unsafe { read_volatile(pa as *const u64) }
+}
+
+/// Real GIC MMIO for `gic_mmio::emulate`.
+#[derive(Debug)]
+pub struct PhysicalGic;
+
+impl gic_mmio::Hw for PhysicalGic {
+    fn read(&mut self, pa: u64, size: u8) -> u64 {
+        // SAFETY: `emulate` only passes addresses inside the GIC frames, with
+        // the register's own access size and natural alignment.
+        unsafe {
+            match size {
+                1 => read_volatile(pa as *const u8) as u64,
+                4 => read_volatile(pa as *const u32) as u64,
+                _ => read_volatile(pa as *const u64),
+            }
+        }
+    }
+
+    fn write(&mut self, pa: u64, size: u8, value: u64) {
+        // SAFETY: as in `read`.
+        unsafe {
+            match size {
+                1 => write_volatile(pa as *mut u8, value as u8),
+                4 => write_volatile(pa as *mut u32, value as u32),
+                _ => write_volatile(pa as *mut u64, value),
+            }
+        }
+    }
+}
+
+/// Errors finding the redistributors.
+#[derive(Clone, Copy, Debug)]
+pub struct MissingRedistributor(pub u64);
+
+/// Walks the redistributor region and finds each core's frame by the
+/// affinity in GICR_TYPER, instead of assuming the order.
+pub fn layout(p: &Platform) -> Result<Layout, MissingRedistributor> {
+    let mut redists = [0u64; MAX_CPUS];
+    for (i, &mpidr) in p.cpus().iter().enumerate() {
+        let want = ((mpidr >> 32) & 0xff) << 24 | (mpidr & 0xff_ffff);
+        let mut frame = p.gicr.base;
+        let mut found = false;
+        while frame + gic_mmio::REDIST_STRIDE <= p.gicr.end() {
+            let typer = r64(frame + 0x8);
+            if typer >> 32 == want {
+                redists[i] = frame;
+                found = true;
+                break;
+            }
+            if typer & (1 << 4) != 0 {
+                break; // GICR_TYPER.Last
+            }
+            frame += if typer & (1 << 1) != 0 {
+                0x4_0000
+            } else {
+                gic_mmio::REDIST_STRIDE
+            };
+        }
+        if !found {
+            return Err(MissingRedistributor(mpidr));
+        }
+    }
+    Ok(Layout {
+        gicd: p.gicd,
+        redists,
+        cores: p.cpu_count,
+    })
+}
+
+fn wait_rwp(pa: u64, bit: u32) {
+    for _ in 0..1_000_000 {
+        if r32(pa) & bit == 0 {
+            return;
+        }
+    }
+    log::warn!("GIC: register write at {pa:#x} still pending");
+}
+
+/// Enables the distributor with affinity routing and puts every SPI in
+/// group 1, disabled. Done once, by the boot core, before any guest runs.
+pub fn init_distributor(l: &Layout) {
+    let d = l.gicd.base;
+    w32(d, 0);
+    wait_rwp(d, 1 << 31);
+    let lines = ((r32(d + 0x4) & 0x1f) + 1) * 32;
+    for n in 1..lines / 32 {
+        let o = 4 * n as u64;
+        w32(d + 0x180 + o, 0xffff_ffff); // ICENABLER
+        w32(d + 0x280 + o, 0xffff_ffff); // ICPENDR
+        w32(d + 0x080 + o, 0xffff_ffff); // IGROUPR: group 1
+    }
+    // ARE (bit 4) and EnableGrp1 (bit 1) in the single-security-state layout.
+    w32(d, (1 << 4) | (1 << 1));
+    wait_rwp(d, 1 << 31);
+}
+
+/// Wakes this core's redistributor and enables EL2's SGI and the
+/// maintenance interrupt, nothing else: the guest enables its own.
+pub fn init_redistributor(l: &Layout, core: usize) {
+    let rd = l.redists[core];
+    let sgi = rd + 0x1_0000;
+    w32(rd + 0x14, r32(rd + 0x14) & !(1 << 1));
+    for _ in 0..1_000_000 {
+        if r32(rd + 0x14) & (1 << 2) == 0 {
+            break;
+        }
+    }
+    w32(sgi + 0x180, 0xffff_ffff);
+    w32(sgi + 0x380, 0xffff_ffff);
+    w32(sgi + 0x080, 0xffff_ffff);
+    for (intid, prio) in [(HYP_SGI, 0x80u32), (MAINTENANCE_INTID, 0x80)] {
+        let reg = sgi + 0x400 + (intid as u64 & !3);
+        let shift = 8 * (intid % 4);
+        w32(reg, (r32(reg) & !(0xff << shift)) | (prio << shift));
+    }
+    w32(sgi + 0x100, (1 << HYP_SGI) | (1 << MAINTENANCE_INTID));
+    wait_rwp(rd, 1 << 3); // GICR_CTLR.RWP
+}
+
+/// Sets up this core's physical CPU interface for EL2 and its virtual
+/// CPU interface for the guest.
+pub fn init_cpu_interface() {
+    // SRE, DFB, DIB, and Enable (EL1 may use its system registers).
+    icc_sre_el2::write(0b1111);
+    isb();
+    icc_pmr_el1::write(0xff);
+    icc_bpr1_el1::write(0);
+    // EOImode = 1: EL2 drops priority, the guest's virtual EOI deactivates.
+    icc_ctlr_el1::write(1 << 1);
+    icc_igrpen1_el1::write(1);
+    ich_vmcr_el2::write(0);
+    for n in 0..list_register_count() {
+        ich_lr_write(n, 0);
+    }
+    ich_hcr_el2::write(1); // En
+    isb();
+}
+
+/// ICH_VTR_EL2.ListRegs + 1.
+pub fn list_register_count() -> usize {
+    (ich_vtr_el2::read() & 0x1f) as usize + 1
+}
+
+/// Sends EL2's SGI to the core with `mpidr`.
+pub fn send_hyp_sgi(mpidr: u64) {
+    arch::dsb_sy();
+    icc_sgi1r_el1::write(sgi::sgi1r_for(mpidr, HYP_SGI));
+    isb();
+}
+
+/// Acknowledges the highest-priority pending interrupt: (INTID, priority).
+pub fn acknowledge() -> (u32, u8) {
+    let intid = (icc_iar1_el1::read() & 0xff_ffff) as u32;
+    (intid, running_priority())
+}
+
+fn running_priority() -> u8 {
+    let v: u64;
+    // SAFETY: reading ICC_RPR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C11_3", out(reg) v, options(nomem, nostack)) };
+    v as u8
+}
+
+/// Drops the running priority of `intid` (EOImode = 1: not deactivated).
+pub fn end_of_interrupt(intid: u32) {
+    icc_eoir1_el1::write(intid as u64);
+}
+
+/// Deactivates `intid`: for interrupts EL2 consumes itself.
+pub fn deactivate(intid: u32) {
+    icc_dir_el1::write(intid as u64);
+}
+
+/// This core's list registers.
+#[derive(Debug)]
+pub struct HwListRegisters(pub usize);
+
+impl ListRegisters for HwListRegisters {
+    fn count(&self) -> usize {
+        self.0
+    }
+    fn read(&self, n: usize) -> u64 {
+        ich_lr_read(n)
+    }
+    fn write(&mut self, n: usize, v: u64) {
+        ich_lr_write(n, v)
+    }
+    fn set_refill_interrupt(&mut self, on: bool) {
+        let hcr = ich_hcr_el2::read();
+        let npie = 1 << 3;
+        let new = if on { hcr | npie } else { hcr & !npie };
+        if new != hcr {
+            ich_hcr_el2::write(new);
+        }
+    }
+}

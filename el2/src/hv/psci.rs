@@ -1,0 +1,240 @@
+//! The guest's PSCI and SMCCC calls, and the vendor hypervisor service.
+//!
+//! Every argument is validated before any state changes (TF-A's rule);
+//! firmware is only ever called with the hypervisor's own entry point, so a
+//! core that firmware starts or wakes always arrives in EL2 first.
+
+use core::sync::atomic::Ordering;
+
+use guest_api::hyp;
+use guest_api::psci::{self, ret, Call, PowerState, StateType};
+use guest_api::smccc;
+
+use super::core_state::{self, machine, me, power, CORES};
+use super::gic;
+use crate::arch;
+use crate::vgic;
+
+/// Context bit that marks a warm boot (a CPU_SUSPEND that powered down).
+pub const WARM_BOOT: u64 = 1 << 8;
+
+fn fw(args: [u64; 4]) -> i64 {
+    arch::smc(args)[0] as i64
+}
+
+fn in_guest_ram(addr: u64) -> bool {
+    machine().guest.memory().iter().any(|r| r.contains(addr))
+}
+
+/// Handles an SMCCC call from the guest; returns x0..x3 and how many of
+/// them the call defines (the others keep the guest's values).
+pub fn dispatch(x: [u64; 4]) -> ([u64; 4], usize) {
+    let id = x[0] as u32;
+    if let Some(call) = Call::decode(x) {
+        return ([psci_call(call) as u64, 0, 0, 0], 1);
+    }
+    match id {
+        smccc::SMCCC_VERSION => return ([smccc::VERSION_1_1 as u64, 0, 0, 0], 1),
+        smccc::SMCCC_ARCH_FEATURES => {
+            // SMCCC_VERSION needs no discovery; no workaround is offered.
+            let r = if x[1] as u32 == smccc::SMCCC_VERSION {
+                0
+            } else {
+                smccc::NOT_SUPPORTED
+            };
+            return ([r as u64, 0, 0, 0], 1);
+        }
+        _ => {}
+    }
+    if let Some(call) = hyp::Call::decode(x) {
+        return hyp_call(call);
+    }
+    ([smccc::NOT_SUPPORTED as u64, 0, 0, 0], 1)
+}
+
+fn hyp_call(call: hyp::Call) -> ([u64; 4], usize) {
+    match call {
+        hyp::Call::CallCount => ([hyp::CALLS.len() as u64, 0, 0, 0], 1),
+        hyp::Call::CallUid => (hyp::UID.to_registers().map(u64::from), 4),
+        hyp::Call::Revision => ([hyp::REVISION_MAJOR, hyp::REVISION_MINOR, 0, 0], 2),
+        hyp::Call::AbiVersion => ([hyp::ABI_VERSION_VALUE, 0, 0, 0], 1),
+        hyp::Call::Features { function } => {
+            let r = if hyp::CALLS.contains(&function) {
+                0
+            } else {
+                hyp::Error::NotSupported.code()
+            };
+            ([r as u64, 0, 0, 0], 1)
+        }
+        hyp::Call::Ping { target } => match ping(target) {
+            Ok(a) => (a, 4),
+            Err(e) => ([e.code() as u64, 0, 0, 0], 1),
+        },
+    }
+}
+
+/// Request codes carried in mailbox word 0.
+const REQ_PING: u64 = 1;
+
+/// Serves this core's mailbox: runs on the target core only.
+pub fn serve_mailbox() {
+    let me_idx = arch::core_index();
+    let served = me().mailbox.serve(&mut |req| answer(me_idx, req));
+    if served {
+        arch::sev();
+    }
+}
+
+fn answer(me_idx: usize, req: [u64; 2]) -> [u64; 4] {
+    match req[0] {
+        REQ_PING => {
+            let n = me().pings.fetch_add(1, Ordering::Relaxed) + 1;
+            [0, me_idx as u64, machine().platform.cpus()[me_idx], n]
+        }
+        _ => [hyp::Error::NotSupported.code() as u64, 0, 0, 0],
+    }
+}
+
+fn ping(target: u64) -> Result<[u64; 4], hyp::Error> {
+    let m = machine();
+    let idx = m
+        .platform
+        .cpu_index(target)
+        .ok_or(hyp::Error::InvalidParameter)?;
+    let me_idx = arch::core_index();
+    if idx == me_idx {
+        return Ok(answer(me_idx, [REQ_PING, me_idx as u64]));
+    }
+    let mpidr = m.platform.cpus()[idx];
+    let r = CORES[idx].mailbox.send(
+        [REQ_PING, me_idx as u64],
+        &mut || {
+            gic::send_hyp_sgi(mpidr);
+            arch::sev();
+        },
+        &mut || {
+            serve_mailbox();
+            arch::wfe();
+        },
+    );
+    arch::sev();
+    r.map_err(|_| hyp::Error::TargetOff)
+}
+
+fn psci_call(call: Call) -> i64 {
+    let m = machine();
+    match call {
+        Call::Version => fw([psci::VERSION as u64, 0, 0, 0]),
+        Call::Features { function } => {
+            if function == smccc::SMCCC_VERSION {
+                0
+            } else if Call::decode([function as u64, 0, 0, 0]).is_some() {
+                fw([psci::FEATURES as u64, function as u64, 0, 0])
+            } else {
+                ret::NOT_SUPPORTED
+            }
+        }
+        Call::CpuOn {
+            target,
+            entry,
+            context,
+        } => {
+            let Some(idx) = m.guest_cpu_index(target) else {
+                return ret::INVALID_PARAMETERS;
+            };
+            if !in_guest_ram(entry) {
+                return ret::INVALID_ADDRESS;
+            }
+            let core = &CORES[idx];
+            if let Err(state) = core.power.compare_exchange(
+                power::OFF,
+                power::ON_PENDING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                return if state == power::ON {
+                    ret::ALREADY_ON
+                } else {
+                    ret::ON_PENDING
+                };
+            }
+            core.entry.store(entry, Ordering::Relaxed);
+            core.context.store(context, Ordering::Relaxed);
+            let r = fw([
+                psci::CPU_ON_64 as u64,
+                m.platform.cpus()[idx],
+                arch::secondary_entry_address(),
+                idx as u64,
+            ]);
+            if r != ret::SUCCESS {
+                core.power.store(power::OFF, Ordering::Release);
+            }
+            r
+        }
+        Call::CpuOff => {
+            let me = me();
+            me.power.store(power::OFF, Ordering::Release);
+            me.mailbox
+                .close(&mut |req| answer(arch::core_index(), req), &mut || {
+                    arch::wfe()
+                });
+            arch::sev();
+            log::debug!("CPU_OFF");
+            let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
+            // Only a refusal returns: the core stays on.
+            core_state::come_online();
+            r
+        }
+        Call::CpuSuspend {
+            power_state,
+            entry,
+            context,
+        } => {
+            let Some(state) = PowerState::parse(power_state, m.power_state_format) else {
+                return ret::INVALID_PARAMETERS;
+            };
+            if state.kind == StateType::PowerDown && !in_guest_ram(entry) {
+                return ret::INVALID_ADDRESS;
+            }
+            // A virtual interrupt already pending would not wake the
+            // physical core: return at once, as a wake-up would.
+            let lrs = gic::HwListRegisters(m.list_registers);
+            if vgic::any_pending(&lrs) {
+                return ret::SUCCESS;
+            }
+            let me = me();
+            me.entry.store(entry, Ordering::Relaxed);
+            me.context.store(context, Ordering::Relaxed);
+            let idx = arch::core_index() as u64;
+            fw([
+                psci::CPU_SUSPEND_64 as u64,
+                power_state as u64,
+                arch::secondary_entry_address(),
+                idx | WARM_BOOT,
+            ])
+        }
+        Call::AffinityInfo {
+            target,
+            lowest_level,
+        } => {
+            if m.guest_cpu_index(target).is_none() {
+                return ret::INVALID_PARAMETERS;
+            }
+            fw([
+                psci::AFFINITY_INFO_64 as u64,
+                target,
+                lowest_level as u64,
+                0,
+            ])
+        }
+        Call::MigrateInfoType => fw([psci::MIGRATE_INFO_TYPE as u64, 0, 0, 0]),
+        Call::SystemOff => {
+            log::info!("guest asked for SYSTEM_OFF");
+            fw([psci::SYSTEM_OFF as u64, 0, 0, 0])
+        }
+        Call::SystemReset => {
+            log::info!("guest asked for SYSTEM_RESET");
+            fw([psci::SYSTEM_RESET as u64, 0, 0, 0])
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Injection of interrupts into the guest through the GICv3 virtual CPU
+//! interface (ICH_LR<n>_EL2), with a pending set for when the list
+//! registers are full.
+//!
+//! Physical PPIs and SPIs are injected with the HW bit, so that the guest's
+//! deactivation of the virtual interrupt deactivates the physical one: the
+//! physical interrupt stays active until then and cannot be taken again, so
+//! it is never queued twice. SGIs are purely virtual (the architecture does
+//! not allow HW = 1 for an SGI's pINTID): a new SGI that finds the same SGI
+//! already pending in a list register merges with it, one that finds it
+//! active makes it active-and-pending, as a physical GIC would.
+//!
+//! When every list register is in use, the interrupt waits in a per-core
+//! pending set and the maintenance interrupt (ICH_HCR_EL2.NPIE: "no pending
+//! list register") calls EL2 back to refill.
+
+/// List register fields (GICv3, ICH_LR<n>_EL2).
+pub mod lr {
+    /// State: pending.
+    pub const PENDING: u64 = 1 << 62;
+    /// State: active.
+    pub const ACTIVE: u64 = 1 << 63;
+    /// State mask.
+    pub const STATE: u64 = PENDING | ACTIVE;
+    /// Hardware interrupt: deactivating the virtual one deactivates pINTID.
+    pub const HW: u64 = 1 << 61;
+    /// Group 1.
+    pub const GROUP1: u64 = 1 << 60;
+
+    /// A pending group-1 list register value.
+    pub const fn pending(intid: u32, priority: u8, hw: bool) -> u64 {
+        let mut v = PENDING | GROUP1 | ((priority as u64) << 48) | intid as u64;
+        if hw {
+            v |= HW | ((intid as u64 & 0x1fff) << 32);
+        }
+        v
+    }
+
+    /// The virtual INTID in a list register value.
+    pub const fn vintid(v: u64) -> u32 {
+        v as u32
+    }
+}
+
+/// The list registers of this core, as hardware or as a test fake.
+pub trait ListRegisters {
+    /// How many list registers there are (ICH_VTR_EL2.ListRegs + 1).
+    fn count(&self) -> usize;
+    /// Reads list register `n`.
+    fn read(&self, n: usize) -> u64;
+    /// Writes list register `n`.
+    fn write(&mut self, n: usize, v: u64);
+    /// Sets or clears ICH_HCR_EL2.NPIE.
+    fn set_refill_interrupt(&mut self, on: bool);
+}
+
+/// Interrupts waiting for a free list register, with their priorities.
+#[derive(Debug)]
+pub struct Pending {
+    bits: [u64; 16],
+    priority: [u8; 1024],
+    count: usize,
+}
+
+/// The highest INTID the pending set holds (SPIs end at 1019).
+pub const MAX_INTID: u32 = 1019;
+/// SGIs are 0..16; they are the virtual-only interrupts.
+pub const SGI_COUNT: u32 = 16;
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pending {
+    /// An empty set.
+    pub const fn new() -> Pending {
+        Pending {
+            bits: [0; 16],
+            priority: [0; 1024],
+            count: 0,
+        }
+    }
+
+    /// How many interrupts wait.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Is nothing waiting?
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn insert(&mut self, intid: u32, priority: u8) {
+        let (w, b) = ((intid / 64) as usize, intid % 64);
+        if self.bits[w] & (1 << b) == 0 {
+            self.bits[w] |= 1 << b;
+            self.count += 1;
+        }
+        self.priority[intid as usize] = priority;
+    }
+
+    fn take_first(&mut self) -> Option<(u32, u8)> {
+        let w = self.bits.iter().position(|&w| w != 0)?;
+        let b = self.bits[w].trailing_zeros();
+        self.bits[w] &= !(1 << b);
+        self.count -= 1;
+        let intid = w as u32 * 64 + b;
+        Some((intid, self.priority[intid as usize]))
+    }
+}
+
+/// Queues `intid` for the guest and fills list registers. INTIDs above
+/// `MAX_INTID` (special and LPI ranges) are ignored: EL2 never forwards them.
+pub fn inject(lrs: &mut dyn ListRegisters, pending: &mut Pending, intid: u32, priority: u8) {
+    if intid > MAX_INTID {
+        return;
+    }
+    pending.insert(intid, priority);
+    flush(lrs, pending);
+}
+
+/// Moves waiting interrupts into free list registers; asks for the refill
+/// interrupt while some still wait.
+pub fn flush(lrs: &mut dyn ListRegisters, pending: &mut Pending) {
+    while let Some((intid, priority)) = pending.take_first() {
+        if !place(lrs, intid, priority) {
+            pending.insert(intid, priority);
+            break;
+        }
+    }
+    lrs.set_refill_interrupt(!pending.is_empty());
+}
+
+/// Puts one interrupt in a list register. False if none is free.
+fn place(lrs: &mut dyn ListRegisters, intid: u32, priority: u8) -> bool {
+    let mut free = None;
+    for n in 0..lrs.count() {
+        let v = lrs.read(n);
+        if v & lr::STATE == 0 {
+            free.get_or_insert(n);
+            continue;
+        }
+        if lr::vintid(v) == intid {
+            // The same INTID in two list registers is UNPREDICTABLE: merge.
+            if v & lr::PENDING == 0 {
+                lrs.write(n, v | lr::PENDING);
+            }
+            return true;
+        }
+    }
+    match free {
+        Some(n) => {
+            lrs.write(n, lr::pending(intid, priority, intid >= SGI_COUNT));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Does any list register hold a pending interrupt? (A core about to
+/// suspend must not: the physical wake-up would never come.)
+pub fn any_pending(lrs: &dyn ListRegisters) -> bool {
+    (0..lrs.count()).any(|n| lrs.read(n) & lr::PENDING != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake {
+        lrs: Vec<u64>,
+        npie: bool,
+    }
+
+    impl ListRegisters for Fake {
+        fn count(&self) -> usize {
+            self.lrs.len()
+        }
+        fn read(&self, n: usize) -> u64 {
+            self.lrs[n]
+        }
+        fn write(&mut self, n: usize, v: u64) {
+            self.lrs[n] = v;
+        }
+        fn set_refill_interrupt(&mut self, on: bool) {
+            self.npie = on;
+        }
+    }
+
+    fn fake(n: usize) -> Fake {
+        Fake {
+            lrs: vec![0; n],
+            npie: false,
+        }
+    }
+
+    #[test]
+    fn ppi_and_spi_are_hardware_sgi_is_virtual() {
+        let mut f = fake(4);
+        let mut p = Pending::new();
+        inject(&mut f, &mut p, 27, 0xa0);
+        inject(&mut f, &mut p, 1, 0x80);
+        assert_eq!(
+            f.lrs[0],
+            lr::PENDING | lr::GROUP1 | lr::HW | (27 << 32) | (0xa0 << 48) | 27
+        );
+        assert_eq!(f.lrs[1], lr::PENDING | lr::GROUP1 | (0x80 << 48) | 1);
+        assert!(!f.npie);
+    }
+
+    #[test]
+    fn a_second_sgi_merges_or_becomes_active_and_pending() {
+        let mut f = fake(4);
+        let mut p = Pending::new();
+        inject(&mut f, &mut p, 2, 0xa0);
+        inject(&mut f, &mut p, 2, 0xa0);
+        assert_eq!(f.lrs.iter().filter(|&&v| v != 0).count(), 1, "merged");
+        // The guest acknowledged it: the list register is now active.
+        f.lrs[0] = (f.lrs[0] & !lr::STATE) | lr::ACTIVE;
+        inject(&mut f, &mut p, 2, 0xa0);
+        assert_eq!(f.lrs[0] & lr::STATE, lr::STATE, "active and pending");
+        assert_eq!(f.lrs.iter().filter(|&&v| v != 0).count(), 1);
+    }
+
+    #[test]
+    fn overflow_waits_and_refills_in_order() {
+        let mut f = fake(2);
+        let mut p = Pending::new();
+        for intid in [33, 34, 35, 3] {
+            inject(&mut f, &mut p, intid, 0xa0);
+        }
+        assert_eq!(p.len(), 2);
+        assert!(f.npie, "refill interrupt requested");
+        // The guest handled both: list registers empty again.
+        f.lrs = vec![0, 0];
+        flush(&mut f, &mut p);
+        let mut got: Vec<u32> = f.lrs.iter().map(|&v| lr::vintid(v)).collect();
+        got.sort();
+        assert_eq!(got, vec![3, 35]);
+        assert!(p.is_empty());
+        assert!(!f.npie, "refill interrupt no longer needed");
+    }
+
+    #[test]
+    fn special_intids_are_not_forwarded() {
+        let mut f = fake(2);
+        let mut p = Pending::new();
+        for intid in [1020, 1023, 8192] {
+            inject(&mut f, &mut p, intid, 0);
+        }
+        assert!(f.lrs.iter().all(|&v| v == 0));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn pending_detection() {
+        let mut f = fake(4);
+        assert!(!any_pending(&f));
+        f.lrs[3] = lr::ACTIVE | 5;
+        assert!(!any_pending(&f));
+        f.lrs[2] = lr::pending(27, 0, true);
+        assert!(any_pending(&f));
+    }
+}
