@@ -1302,3 +1302,1785 @@ fn chosen_initrd(chosen: FdtNode<'_, '_>) -> Result<Option<Range>, DtbError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3,dumpdtb=...
+    /// -cpu max -smp 4 -m 1G -kernel /dev/null -append "console=ttyAMA0 foo=bar"
+    /// -initrd <3000 bytes>` (QEMU 7.2), trailing free space trimmed.
+    static SMP4: &[u8] = include_bytes!("dtb_testdata/qemu-virt-smp4.dtb");
+    /// The DTB QEMU 7.2 placed in guest RAM when given an -smp 8 dumped DTB
+    /// with `-dtb` and a raw kernel: libfdt edits left 54 FDT_NOP tokens.
+    static SMP8_NOP: &[u8] = include_bytes!("dtb_testdata/qemu-virt-smp8-nop.dtb");
+
+    const SCRATCH: usize = 64 * 1024;
+    const GIB: u64 = 1 << 30;
+
+    fn parse_blob(blob: &[u8]) -> Result<Platform, DtbError> {
+        let mut scratch = vec![0u8; SCRATCH];
+        parse(blob, &mut scratch)
+    }
+
+    fn get_be32(blob: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(blob[at..at + 4].try_into().unwrap())
+    }
+
+    fn set_be32(blob: &mut [u8], at: usize, v: u32) {
+        blob[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Offsets (from the start of the blob) and values of every token in a
+    /// well-formed blob's structure block.
+    fn tokens(blob: &[u8]) -> Vec<(usize, u32)> {
+        let start = get_be32(blob, 8) as usize;
+        let strings = get_be32(blob, 12) as usize;
+        let mut pos = start;
+        let mut out = Vec::new();
+        loop {
+            let t = get_be32(blob, pos);
+            out.push((pos, t));
+            pos += match t {
+                FDT_BEGIN_NODE => {
+                    let name = blob[pos + 4..].iter().position(|&b| b == 0).unwrap();
+                    4 + ((name + 1 + 3) & !3)
+                }
+                FDT_PROP => 12 + ((get_be32(blob, pos + 4) as usize + 3) & !3),
+                FDT_END => return out,
+                _ => 4,
+            };
+            assert!(pos < strings.max(blob.len()));
+        }
+    }
+
+    /// A minimal FDT writer: a version 17 header, an empty memory
+    /// reservation block, the structure block, the strings block.
+    #[derive(Default)]
+    struct Builder {
+        structure: Vec<u8>,
+        strings: Vec<u8>,
+        /// Put an FDT_NOP before every token and after every node.
+        nops: bool,
+    }
+
+    impl Builder {
+        fn new() -> Self {
+            Self::default()
+        }
+
+        fn with_nops(nops: bool) -> Self {
+            Self {
+                nops,
+                ..Self::default()
+            }
+        }
+
+        fn word(&mut self, w: u32) -> &mut Self {
+            self.structure.extend_from_slice(&w.to_be_bytes());
+            self
+        }
+
+        fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+            self.structure.extend_from_slice(bytes);
+            self
+        }
+
+        fn pad(&mut self) {
+            while self.structure.len() % 4 != 0 {
+                self.structure.push(0);
+            }
+        }
+
+        fn nop(&mut self) -> &mut Self {
+            if self.nops {
+                self.word(FDT_NOP);
+            }
+            self
+        }
+
+        fn begin(&mut self, name: &str) -> &mut Self {
+            self.nop()
+                .word(FDT_BEGIN_NODE)
+                .raw(name.as_bytes())
+                .raw(&[0]);
+            self.pad();
+            self.nop()
+        }
+
+        fn end(&mut self) -> &mut Self {
+            self.nop().word(FDT_END_NODE).nop()
+        }
+
+        fn name_offset(&mut self, name: &str) -> u32 {
+            let mut key = name.as_bytes().to_vec();
+            key.push(0);
+            let found = (0..self.strings.len()).find(|&p| {
+                (p == 0 || self.strings[p - 1] == 0) && self.strings[p..].starts_with(&key)
+            });
+            found.unwrap_or_else(|| {
+                let at = self.strings.len();
+                self.strings.extend_from_slice(&key);
+                at
+            }) as u32
+        }
+
+        fn prop_at(&mut self, name_offset: u32, value: &[u8]) -> &mut Self {
+            self.nop()
+                .word(FDT_PROP)
+                .word(value.len() as u32)
+                .word(name_offset)
+                .raw(value);
+            self.pad();
+            self
+        }
+
+        fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
+            let off = self.name_offset(name);
+            self.prop_at(off, value)
+        }
+
+        fn prop_str(&mut self, name: &str, s: &str) -> &mut Self {
+            let mut v = s.as_bytes().to_vec();
+            v.push(0);
+            self.prop(name, &v)
+        }
+
+        fn prop_cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
+            let v: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+            self.prop(name, &v)
+        }
+
+        fn prop_u32(&mut self, name: &str, v: u32) -> &mut Self {
+            self.prop_cells(name, &[v])
+        }
+
+        /// The blob with FDT_END appended.
+        fn finish(&self) -> Vec<u8> {
+            let mut structure = self.structure.clone();
+            structure.extend_from_slice(&FDT_END.to_be_bytes());
+            self.finish_raw(&structure)
+        }
+
+        /// The blob with exactly `structure` as the structure block.
+        fn finish_raw(&self, structure: &[u8]) -> Vec<u8> {
+            let off_rsv = 40;
+            let off_struct = off_rsv + 16;
+            let off_strings = off_struct + structure.len();
+            let total = off_strings + self.strings.len();
+            let header = [
+                FDT_MAGIC,
+                total as u32,
+                off_struct as u32,
+                off_strings as u32,
+                off_rsv as u32,
+                17,
+                16,
+                0,
+                self.strings.len() as u32,
+                structure.len() as u32,
+            ];
+            let mut blob: Vec<u8> = header.iter().flat_map(|w| w.to_be_bytes()).collect();
+            blob.extend_from_slice(&[0; 16]);
+            blob.extend_from_slice(structure);
+            blob.extend_from_slice(&self.strings);
+            assert_eq!(blob.len(), total);
+            blob
+        }
+    }
+
+    /// A number as `n` big-endian cells.
+    fn cells(v: u64, n: u32) -> Vec<u32> {
+        match n {
+            1 => vec![u32::try_from(v).unwrap()],
+            2 => vec![(v >> 32) as u32, v as u32],
+            n => [vec![0; n as usize - 2], cells(v, 2)].concat(),
+        }
+    }
+
+    fn reg(entries: &[(u64, u64)], ac: u32, sc: u32) -> Vec<u32> {
+        entries
+            .iter()
+            .flat_map(|&(a, s)| [cells(a, ac), cells(s, sc)].concat())
+            .collect()
+    }
+
+    /// A QEMU-virt-like machine, with knobs to break it.
+    #[derive(Clone)]
+    struct Spec {
+        nops: bool,
+        /// `None` leaves the root without #address-cells/#size-cells.
+        root_cells: Option<(u32, u32)>,
+        memory: Vec<(u64, u64)>,
+        /// `None` leaves out /cpus.
+        cpus: Option<Vec<u64>>,
+        cpu_address_cells: u32,
+        gic: bool,
+        psci: bool,
+        psci_method: Option<&'static str>,
+        uart: bool,
+        bootargs: Option<Vec<u8>>,
+        initrd: Option<(u64, u64)>,
+    }
+
+    impl Default for Spec {
+        fn default() -> Self {
+            Self {
+                nops: false,
+                root_cells: Some((2, 2)),
+                memory: vec![(0x4000_0000, GIB)],
+                cpus: Some(vec![0, 1, 2, 3]),
+                cpu_address_cells: 1,
+                gic: true,
+                psci: true,
+                psci_method: Some("smc"),
+                uart: true,
+                bootargs: Some(b"console=ttyAMA0".to_vec()),
+                initrd: Some((0x4800_0000, 0x4800_1000)),
+            }
+        }
+    }
+
+    fn build(spec: &Spec) -> Vec<u8> {
+        let mut b = Builder::with_nops(spec.nops);
+        b.begin("");
+        if let Some((ac, sc)) = spec.root_cells {
+            b.prop_u32("#address-cells", ac).prop_u32("#size-cells", sc);
+        }
+        let (ac, sc) = spec.root_cells.unwrap_or((2, 1));
+        b.prop_str("compatible", "linux,dummy-virt");
+        if spec.psci {
+            b.begin("psci")
+                .prop("compatible", b"arm,psci-1.0\0arm,psci-0.2\0arm,psci\0");
+            if let Some(m) = spec.psci_method {
+                b.prop_str("method", m);
+            }
+            b.end();
+        }
+        for &(base, size) in &spec.memory {
+            b.begin(&format!("memory@{base:x}"))
+                .prop_cells("reg", &reg(&[(base, size)], ac, sc))
+                .prop_str("device_type", "memory")
+                .end();
+        }
+        if spec.gic {
+            b.begin("intc@8000000")
+                .prop_str("compatible", "arm,gic-v3")
+                .prop_cells(
+                    "reg",
+                    &reg(&[(0x0800_0000, 0x1_0000), (0x080a_0000, 0xf6_0000)], ac, sc),
+                )
+                .prop("interrupt-controller", &[])
+                .end();
+        }
+        if spec.uart {
+            b.begin("pl011@9000000")
+                .prop("compatible", b"arm,pl011\0arm,primecell\0")
+                .prop_cells("reg", &reg(&[(0x0900_0000, 0x1000)], ac, sc))
+                .end();
+        }
+        if let Some(cpus) = &spec.cpus {
+            b.begin("cpus")
+                .prop_u32("#address-cells", spec.cpu_address_cells)
+                .prop_u32("#size-cells", 0);
+            b.begin("cpu-map")
+                .begin("cluster0")
+                .begin("core0")
+                .prop_u32("cpu", 1)
+                .end()
+                .end()
+                .end();
+            for (i, &mpidr) in cpus.iter().enumerate() {
+                b.begin(&format!("cpu@{i}"))
+                    .prop_cells("reg", &cells(mpidr, spec.cpu_address_cells))
+                    .prop_str("enable-method", "psci")
+                    .prop_str("compatible", "arm,cortex-a57")
+                    .prop_str("device_type", "cpu")
+                    .end();
+            }
+            b.end();
+        }
+        b.begin("chosen");
+        if let Some(args) = &spec.bootargs {
+            let mut v = args.clone();
+            v.push(0);
+            b.prop("bootargs", &v);
+        }
+        if let Some((start, end)) = spec.initrd {
+            b.prop_cells("linux,initrd-start", &cells(start, 2))
+                .prop_cells("linux,initrd-end", &cells(end, 2));
+        }
+        if spec.uart {
+            b.prop_str("stdout-path", "/pl011@9000000");
+        }
+        b.end();
+        b.end();
+        b.finish()
+    }
+
+    fn parse_spec(spec: &Spec) -> Result<Platform, DtbError> {
+        parse_blob(&build(spec))
+    }
+
+    // ---------------------------------------------------------------- QEMU
+
+    #[test]
+    fn qemu_smp4_fixture_gives_the_values_qemu_reported() {
+        let p = parse_blob(SMP4).unwrap();
+        assert_eq!(p.memory(), &[Range::new(0x4000_0000, GIB)]);
+        assert_eq!(p.cpus(), &[0, 1, 2, 3]);
+        assert_eq!(p.gicd, Range::new(0x0800_0000, 0x1_0000));
+        assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
+        assert_eq!(p.psci, PsciMethod::Smc);
+        assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        assert_eq!(p.bootargs(), "console=ttyAMA0 foo=bar");
+        assert_eq!(p.initrd, Some(Range::new(0x4800_0000, 3000)));
+        assert_eq!(total_size(SMP4), Ok(SMP4.len()));
+    }
+
+    #[test]
+    fn qemu_smp8_fixture_with_nops_parses() {
+        let nops = tokens(SMP8_NOP).iter().filter(|t| t.1 == FDT_NOP).count();
+        assert_eq!(nops, 54, "the fixture should still hold QEMU's NOPs");
+        // Why NOPs are stripped first: the fdt crate alone loses nodes.
+        let raw = Fdt::new(SMP8_NOP).unwrap();
+        assert!(raw.find_node("/cpus").is_none());
+
+        let p = parse_blob(SMP8_NOP).unwrap();
+        assert_eq!(p.memory(), &[Range::new(0x4000_0000, GIB)]);
+        assert_eq!(p.cpus(), &[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(p.gicd, Range::new(0x0800_0000, 0x1_0000));
+        assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
+        assert_eq!(p.psci, PsciMethod::Smc);
+        assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        assert_eq!(p.bootargs(), "console=ttyAMA0");
+        assert_eq!(p.initrd, None);
+        assert_eq!(p.cpu_index(0x8000_0005), Some(5));
+    }
+
+    #[test]
+    fn qemu_totalsize_with_free_space_and_longer_blob() {
+        // QEMU declares totalsize = 1 MiB, mostly free space; the scratch
+        // only needs the used part.
+        let mut padded = SMP4.to_vec();
+        padded.resize(1 << 20, 0);
+        set_be32(&mut padded, 4, 1 << 20);
+        let mut scratch = [0u8; 12 * 1024];
+        assert_eq!(parse(&padded, &mut scratch), parse_blob(SMP4));
+        // Bytes past totalsize are not looked at.
+        let mut longer = SMP4.to_vec();
+        longer.extend_from_slice(&[0xff; 100]);
+        assert_eq!(parse_blob(&longer), parse_blob(SMP4));
+        // And the rebuilt copy parses the same as the original.
+        let mut copy = vec![0u8; SCRATCH];
+        let len = sanitize(SMP8_NOP, &mut copy).unwrap();
+        assert!(len < SMP8_NOP.len());
+        assert!(tokens(&copy[..len]).iter().all(|t| t.1 != FDT_NOP));
+        assert_eq!(parse_blob(&copy[..len]), parse_blob(SMP8_NOP));
+    }
+
+    #[test]
+    fn scratch_too_small() {
+        let mut scratch = [0u8; 1024];
+        match parse(SMP4, &mut scratch) {
+            Err(DtbError::TooLarge {
+                size,
+                scratch: 1024,
+                // QEMU leaves 8 bytes between its 40-byte header and the
+                // reservation block at 0x30; the rebuilt copy does not.
+            }) => assert_eq!(size, SMP4.len() - 8),
+            other => panic!("{other:?}"),
+        }
+        let mut exact = vec![0u8; SMP4.len() - 8];
+        assert!(parse(SMP4, &mut exact).is_ok());
+        let mut short = vec![0u8; SMP4.len() - 9];
+        assert!(matches!(
+            parse(SMP4, &mut short),
+            Err(DtbError::TooLarge { .. })
+        ));
+    }
+
+    // ------------------------------------------------------------- header
+
+    #[test]
+    fn total_size_checks_magic_and_limits() {
+        assert_eq!(total_size(&[]), Err(DtbError::NotFound));
+        assert_eq!(
+            total_size(&[0xd0, 0x0d]),
+            Err(DtbError::Truncated {
+                needed: 8,
+                available: 2
+            })
+        );
+        assert_eq!(
+            total_size(&SMP4[..6]),
+            Err(DtbError::Truncated {
+                needed: 8,
+                available: 6
+            })
+        );
+        assert_eq!(total_size(&SMP4[..8]), Ok(SMP4.len()));
+        assert_eq!(
+            total_size(&[0, 0, 0, 0, 0, 0, 1, 0]),
+            Err(DtbError::BadMagic(0))
+        );
+        let mut h = SMP4[..40].to_vec();
+        set_be32(&mut h, 4, 20);
+        assert!(matches!(total_size(&h), Err(DtbError::Malformed(_))));
+        set_be32(&mut h, 4, 0x7fff_ffff);
+        assert_eq!(
+            total_size(&h),
+            Err(DtbError::TotalSizeTooLarge {
+                size: 0x7fff_ffff,
+                limit: MAX_TOTAL_SIZE
+            })
+        );
+    }
+
+    #[test]
+    fn zero_length_and_bad_magic() {
+        assert_eq!(parse_blob(&[]), Err(DtbError::NotFound));
+        let mut blob = SMP4.to_vec();
+        blob[0] = 0xfe;
+        assert_eq!(parse_blob(&blob), Err(DtbError::BadMagic(0xfe0d_feed)));
+        let zeros = [0u8; 64];
+        assert_eq!(parse_blob(&zeros), Err(DtbError::BadMagic(0)));
+    }
+
+    #[test]
+    fn truncated_blobs() {
+        assert_eq!(
+            parse_blob(&SMP4[..SMP4.len() - 1]),
+            Err(DtbError::Truncated {
+                needed: SMP4.len(),
+                available: SMP4.len() - 1
+            })
+        );
+        for len in (1..SMP4.len()).step_by(7) {
+            let err = parse_blob(&SMP4[..len]).unwrap_err();
+            assert!(matches!(err, DtbError::Truncated { .. }), "{len}: {err:?}");
+        }
+        // totalsize larger than the blob.
+        let mut blob = SMP4.to_vec();
+        set_be32(&mut blob, 4, SMP4.len() as u32 + 4);
+        assert_eq!(
+            parse_blob(&blob),
+            Err(DtbError::Truncated {
+                needed: SMP4.len() + 4,
+                available: SMP4.len()
+            })
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let good = build(&Spec::default());
+        for (version, last) in [(15, 15), (1, 1), (17, 18), (0xffff_ffff, 0xffff_ffff)] {
+            let mut blob = good.clone();
+            set_be32(&mut blob, 20, version);
+            set_be32(&mut blob, 24, last);
+            assert_eq!(
+                parse_blob(&blob),
+                Err(DtbError::BadVersion {
+                    version,
+                    last_compatible: last
+                })
+            );
+        }
+        // A later version readable by a version 17 reader is fine.
+        let mut blob = good.clone();
+        set_be32(&mut blob, 20, 18);
+        assert_eq!(parse_blob(&blob), parse_blob(&good));
+        // Version 16 has no size_dt_struct: garbage there is ignored and the
+        // structure block ends at FDT_END.
+        let mut blob = good.clone();
+        set_be32(&mut blob, 20, 16);
+        set_be32(&mut blob, 36, 0xdead_beef);
+        assert_eq!(parse_blob(&blob), parse_blob(&good));
+    }
+
+    #[test]
+    fn block_layout_errors() {
+        let good = build(&Spec::default());
+        let total = good.len() as u32;
+        let cases: &[(usize, u32)] = &[
+            (16, 44),        // reservation block misaligned
+            (16, 8),         // reservation block inside the header
+            (16, total - 8), // no room for its terminator
+            (8, 58),         // structure block misaligned
+            (8, 16),         // structure block inside the header
+            (36, 6),         // size_dt_struct not a multiple of 4
+            (36, total),     // structure block past totalsize
+            (12, 4),         // strings block inside the header
+            (32, total),     // strings block past totalsize
+            (12, 56),        // strings block overlaps the structure block
+            (16, 56),        // reservation block overlaps the structure block
+        ];
+        for &(field, value) in cases {
+            let mut blob = good.clone();
+            set_be32(&mut blob, field, value);
+            let err = parse_blob(&blob).unwrap_err();
+            assert!(
+                matches!(err, DtbError::Malformed(_)),
+                "field {field} = {value}: {err:?}"
+            );
+        }
+        // A reservation entry is allowed and skipped.
+        let mut b = Builder::new();
+        b.begin("").end();
+        let mut blob = b.finish();
+        let mut with_rsv = blob[..40].to_vec();
+        with_rsv.extend_from_slice(&[0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0]);
+        with_rsv.extend_from_slice(&blob[40..]);
+        for field in [4, 8, 12] {
+            let v = get_be32(&with_rsv, field);
+            set_be32(&mut with_rsv, field, v + 16);
+        }
+        assert_eq!(parse_blob(&with_rsv), Err(DtbError::NoMemory));
+        set_be32(&mut blob, 16, 41);
+        assert!(matches!(parse_blob(&blob), Err(DtbError::Malformed(_))));
+    }
+
+    // ---------------------------------------------------------- structure
+
+    fn malformed(blob: &[u8]) -> &'static str {
+        match parse_blob(blob) {
+            Err(DtbError::Malformed(why)) => why,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nops_anywhere_parse_identically() {
+        let plain = parse_spec(&Spec::default()).unwrap();
+        let blob = build(&Spec {
+            nops: true,
+            ..Spec::default()
+        });
+        assert!(tokens(&blob).iter().filter(|t| t.1 == FDT_NOP).count() > 50);
+        assert_eq!(parse_blob(&blob), Ok(plain));
+        // NOPs before the root and right before FDT_END, too.
+        let mut b = Builder::new();
+        b.word(FDT_NOP).word(FDT_NOP);
+        let inner = build(&Spec::default());
+        let off = get_be32(&inner, 8) as usize;
+        let size = get_be32(&inner, 36) as usize;
+        b.raw(&inner[off..off + size - 4]).word(FDT_NOP);
+        b.strings = inner[get_be32(&inner, 12) as usize..].to_vec();
+        assert_eq!(parse_blob(&b.finish()), parse_spec(&Spec::default()));
+    }
+
+    #[test]
+    fn built_platform_values() {
+        let p = parse_spec(&Spec::default()).unwrap();
+        assert_eq!(p.memory(), &[Range::new(0x4000_0000, GIB)]);
+        assert_eq!(p.cpus(), &[0, 1, 2, 3]);
+        assert_eq!(p.gicd, Range::new(0x0800_0000, 0x1_0000));
+        assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
+        assert_eq!(p.psci, PsciMethod::Smc);
+        assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        assert_eq!(p.bootargs(), "console=ttyAMA0");
+        assert_eq!(p.initrd, Some(Range::new(0x4800_0000, 0x1000)));
+    }
+
+    #[test]
+    fn unterminated_node_name() {
+        let mut b = Builder::new();
+        b.begin("").word(FDT_BEGIN_NODE).raw(b"abcd");
+        assert_eq!(
+            malformed(&b.finish_raw(&b.structure.clone())),
+            "a node name is not NUL-terminated"
+        );
+    }
+
+    #[test]
+    fn bad_node_names() {
+        let mut b = Builder::new();
+        b.begin("root");
+        b.end();
+        assert_eq!(malformed(&b.finish()), "the root node has a name");
+        for name in ["", "a/b", "sp ace", "\u{e9}"] {
+            let mut b = Builder::new();
+            b.begin("").begin(name).end().end();
+            assert_eq!(
+                malformed(&b.finish()),
+                "a node name is empty or has invalid characters"
+            );
+        }
+    }
+
+    #[test]
+    fn property_names_in_the_strings_block() {
+        let mut b = Builder::new();
+        b.begin("").prop("x", b"1").prop_at(2, b"").end();
+        assert_eq!(
+            malformed(&b.finish()),
+            "a property name offset lies outside the strings block"
+        );
+        let mut b = Builder::new();
+        b.begin("").prop_at(0xffff_fff0, b"").end();
+        assert_eq!(
+            malformed(&b.finish()),
+            "a property name offset lies outside the strings block"
+        );
+        let mut b = Builder::new();
+        b.begin("").prop("x", b"1").end();
+        b.strings = b"xy".to_vec();
+        assert_eq!(
+            malformed(&b.finish()),
+            "a property name is not NUL-terminated in the strings block"
+        );
+        for bad in [&b"\0"[..], b"a b\0", b"\xff\0"] {
+            let mut b = Builder::new();
+            b.begin("").prop_at(0, b"").end();
+            b.strings = bad.to_vec();
+            assert_eq!(
+                malformed(&b.finish()),
+                "a property name is empty or has invalid characters"
+            );
+        }
+    }
+
+    #[test]
+    fn property_values_stay_inside_the_block() {
+        let mut b = Builder::new();
+        b.begin("").prop("x", b"abcd").end();
+        let mut blob = b.finish();
+        let (at, _) = tokens(&blob).into_iter().find(|t| t.1 == FDT_PROP).unwrap();
+        for len in [0x1000, 0xffff_fff0, u32::MAX] {
+            set_be32(&mut blob, at + 4, len);
+            assert_eq!(
+                malformed(&blob),
+                "a node name or property value runs past the structure block"
+            );
+        }
+        // A property header cut by the end of the block.
+        let mut b = Builder::new();
+        b.begin("").word(FDT_PROP).word(0);
+        assert_eq!(
+            malformed(&b.finish_raw(&b.structure.clone())),
+            "a property header runs past the structure block"
+        );
+    }
+
+    #[test]
+    fn token_stream_rules() {
+        let mut b = Builder::new();
+        b.begin("").begin("a").end().prop_str("late", "x").end();
+        assert_eq!(malformed(&b.finish()), "a property follows a child node");
+
+        let mut b = Builder::new();
+        b.prop_str("early", "x").begin("").end();
+        assert_eq!(malformed(&b.finish()), "a property lies outside every node");
+
+        let mut b = Builder::new();
+        b.begin("").end().begin("").end();
+        assert_eq!(malformed(&b.finish()), "there is more than one root node");
+
+        let mut b = Builder::new();
+        b.begin("").end().end();
+        assert_eq!(
+            malformed(&b.finish()),
+            "FDT_END_NODE has no matching FDT_BEGIN_NODE"
+        );
+
+        let mut b = Builder::new();
+        b.begin("").begin("a").end();
+        assert_eq!(
+            malformed(&b.finish()),
+            "FDT_END comes before the root node is closed"
+        );
+
+        let b = Builder::new();
+        assert_eq!(
+            malformed(&b.finish()),
+            "FDT_END comes before the root node is closed"
+        );
+
+        let mut b = Builder::new();
+        b.begin("").end();
+        assert_eq!(
+            malformed(&b.finish_raw(&b.structure.clone())),
+            "the structure block ends without FDT_END"
+        );
+
+        let mut b = Builder::new();
+        b.begin("").end().word(FDT_END).word(FDT_NOP);
+        assert_eq!(
+            malformed(&b.finish_raw(&b.structure.clone())),
+            "data follows FDT_END in the structure block"
+        );
+
+        for token in [0, 5, 6, 7, 8, 10, 0xffff_ffff] {
+            let mut b = Builder::new();
+            b.begin("").word(token).end();
+            assert_eq!(
+                malformed(&b.finish()),
+                "the structure block holds an unknown token"
+            );
+        }
+    }
+
+    #[test]
+    fn depth_bomb() {
+        let nested = |levels: usize| {
+            let mut b = Builder::new();
+            b.begin("");
+            for _ in 1..levels {
+                b.begin("n");
+            }
+            for _ in 0..levels {
+                b.end();
+            }
+            b.finish()
+        };
+        // MAX_DEPTH levels are fine (no memory, but structurally valid).
+        assert_eq!(parse_blob(&nested(MAX_DEPTH)), Err(DtbError::NoMemory));
+        assert_eq!(
+            malformed(&nested(MAX_DEPTH + 1)),
+            "nodes are nested more than 16 levels deep"
+        );
+        assert_eq!(
+            malformed(&nested(10_000)),
+            "nodes are nested more than 16 levels deep"
+        );
+    }
+
+    // ------------------------------------------------------------ content
+
+    #[test]
+    fn missing_cpus() {
+        assert_eq!(
+            parse_spec(&Spec {
+                cpus: None,
+                ..Spec::default()
+            }),
+            Err(DtbError::NoCpus)
+        );
+        assert_eq!(
+            parse_spec(&Spec {
+                cpus: Some(vec![]),
+                ..Spec::default()
+            }),
+            Err(DtbError::NoCpus)
+        );
+    }
+
+    #[test]
+    fn cpu_counts_and_ids() {
+        let nine: Vec<u64> = (0..9).collect();
+        assert_eq!(
+            parse_spec(&Spec {
+                cpus: Some(nine),
+                ..Spec::default()
+            }),
+            Err(DtbError::TooManyCpus(9))
+        );
+        let eight: Vec<u64> = (0..8).map(|i| 0x100 | i).collect();
+        let p = parse_spec(&Spec {
+            cpus: Some(eight.clone()),
+            ..Spec::default()
+        })
+        .unwrap();
+        assert_eq!(p.cpus(), &eight[..]);
+        assert_eq!(p.cpu_index(0x8000_0103), Some(3));
+        assert_eq!(
+            p.cpu_index(0x8100_0103),
+            Some(3),
+            "U and MT bits are not affinity"
+        );
+        assert_eq!(p.cpu_index(0x3), None);
+
+        assert_eq!(
+            parse_spec(&Spec {
+                cpus: Some(vec![0, 1, 1]),
+                ..Spec::default()
+            }),
+            Err(DtbError::DuplicateCpu(1))
+        );
+        // Two-cell reg with Aff3.
+        let spec = Spec {
+            cpus: Some(vec![0x12_0000_0001, 0x12_0000_0002]),
+            cpu_address_cells: 2,
+            ..Spec::default()
+        };
+        assert_eq!(
+            parse_spec(&spec).unwrap().cpus(),
+            &[0x12_0000_0001, 0x12_0000_0002]
+        );
+        // Bits outside the affinity fields do not belong in a cpu reg.
+        let spec = Spec {
+            cpus: Some(vec![0x8000_0000]),
+            ..Spec::default()
+        };
+        assert_eq!(
+            parse_spec(&spec),
+            Err(DtbError::BadProperty {
+                node: "cpu",
+                property: "reg"
+            })
+        );
+        let spec = Spec {
+            cpus: Some(vec![0]),
+            cpu_address_cells: 2,
+            ..Spec::default()
+        };
+        let mut blob = build(&spec);
+        // Make /cpus #address-cells say 3.
+        let cpus_cells = tokens(&blob)
+            .into_iter()
+            .filter(|t| {
+                t.1 == FDT_PROP && get_be32(&blob, t.0 + 4) == 4 && get_be32(&blob, t.0 + 12) == 2
+            })
+            .last()
+            .unwrap();
+        set_be32(&mut blob, cpus_cells.0 + 12, 3);
+        assert_eq!(
+            parse_blob(&blob),
+            Err(DtbError::BadProperty {
+                node: "cpu",
+                property: "#address-cells"
+            })
+        );
+    }
+
+    #[test]
+    fn memory_nodes() {
+        assert_eq!(
+            parse_spec(&Spec {
+                memory: vec![],
+                ..Spec::default()
+            }),
+            Err(DtbError::NoMemory)
+        );
+        assert_eq!(
+            parse_spec(&Spec {
+                memory: vec![(0x4000_0000, 0)],
+                ..Spec::default()
+            }),
+            Err(DtbError::NoMemory)
+        );
+        let spec = Spec {
+            memory: vec![(0x1_0000_0000, GIB), (0x4000_0000, 0), (0x4000_0000, GIB)],
+            ..Spec::default()
+        };
+        assert_eq!(
+            parse_spec(&spec).unwrap().memory(),
+            &[Range::new(0x4000_0000, GIB), Range::new(0x1_0000_0000, GIB)]
+        );
+        let spec = Spec {
+            memory: vec![(0x4000_0000, GIB), (0x7000_0000, GIB)],
+            ..Spec::default()
+        };
+        assert_eq!(
+            parse_spec(&spec),
+            Err(DtbError::OverlappingMemory(Range::new(0x7000_0000, GIB)))
+        );
+        let nine: Vec<(u64, u64)> = (0..9)
+            .map(|i| (0x4000_0000 + i * 0x100_0000, 0x1000))
+            .collect();
+        assert_eq!(
+            parse_spec(&Spec {
+                memory: nine,
+                ..Spec::default()
+            }),
+            Err(DtbError::TooManyMemoryRanges(9))
+        );
+        let spec = Spec {
+            memory: vec![(u64::MAX - 0xfff, 0x2000)],
+            ..Spec::default()
+        };
+        assert_eq!(
+            parse_spec(&spec),
+            Err(DtbError::BadProperty {
+                node: "memory",
+                property: "reg"
+            })
+        );
+
+        // Several pairs in one node.
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 2)
+            .prop_u32("#size-cells", 2);
+        b.begin("memory@0")
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &reg(&[(0x8000_0000, GIB), (0x4000_0000, GIB)], 2, 2))
+            .end();
+        b.end();
+        let mut scratch = vec![0u8; SCRATCH];
+        let layout = validate_guest(
+            &b.finish(),
+            &mut scratch,
+            &[Range::new(0, 4 * GIB)],
+            Range::new(0, 0x1000),
+            &[0],
+        );
+        assert_eq!(layout, Err(DtbError::NoCpus));
+    }
+
+    #[test]
+    fn reg_layouts() {
+        // #address-cells = <1>, #size-cells = <1> at the root.
+        let p = parse_spec(&Spec {
+            root_cells: Some((1, 1)),
+            ..Spec::default()
+        })
+        .unwrap();
+        assert_eq!(p.memory(), &[Range::new(0x4000_0000, GIB)]);
+        assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
+        assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        // Missing cell properties default to 2 and 1.
+        let p = parse_spec(&Spec {
+            root_cells: None,
+            ..Spec::default()
+        })
+        .unwrap();
+        assert_eq!(p.memory(), &[Range::new(0x4000_0000, GIB)]);
+        assert_eq!(p.gicd, Range::new(0x0800_0000, 0x1_0000));
+        // Unsupported cell counts.
+        assert_eq!(
+            parse_spec(&Spec {
+                root_cells: Some((3, 2)),
+                ..Spec::default()
+            }),
+            Err(DtbError::BadProperty {
+                node: "memory",
+                property: "#address-cells"
+            })
+        );
+        assert_eq!(
+            parse_spec(&Spec {
+                root_cells: Some((2, 3)),
+                ..Spec::default()
+            }),
+            Err(DtbError::BadProperty {
+                node: "memory",
+                property: "#size-cells"
+            })
+        );
+        // reg with the wrong length for 2+2 cells, and a malformed
+        // #address-cells (2 bytes).
+        let blob = build(&Spec::default());
+        let memory_reg = tokens(&blob)
+            .into_iter()
+            .find(|t| t.1 == FDT_PROP && get_be32(&blob, t.0 + 4) == 16)
+            .unwrap();
+        let mut short = blob.clone();
+        set_be32(&mut short, memory_reg.0 + 4, 12);
+        assert_eq!(
+            parse_blob(&short),
+            Err(DtbError::BadProperty {
+                node: "memory",
+                property: "reg"
+            })
+        );
+        let mut empty = blob.clone();
+        set_be32(&mut empty, memory_reg.0 + 4, 0);
+        assert_eq!(
+            parse_blob(&empty),
+            Err(DtbError::BadProperty {
+                node: "memory",
+                property: "reg"
+            })
+        );
+        let mut odd = blob.clone();
+        set_be32(&mut odd, 40 + 16 + 12 + 4, 2); // the root's first property: #address-cells
+        assert_eq!(
+            parse_blob(&odd),
+            Err(DtbError::BadProperty {
+                node: "memory",
+                property: "#address-cells"
+            })
+        );
+    }
+
+    /// A tree whose GIC and UART sit under a `/soc` bus.
+    fn soc_tree(ranges: Option<&[u32]>) -> Vec<u8> {
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 2)
+            .prop_u32("#size-cells", 2);
+        b.begin("memory@40000000")
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &reg(&[(0x4000_0000, GIB)], 2, 2))
+            .end();
+        b.begin("psci")
+            .prop_str("compatible", "arm,psci-0.2")
+            .prop_str("method", "hvc")
+            .end();
+        b.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        b.begin("cpu@0")
+            .prop_str("device_type", "cpu")
+            .prop_u32("reg", 0)
+            .end();
+        b.end();
+        b.begin("soc")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 1);
+        if let Some(r) = ranges {
+            b.prop_cells("ranges", r);
+        }
+        b.begin("interrupt-controller@0")
+            .prop_str("compatible", "arm,gic-v3")
+            .prop_cells("reg", &[0x0, 0x1_0000, 0xa_0000, 0xf6_0000])
+            .end();
+        b.begin("serial@1000000")
+            .prop_str("compatible", "arm,pl011")
+            .prop_cells("reg", &[0x100_0000, 0x1000])
+            .end();
+        b.end();
+        b.end();
+        b.finish()
+    }
+
+    #[test]
+    fn bus_ranges_are_translated() {
+        // child 0.. -> parent 0x0800_0000.., 32 MiB.
+        let p = parse_blob(&soc_tree(Some(&[0, 0, 0x0800_0000, 0x200_0000]))).unwrap();
+        assert_eq!(p.gicd, Range::new(0x0800_0000, 0x1_0000));
+        assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
+        assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        assert_eq!(p.psci, PsciMethod::Hvc);
+        assert_eq!(p.bootargs(), "");
+        assert_eq!(p.initrd, None);
+        // Empty ranges: identity.
+        let p = parse_blob(&soc_tree(Some(&[]))).unwrap();
+        assert_eq!(p.gicd, Range::new(0, 0x1_0000));
+        // No ranges: not memory-mapped.
+        let ranges_err = Err(DtbError::BadProperty {
+            node: "GICv3",
+            property: "ranges",
+        });
+        assert_eq!(parse_blob(&soc_tree(None)), ranges_err);
+        // A window that does not cover the registers.
+        assert_eq!(
+            parse_blob(&soc_tree(Some(&[0, 0, 0x0800_0000, 0x1000]))),
+            ranges_err
+        );
+        // Malformed ranges length.
+        assert_eq!(
+            parse_blob(&soc_tree(Some(&[0, 0, 0x0800_0000]))),
+            ranges_err
+        );
+        // Translation that overflows.
+        assert_eq!(
+            parse_blob(&soc_tree(Some(&[0, 0xffff_ffff, 0xffff_0000, 0x200_0000]))),
+            ranges_err
+        );
+    }
+
+    #[test]
+    fn gic() {
+        assert_eq!(
+            parse_spec(&Spec {
+                gic: false,
+                ..Spec::default()
+            }),
+            Err(DtbError::NoGicV3)
+        );
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 1);
+        b.begin("memory")
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &[0x4000_0000, 0x1000])
+            .end();
+        b.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        b.begin("cpu@0")
+            .prop_str("device_type", "cpu")
+            .prop_u32("reg", 0)
+            .end()
+            .end();
+        let base = b.structure.clone();
+        // Only a distributor.
+        b.begin("intc")
+            .prop_str("compatible", "arm,gic-v3")
+            .prop_cells("reg", &[0x0800_0000, 0x1_0000])
+            .end()
+            .end();
+        assert_eq!(
+            parse_blob(&b.finish()),
+            Err(DtbError::BadProperty {
+                node: "GICv3",
+                property: "reg"
+            })
+        );
+        // A zero-sized redistributor region.
+        b.structure = base.clone();
+        b.begin("intc")
+            .prop_str("compatible", "arm,gic-v3")
+            .prop_cells("reg", &[0x0800_0000, 0x1_0000, 0x080a_0000, 0])
+            .end()
+            .end();
+        assert_eq!(
+            parse_blob(&b.finish()),
+            Err(DtbError::BadProperty {
+                node: "GICv3",
+                property: "reg"
+            })
+        );
+        // A disabled GIC does not count; a GICv2 is not a GICv3.
+        b.structure = base.clone();
+        b.begin("intc@1")
+            .prop_str("compatible", "arm,gic-v3")
+            .prop_str("status", "disabled")
+            .prop_cells("reg", &[0x1000_0000, 0x1_0000, 0x1100_0000, 0x2_0000])
+            .end();
+        b.begin("intc@2")
+            .prop_str("compatible", "arm,cortex-a15-gic")
+            .prop_cells("reg", &[0x2000_0000, 0x1000, 0x2001_0000, 0x1000])
+            .end();
+        b.end();
+        assert_eq!(parse_blob(&b.finish()), Err(DtbError::NoGicV3));
+    }
+
+    #[test]
+    fn psci() {
+        assert_eq!(
+            parse_spec(&Spec {
+                psci: false,
+                ..Spec::default()
+            }),
+            Err(DtbError::NoPsci)
+        );
+        for method in [Some("foo"), Some(""), Some("smcc"), None] {
+            let spec = Spec {
+                psci_method: method,
+                ..Spec::default()
+            };
+            assert_eq!(
+                parse_spec(&spec),
+                Err(DtbError::BadPsciMethod),
+                "{method:?}"
+            );
+        }
+        let spec = Spec {
+            psci_method: Some("hvc"),
+            ..Spec::default()
+        };
+        assert_eq!(parse_spec(&spec).unwrap().psci, PsciMethod::Hvc);
+    }
+
+    #[test]
+    fn uart_selection() {
+        assert_eq!(
+            parse_spec(&Spec {
+                uart: false,
+                ..Spec::default()
+            }),
+            Err(DtbError::NoUart)
+        );
+        let tree = |stdout: &str, aliases: bool, first_status: &str| {
+            let mut b = Builder::new();
+            b.begin("")
+                .prop_u32("#address-cells", 1)
+                .prop_u32("#size-cells", 1);
+            b.begin("memory")
+                .prop_str("device_type", "memory")
+                .prop_cells("reg", &[0x4000_0000, 0x1000])
+                .end();
+            b.begin("cpus")
+                .prop_u32("#address-cells", 1)
+                .prop_u32("#size-cells", 0);
+            b.begin("cpu@0")
+                .prop_str("device_type", "cpu")
+                .prop_u32("reg", 0)
+                .end()
+                .end();
+            b.begin("gic")
+                .prop_str("compatible", "arm,gic-v3")
+                .prop_cells("reg", &[1 << 20, 0x1000, 2 << 20, 0x1000])
+                .end();
+            b.begin("psci")
+                .prop_str("compatible", "arm,psci")
+                .prop_str("method", "smc")
+                .end();
+            if aliases {
+                b.begin("aliases")
+                    .prop_str("serial1", "/uart@2000")
+                    .prop_str("loop", "loop")
+                    .end();
+            }
+            b.begin("uart@1000")
+                .prop_str("compatible", "arm,pl011")
+                .prop_str("status", first_status)
+                .prop_cells("reg", &[0x1000, 0x100])
+                .end();
+            b.begin("uart@2000")
+                .prop_str("compatible", "arm,pl011")
+                .prop_cells("reg", &[0x2000, 0x100])
+                .end();
+            b.begin("rtc@3000")
+                .prop_str("compatible", "arm,pl031")
+                .prop_cells("reg", &[0x3000, 0x100])
+                .end();
+            b.begin("chosen").prop_str("stdout-path", stdout).end();
+            b.end();
+            parse_blob(&b.finish()).map(|p| p.uart.base)
+        };
+        assert_eq!(tree("/uart@2000", false, "okay"), Ok(0x2000));
+        assert_eq!(tree("/uart@2000:115200n8", false, "okay"), Ok(0x2000));
+        assert_eq!(tree("serial1:115200n8", true, "okay"), Ok(0x2000));
+        assert_eq!(
+            tree("serial1", false, "okay"),
+            Ok(0x1000),
+            "no /aliases: first PL011"
+        );
+        assert_eq!(
+            tree("loop", true, "okay"),
+            Ok(0x1000),
+            "aliases are not followed twice"
+        );
+        assert_eq!(
+            tree("/rtc@3000", false, "okay"),
+            Ok(0x1000),
+            "not a PL011: first PL011"
+        );
+        assert_eq!(tree("/nowhere", false, "okay"), Ok(0x1000));
+        assert_eq!(tree("/", false, "okay"), Ok(0x1000));
+        assert_eq!(
+            tree("/rtc@3000", false, "disabled"),
+            Ok(0x2000),
+            "disabled PL011 skipped"
+        );
+        assert_eq!(tree("/uart@1000", false, "disabled"), Ok(0x2000));
+    }
+
+    #[test]
+    fn bootargs() {
+        let with = |args: Option<Vec<u8>>| {
+            parse_spec(&Spec {
+                bootargs: args,
+                ..Spec::default()
+            })
+        };
+        assert_eq!(
+            with(Some(vec![b'a'; MAX_BOOTARGS + 1])),
+            Err(DtbError::BootargsTooLong(MAX_BOOTARGS + 1))
+        );
+        let p = with(Some(vec![b'a'; MAX_BOOTARGS])).unwrap();
+        assert_eq!(p.bootargs().len(), MAX_BOOTARGS);
+        assert_eq!(with(None).unwrap().bootargs(), "");
+        assert_eq!(with(Some(vec![])).unwrap().bootargs(), "");
+        let p = with(Some(b"a\xffb".to_vec())).unwrap();
+        assert_eq!((p.bootargs(), p.bootargs_len), ("", 3));
+        // Missing /chosen altogether.
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 1);
+        b.begin("m")
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &[0x4000_0000, 0x1000])
+            .end();
+        b.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        b.begin("cpu@0")
+            .prop_str("device_type", "cpu")
+            .prop_u32("reg", 0)
+            .end()
+            .end();
+        b.begin("gic")
+            .prop_str("compatible", "arm,gic-v3")
+            .prop_cells("reg", &[1 << 20, 0x1000, 2 << 20, 0x1000])
+            .end();
+        b.begin("psci")
+            .prop_str("compatible", "arm,psci")
+            .prop_str("method", "smc")
+            .end();
+        b.begin("uart")
+            .prop_str("compatible", "arm,pl011")
+            .prop_cells("reg", &[0x1000, 0x100])
+            .end();
+        b.end();
+        let p = parse_blob(&b.finish()).unwrap();
+        assert_eq!((p.bootargs(), p.initrd, p.uart.base), ("", None, 0x1000));
+    }
+
+    #[test]
+    fn initrd() {
+        let with = |initrd| {
+            parse_spec(&Spec {
+                initrd,
+                ..Spec::default()
+            })
+            .map(|p| p.initrd)
+        };
+        assert_eq!(with(Some((0x4800_0000, 0x4800_0000))), Ok(None));
+        assert_eq!(
+            with(Some((0x1_4800_0000, 0x1_4900_0000))),
+            Ok(Some(Range::new(0x1_4800_0000, 0x100_0000)))
+        );
+        assert_eq!(
+            with(Some((0x4800_1000, 0x4800_0000))),
+            Err(DtbError::BadProperty {
+                node: "/chosen",
+                property: "linux,initrd-end"
+            })
+        );
+        let chosen_props = |props: &[(&str, &[u32])]| {
+            let mut b = Builder::new();
+            b.begin("")
+                .prop_u32("#address-cells", 1)
+                .prop_u32("#size-cells", 1);
+            b.begin("m")
+                .prop_str("device_type", "memory")
+                .prop_cells("reg", &[0x4000_0000, 0x1000])
+                .end();
+            b.begin("cpus")
+                .prop_u32("#address-cells", 1)
+                .prop_u32("#size-cells", 0);
+            b.begin("cpu@0")
+                .prop_str("device_type", "cpu")
+                .prop_u32("reg", 0)
+                .end()
+                .end();
+            b.begin("gic")
+                .prop_str("compatible", "arm,gic-v3")
+                .prop_cells("reg", &[1 << 20, 0x1000, 2 << 20, 0x1000])
+                .end();
+            b.begin("psci")
+                .prop_str("compatible", "arm,psci")
+                .prop_str("method", "smc")
+                .end();
+            b.begin("uart")
+                .prop_str("compatible", "arm,pl011")
+                .prop_cells("reg", &[0x1000, 0x100])
+                .end();
+            b.begin("chosen");
+            for (name, value) in props {
+                b.prop_cells(name, value);
+            }
+            b.end().end();
+            parse_blob(&b.finish()).map(|p| p.initrd)
+        };
+        assert_eq!(
+            chosen_props(&[
+                ("linux,initrd-start", &[0x4800_0000]),
+                ("linux,initrd-end", &[0x4800_0800])
+            ]),
+            Ok(Some(Range::new(0x4800_0000, 0x800)))
+        );
+        assert_eq!(
+            chosen_props(&[("linux,initrd-start", &[0x4800_0000])]),
+            Err(DtbError::BadProperty {
+                node: "/chosen",
+                property: "linux,initrd-end"
+            })
+        );
+        assert_eq!(
+            chosen_props(&[("linux,initrd-end", &[0x4800_0000])]),
+            Err(DtbError::BadProperty {
+                node: "/chosen",
+                property: "linux,initrd-start"
+            })
+        );
+        assert_eq!(
+            chosen_props(&[
+                ("linux,initrd-start", &[0, 0, 1]),
+                ("linux,initrd-end", &[1])
+            ]),
+            Err(DtbError::BadProperty {
+                node: "/chosen",
+                property: "linux,initrd-start"
+            })
+        );
+    }
+
+    // -------------------------------------------------------------- guest
+
+    const RAM: [Range; 1] = [Range::new(0x4000_0000, 2 * GIB)];
+    const HYP: Range = Range::new(0x4008_0000, 62 << 20);
+
+    fn guest(memory: Vec<(u64, u64)>, cpus: Vec<u64>) -> Result<GuestLayout, DtbError> {
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 2)
+            .prop_u32("#size-cells", 2);
+        for (base, size) in memory {
+            b.begin(&format!("memory@{base:x}"))
+                .prop_str("device_type", "memory")
+                .prop_cells("reg", &reg(&[(base, size)], 2, 2))
+                .end();
+        }
+        b.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        for (i, mpidr) in cpus.into_iter().enumerate() {
+            b.begin(&format!("cpu@{i}"))
+                .prop_str("device_type", "cpu")
+                .prop_cells("reg", &cells(mpidr, 1))
+                .end();
+        }
+        b.end().end();
+        let mut scratch = vec![0u8; SCRATCH];
+        validate_guest(&b.finish(), &mut scratch, &RAM, HYP, &[0, 1, 2, 3])
+    }
+
+    #[test]
+    fn guest_validation() {
+        let layout = guest(
+            vec![(0x6000_0000, 0x1000_0000), (0x4400_0000, 0x400_0000)],
+            vec![2, 0],
+        )
+        .unwrap();
+        assert_eq!(
+            layout.memory(),
+            &[
+                Range::new(0x4400_0000, 0x400_0000),
+                Range::new(0x6000_0000, 0x1000_0000)
+            ]
+        );
+        assert_eq!(layout.cpus(), &[2, 0]);
+        assert!(layout.contains(&Range::new(0x6000_1000, 0x1000)));
+        assert!(
+            !layout.contains(&Range::new(0x47ff_f000, 0x2000)),
+            "straddles two ranges"
+        );
+        assert!(!layout.contains(&Range::new(0x5000_0000, 0x1000)));
+
+        let r = Range::new(0x4000_0000, 0x1000_0000);
+        assert_eq!(
+            guest(vec![(r.base, r.size)], vec![0]),
+            Err(DtbError::GuestMemoryOverlapsHypervisor(r))
+        );
+        let r = Range::new(HYP.end() - 0x1000, 0x2000);
+        assert_eq!(
+            guest(vec![(r.base, r.size)], vec![0]),
+            Err(DtbError::GuestMemoryOverlapsHypervisor(r))
+        );
+        let r = Range::new(0xc000_0000, 0x1000);
+        assert_eq!(
+            guest(vec![(r.base, r.size)], vec![0]),
+            Err(DtbError::GuestMemoryOutsideRam(r))
+        );
+        let r = Range::new(0xbfff_f000, 0x2000);
+        assert_eq!(
+            guest(vec![(r.base, r.size)], vec![0]),
+            Err(DtbError::GuestMemoryOutsideRam(r))
+        );
+        let r = Range::new(0x1000, 0x1000);
+        assert_eq!(
+            guest(vec![(r.base, r.size)], vec![0]),
+            Err(DtbError::GuestMemoryOutsideRam(r))
+        );
+        assert_eq!(
+            guest(vec![(0x5000_0000, 0x1000)], vec![0, 4]),
+            Err(DtbError::GuestCpuUnknown(4))
+        );
+        assert_eq!(
+            guest(vec![(0x5000_0000, 0x1000)], vec![0, 0]),
+            Err(DtbError::DuplicateCpu(0))
+        );
+        assert_eq!(
+            guest(vec![(0x5000_0000, 0x1000)], vec![]),
+            Err(DtbError::NoCpus)
+        );
+        assert_eq!(guest(vec![], vec![0]), Err(DtbError::NoMemory));
+        assert_eq!(
+            guest(vec![(0x5000_0000, 0x1000)], (0..9).collect()),
+            Err(DtbError::TooManyCpus(9))
+        );
+
+        // The QEMU DTB as a guest DTB: GIC/PSCI/UART are not needed but do
+        // no harm; the hypervisor's range must be outside its memory.
+        let mut scratch = vec![0u8; SCRATCH];
+        let ram = [Range::new(0x4000_0000, 2 * GIB)];
+        let hyp = Range::new(0x8000_0000, 0x100_0000);
+        let layout = validate_guest(SMP4, &mut scratch, &ram, hyp, &[0, 1, 2, 3]).unwrap();
+        assert_eq!(layout.cpus(), &[0, 1, 2, 3]);
+        assert_eq!(
+            validate_guest(SMP8_NOP, &mut scratch, &ram, hyp, &[0, 1, 2, 3]),
+            Err(DtbError::GuestCpuUnknown(4))
+        );
+        // A guest DTB without GIC/PSCI/UART (which parse would refuse).
+        assert!(guest(vec![(0x5000_0000, 0x1000)], vec![3]).is_ok());
+        // Structural checks apply to guests as well.
+        let mut broken = SMP4.to_vec();
+        let (at, _) = tokens(&broken)[3];
+        set_be32(&mut broken, at, 7);
+        assert!(matches!(
+            validate_guest(&broken, &mut scratch, &ram, hyp, &[0, 1, 2, 3]),
+            Err(DtbError::Malformed(_))
+        ));
+        assert_eq!(
+            validate_guest(&[], &mut scratch, &ram, hyp, &[0]),
+            Err(DtbError::NotFound)
+        );
+    }
+
+    // --------------------------------------------------------------- misc
+
+    #[test]
+    fn range_helpers() {
+        let r = Range::new(0x1000, 0x1000);
+        assert_eq!(r.end(), 0x2000);
+        assert!(
+            r.contains(0x1000) && r.contains(0x1fff) && !r.contains(0x2000) && !r.contains(0xfff)
+        );
+        assert!(r.contains_range(&r));
+        assert!(r.contains_range(&Range::new(0x1800, 0x800)));
+        assert!(!r.contains_range(&Range::new(0x1800, 0x801)));
+        assert!(!r.contains_range(&Range::new(0xfff, 0x10)));
+        assert!(r.overlaps(&Range::new(0x1fff, 1)) && r.overlaps(&Range::new(0, 0x1001)));
+        assert!(!r.overlaps(&Range::new(0x2000, 1)) && !r.overlaps(&Range::new(0, 0x1000)));
+        assert!(
+            !r.overlaps(&Range::new(0x1800, 0)),
+            "empty ranges overlap nothing"
+        );
+        assert_eq!(Range::new(u64::MAX - 1, 10).end(), u64::MAX);
+        assert_eq!(format!("{r}"), "[0x1000, 0x2000)");
+    }
+
+    #[test]
+    fn accessors_never_index_out_of_bounds() {
+        let mut p = parse_blob(SMP4).unwrap();
+        p.memory_count = 100;
+        p.cpu_count = 100;
+        p.bootargs_len = 1000;
+        assert_eq!(p.memory().len(), MAX_MEMORY_RANGES);
+        assert_eq!(p.cpus().len(), MAX_CPUS);
+        assert_eq!(p.bootargs().len(), MAX_BOOTARGS, "clamped to the array");
+    }
+
+    #[test]
+    fn every_error_has_a_sentence() {
+        let r = Range::new(0x1000, 0x1000);
+        let all = [
+            DtbError::NotFound,
+            DtbError::BadMagic(1),
+            DtbError::BadVersion {
+                version: 1,
+                last_compatible: 1,
+            },
+            DtbError::Truncated {
+                needed: 2,
+                available: 1,
+            },
+            DtbError::TotalSizeTooLarge { size: 2, limit: 1 },
+            DtbError::Malformed("x"),
+            DtbError::TooLarge {
+                size: 2,
+                scratch: 1,
+            },
+            DtbError::NoMemory,
+            DtbError::TooManyMemoryRanges(9),
+            DtbError::OverlappingMemory(r),
+            DtbError::NoCpus,
+            DtbError::TooManyCpus(9),
+            DtbError::DuplicateCpu(1),
+            DtbError::NoGicV3,
+            DtbError::NoPsci,
+            DtbError::BadPsciMethod,
+            DtbError::NoUart,
+            DtbError::BadProperty {
+                node: "memory",
+                property: "reg",
+            },
+            DtbError::BootargsTooLong(300),
+            DtbError::GuestMemoryOutsideRam(r),
+            DtbError::GuestMemoryOverlapsHypervisor(r),
+            DtbError::GuestCpuUnknown(4),
+        ];
+        let texts: Vec<String> = all.iter().map(|e| e.to_string()).collect();
+        for t in &texts {
+            assert!(
+                t.starts_with("device tree: ") || t.starts_with("guest device tree: "),
+                "{t}"
+            );
+            assert!(!t.ends_with('.') && !t.contains('\n'), "{t}");
+        }
+        let mut unique = texts.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), texts.len());
+        assert_eq!(
+            DtbError::NoCpus.to_string(),
+            "device tree: /cpus is missing or has no cpu node"
+        );
+    }
+
+    // ------------------------------------------------------------ fuzzing
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// One to three random damages to a copy of `base`.
+    fn mutate(rng: &mut XorShift, base: &[u8]) -> Vec<u8> {
+        let mut b = base.to_vec();
+        let struct_start = get_be32(base, 8) as usize;
+        let struct_end = struct_start + get_be32(base, 36) as usize;
+        for _ in 0..1 + rng.below(3) {
+            if b.len() < 48 {
+                break;
+            }
+            let len = b.len();
+            match rng.below(9) {
+                0 => {
+                    let at = rng.below(len);
+                    b[at] ^= 1 + rng.below(255) as u8;
+                }
+                1 => b.truncate(rng.below(len + 1)),
+                2 => {
+                    // Truncate but keep the header consistent, so the
+                    // damage reaches the block checks.
+                    let new_len = 40 + rng.below(len - 40);
+                    b.truncate(new_len);
+                    set_be32(&mut b, 4, new_len as u32);
+                }
+                3 => {
+                    let n = 1 + rng.below(64);
+                    let from = rng.below(len - n);
+                    let to = rng.below(len - n);
+                    b.copy_within(from..from + n, to);
+                }
+                4 | 5 => {
+                    // A structure-block word becomes a token or a small
+                    // number: the damage the token walker must catch.
+                    let words = struct_end.min(len).saturating_sub(struct_start) / 4;
+                    let at = struct_start + 4 * rng.below(words);
+                    let v = match rng.below(3) {
+                        0 => 1 + rng.below(9) as u32,
+                        1 => rng.below(64) as u32,
+                        _ => rng.next() as u32,
+                    };
+                    if at + 4 <= len {
+                        set_be32(&mut b, at, v);
+                    }
+                }
+                6 => {
+                    let field = 4 * rng.below(10);
+                    let old = get_be32(&b, field);
+                    let v = match rng.below(4) {
+                        0 => old.wrapping_add(4 * rng.below(8) as u32).wrapping_sub(16),
+                        1 => rng.below(len + 64) as u32,
+                        2 => rng.next() as u32,
+                        _ => 0,
+                    };
+                    set_be32(&mut b, field, v);
+                }
+                7 => {
+                    // Insert or remove a word without fixing the header.
+                    let at = struct_start + 4 * rng.below(len.saturating_sub(struct_start) / 4);
+                    if at > len {
+                        continue;
+                    }
+                    if rng.below(2) == 0 {
+                        let w = (rng.next() as u32).to_be_bytes();
+                        b.splice(at..at, w);
+                    } else if at + 4 <= len {
+                        b.drain(at..at + 4);
+                    }
+                }
+                _ => {
+                    // Set a property's length or name offset.
+                    let props: Vec<usize> = tokens(base)
+                        .iter()
+                        .filter(|t| t.1 == FDT_PROP)
+                        .map(|t| t.0)
+                        .collect();
+                    let at = props[rng.below(props.len())] + 4 + 4 * rng.below(2);
+                    let v = match rng.below(3) {
+                        0 => rng.below(16) as u32,
+                        1 => rng.below(0x2000) as u32,
+                        _ => rng.next() as u32,
+                    };
+                    if at + 4 <= len {
+                        set_be32(&mut b, at, v);
+                    }
+                }
+            }
+        }
+        b
+    }
+
+    /// `base` with `count` NOPs inserted before its token at `at`, header
+    /// fixed up: the same tree.
+    fn insert_nops(base: &[u8], at: usize, count: usize) -> Vec<u8> {
+        let mut b = base.to_vec();
+        b.splice(
+            at..at,
+            std::iter::repeat_n(FDT_NOP.to_be_bytes(), count).flatten(),
+        );
+        let grow = 4 * count as u32;
+        for field in [4, 12, 36] {
+            let v = get_be32(&b, field);
+            set_be32(&mut b, field, v + grow);
+        }
+        b
+    }
+
+    #[test]
+    fn random_damage_never_panics() {
+        let ram = [Range::new(0x4000_0000, 2 * GIB)];
+        let hyp = Range::new(0x8000_0000, 0x100_0000);
+        let cpus = [0, 1, 2, 3, 4, 5, 6, 7];
+        let mut scratch = vec![0u8; SCRATCH];
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rejected = 0;
+        let mut accepted = 0;
+        let mut guest_rejected = 0;
+        const ROUNDS: usize = 24_000;
+        for round in 0..ROUNDS {
+            let base = if round % 2 == 0 { SMP4 } else { SMP8_NOP };
+            let blob = mutate(&mut rng, base);
+            match parse(&blob, &mut scratch) {
+                Ok(p) => {
+                    accepted += 1;
+                    assert!(p.cpu_count <= MAX_CPUS && p.memory_count <= MAX_MEMORY_RANGES);
+                    assert!(p.bootargs_len <= MAX_BOOTARGS);
+                }
+                Err(e) => {
+                    rejected += 1;
+                    let _ = e.to_string();
+                }
+            }
+            if validate_guest(&blob, &mut scratch, &ram, hyp, &cpus).is_err() {
+                guest_rejected += 1;
+            }
+            // A small scratch must fail cleanly too.
+            let mut small = [0u8; 512];
+            let _ = parse(&blob, &mut small);
+        }
+        println!("{ROUNDS} mutations: {accepted} accepted, {rejected} rejected, {guest_rejected} rejected as guest");
+        assert!(rejected > ROUNDS / 3, "{rejected} rejected");
+        assert!(
+            accepted > ROUNDS / 50,
+            "{accepted} accepted: damage should not always hit the header"
+        );
+        assert!(guest_rejected > ROUNDS / 3);
+
+        // NOPs at any token boundary leave the tree unchanged.
+        for base in [SMP4, SMP8_NOP] {
+            let expected = parse_blob(base).unwrap();
+            let toks = tokens(base);
+            for _ in 0..500 {
+                let (at, _) = toks[rng.below(toks.len())];
+                let blob = insert_nops(base, at, 1 + rng.below(4));
+                assert_eq!(parse(&blob, &mut scratch).as_ref(), Ok(&expected));
+            }
+        }
+        assert!(parse(SMP4, &mut scratch).is_ok());
+        assert!(validate_guest(SMP4, &mut scratch, &ram, hyp, &cpus).is_ok());
+        assert!(validate_guest(SMP8_NOP, &mut scratch, &ram, hyp, &cpus).is_ok());
+    }
+}

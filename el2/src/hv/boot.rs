@@ -48,7 +48,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 /// A device tree in memory, as a slice bounded by its header's totalsize.
 fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
     if addr == 0 || addr % 8 != 0 {
-        fatal(format_args!("no {what} device tree: address {addr:#x} (expected an 8-byte aligned address in x0 / bootargs)"));
+        fatal(format_args!(
+            "no device tree for the {what}: address {addr:#x} is not a valid device tree address"
+        ));
     }
     if let Some(ram) = ram {
         if !ram.iter().any(|r| r.contains_range(&Range::new(addr, 40))) {
@@ -65,7 +67,7 @@ fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
         Ok(s) => fatal(format_args!(
             "{what} device tree at {addr:#x}: {s} bytes is too large"
         )),
-        Err(e) => fatal(format_args!("{what} device tree at {addr:#x}: {e}")),
+        Err(e) => fatal(format_args!("the {what}'s device tree at {addr:#x}: {e}")),
     };
     // SAFETY: `size` bytes from a validated header, capped at 1 MiB, in RAM.
     unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
@@ -81,7 +83,7 @@ fn scratch() -> &'static mut [u8] {
 #[no_mangle]
 extern "C" fn primary_main(dtb_addr: u64) -> ! {
     console::init_log(log::LevelFilter::Info);
-    let platform = match dtb::parse(dtb_at(dtb_addr, "the hypervisor's", None), scratch()) {
+    let platform = match dtb::parse(dtb_at(dtb_addr, "hypervisor", None), scratch()) {
         Ok(p) => p,
         Err(e) => fatal(format_args!("{e}")),
     };
@@ -124,7 +126,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             "no guest: bootargs must give guest.entry=<addr> guest.dtb=<addr>"
         ));
     };
-    let blob = dtb_at(guest_dtb, "the guest's", Some(platform.memory()));
+    let blob = dtb_at(guest_dtb, "guest", Some(platform.memory()));
     let guest = match dtb::validate_guest(blob, scratch(), platform.memory(), hyp, platform.cpus())
     {
         Ok(g) => g,

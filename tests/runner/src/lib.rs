@@ -1,1 +1,311 @@
-//! QEMU runner.
+//! Runs the hypervisor and a guest on QEMU for `make run` and the
+//! integration tests.
+//!
+//! The machine is QEMU's `virt` with EL2 (`virtualization=on`), GICv3 and
+//! `-cpu max`. QEMU enters the hypervisor's raw image at EL2 with its own
+//! device tree in x0; the hypervisor's command line (`-append`) says where
+//! the runner loaded the guest: its image at [`GUEST_ENTRY`] and its device
+//! tree at [`GUEST_DTB`]. The guest's device tree is QEMU's own, dumped for
+//! the same machine, with the memory node shrunk to the guest's RAM (above
+//! the hypervisor's reservation) and the GIC ITS disabled (the hypervisor
+//! offers no LPIs). Pass or fail comes from QEMU's exit status (the guest
+//! exits through semihosting) and a timeout.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Start of RAM on QEMU virt.
+pub const RAM_BASE: u64 = 0x4000_0000;
+/// The hypervisor keeps the first 64 MiB of RAM; the guest gets the rest.
+pub const GUEST_RAM_BASE: u64 = 0x4400_0000;
+/// Where the guest's device tree is loaded.
+pub const GUEST_DTB: u64 = GUEST_RAM_BASE;
+/// Where the guest image is loaded and entered (2 MiB into its RAM, as
+/// Linux's boot protocol places an Image).
+pub const GUEST_ENTRY: u64 = GUEST_RAM_BASE + 0x20_0000;
+/// Exit status of the hypervisor's refusal to boot (bad device tree, bad guest).
+pub const EXIT_REFUSED: i32 = 2;
+
+/// The workspace's root directory.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// Where `make images` puts the images.
+pub fn build_dir() -> PathBuf {
+    root().join("build")
+}
+
+/// The hypervisor's raw image.
+pub fn hypervisor_image() -> PathBuf {
+    build_dir().join("el2.bin")
+}
+
+/// The bundled test guest's raw image.
+pub fn test_guest_image() -> PathBuf {
+    build_dir().join("test-guest.bin")
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Number of cores (1..=8).
+    pub cores: usize,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// The hypervisor image; an ELF here makes QEMU pass no device tree.
+    pub hypervisor: PathBuf,
+    /// The guest image.
+    pub guest: PathBuf,
+    /// The guest's /chosen/bootargs.
+    pub guest_bootargs: String,
+    /// The hypervisor's command line; `None` gives the standard one.
+    pub hypervisor_args: Option<String>,
+    /// The guest's RAM in its device tree: (base, size).
+    pub guest_memory: Option<(u64, u64)>,
+    /// Replace QEMU's device tree for the hypervisor (`-dtb`).
+    pub hypervisor_dtb: Option<PathBuf>,
+    /// How long QEMU may run.
+    pub timeout: Duration,
+    /// Print QEMU's output as it comes.
+    pub echo: bool,
+}
+
+impl Config {
+    /// The bundled test guest on `cores` cores with `bootargs`.
+    pub fn test_guest(cores: usize, bootargs: &str) -> Config {
+        Config {
+            cores,
+            memory_mib: 1024,
+            hypervisor: hypervisor_image(),
+            guest: test_guest_image(),
+            guest_bootargs: bootargs.to_string(),
+            hypervisor_args: None,
+            guest_memory: None,
+            hypervisor_dtb: None,
+            timeout: Duration::from_secs(240),
+            echo: false,
+        }
+    }
+
+    fn machine_args(&self) -> Vec<String> {
+        vec![
+            "-machine".into(),
+            "virt,virtualization=on,gic-version=3".into(),
+            "-cpu".into(),
+            "max".into(),
+            "-smp".into(),
+            self.cores.to_string(),
+            "-m".into(),
+            format!("{}M", self.memory_mib),
+        ]
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status (`None` if killed).
+    pub status: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Everything QEMU printed (the serial console).
+    pub output: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Lines of the output that contain `needle`.
+    pub fn lines_with<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.output.lines().filter(move |l| l.contains(needle))
+    }
+}
+
+fn tool(name: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e} (run `make deps`)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Makes the guest's device tree for `cfg` in `dir` and returns its path.
+pub fn guest_dtb(cfg: &Config, dir: &Path) -> Result<PathBuf, String> {
+    let path = dir.join("guest.dtb");
+    let p = path.to_str().ok_or("non-UTF-8 path")?;
+    let mut args = cfg.machine_args();
+    args[1].push_str(&format!(",dumpdtb={p}"));
+    let out = Command::new("qemu-system-aarch64")
+        .args(&args)
+        .args(["-nographic", "-nodefaults"])
+        .output()
+        .map_err(|e| format!("cannot run qemu-system-aarch64: {e} (run `make deps`)"))?;
+    if !path.exists() {
+        return Err(format!(
+            "QEMU did not dump its device tree: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let ram_end = RAM_BASE + cfg.memory_mib * 1024 * 1024;
+    let (base, size) = cfg
+        .guest_memory
+        .unwrap_or((GUEST_RAM_BASE, ram_end - GUEST_RAM_BASE));
+    let reg = [
+        base >> 32,
+        base & 0xffff_ffff,
+        size >> 32,
+        size & 0xffff_ffff,
+    ]
+    .map(|v| format!("{v:#x}"));
+    let memory_node = format!("/memory@{RAM_BASE:x}");
+    tool(
+        "fdtput",
+        &[
+            "-t",
+            "x",
+            p,
+            &memory_node,
+            "reg",
+            &reg[0],
+            &reg[1],
+            &reg[2],
+            &reg[3],
+        ],
+    )?;
+    tool(
+        "fdtput",
+        &[
+            "-t",
+            "s",
+            p,
+            "/intc@8000000/its@8080000",
+            "status",
+            "disabled",
+        ],
+    )?;
+    tool(
+        "fdtput",
+        &["-t", "s", p, "/chosen", "bootargs", &cfg.guest_bootargs],
+    )?;
+    Ok(path)
+}
+
+/// Runs QEMU as `cfg` says and waits for it, at most `cfg.timeout`.
+pub fn run(cfg: &Config) -> Result<Outcome, String> {
+    for image in [&cfg.hypervisor, &cfg.guest] {
+        if !image.exists() {
+            return Err(format!(
+                "{} is missing: run `make images` first",
+                image.display()
+            ));
+        }
+    }
+    let dir = tempdir()?;
+    let dtb = guest_dtb(cfg, &dir)?;
+    let hyp_args = cfg
+        .hypervisor_args
+        .clone()
+        .unwrap_or_else(|| format!("guest.entry={GUEST_ENTRY:#x} guest.dtb={GUEST_DTB:#x}"));
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(cfg.machine_args())
+        .args(["-nographic", "-semihosting", "-kernel"])
+        .arg(&cfg.hypervisor)
+        .args(["-append", &hyp_args])
+        .arg("-device")
+        .arg(format!(
+            "loader,file={},addr={GUEST_ENTRY:#x},force-raw=on",
+            cfg.guest.display()
+        ))
+        .arg("-device")
+        .arg(format!(
+            "loader,file={},addr={GUEST_DTB:#x},force-raw=on",
+            dtb.display()
+        ));
+    if let Some(d) = &cfg.hypervisor_dtb {
+        cmd.arg("-dtb").arg(d);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start QEMU: {e} (run `make deps`)"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let echo = cfg.echo;
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if echo {
+                        use std::io::Write;
+                        let _ = std::io::stdout().write_all(&buf[..n]);
+                        let _ = std::io::stdout().flush();
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+        all
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s.code(),
+            Ok(None) if start.elapsed() > cfg.timeout => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().ok().and_then(|s| s.code());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("waiting for QEMU: {e}")),
+        }
+    };
+    let mut output = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
+    let err = err_reader.join().unwrap_or_default();
+    if !err.is_empty() {
+        output.push_str(&String::from_utf8_lossy(&err));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Outcome {
+        status: if timed_out { None } else { status },
+        timed_out,
+        output,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn tempdir() -> Result<PathBuf, String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tm-runner-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,60 @@
+# The trace-manager hypervisor: build, run and test on QEMU.
+#
+#   make run    build everything and boot the hypervisor with the bundled
+#               test guest on QEMU (4 cores), with a summary at the end
+#   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores
+#
+# Both install what they need first (`make deps`): the Rust targets through
+# rustup, and QEMU, dtc/fdtput and binutils for aarch64 through apt.
+
+CARGO        ?= cargo
+BUILD        := build
+HYP_TARGET   := aarch64-unknown-none-softfloat
+GUEST_TARGET := aarch64-unknown-none
+OBJCOPY      := aarch64-linux-gnu-objcopy
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# command:package pairs that `deps` makes sure of.
+APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
+                $(OBJCOPY):binutils-aarch64-linux-gnu
+
+.PHONY: all deps images run test test-host test-qemu clean
+
+all: images
+
+deps:
+	@missing=""; for t in $(APT_TOOLS); do \
+	    command -v "$${t%%:*}" >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing$$missing"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@rustup target list --installed | grep -qx $(HYP_TARGET) && \
+	 rustup target list --installed | grep -qx $(GUEST_TARGET) || \
+	 rustup target add $(HYP_TARGET) $(GUEST_TARGET)
+
+images: deps
+	@mkdir -p $(BUILD)
+	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET)
+	$(OBJCOPY) -O binary target/$(HYP_TARGET)/release/el2 $(BUILD)/el2.bin
+	cp target/$(HYP_TARGET)/release/el2 $(BUILD)/el2.elf
+	$(CARGO) build -q -p test-guest --release --target $(GUEST_TARGET)
+	$(OBJCOPY) -O binary target/$(GUEST_TARGET)/release/test-guest $(BUILD)/test-guest.bin
+	@ls -l $(BUILD)/el2.bin $(BUILD)/test-guest.bin | awk '{print "image", $$9, $$5, "bytes"}'
+
+run: images
+	$(CARGO) run -q -p runner --release -- --cores 4
+
+test: images
+	@tests/run-tests.sh
+
+test-host: deps
+	$(CARGO) test -p el2 -p guest-api --lib
+
+test-qemu: images
+	$(CARGO) test -p runner --release --test qemu
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test (host unit tests, then the QEMU integration tests) and
+# ends with one line that sums them up: "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test -p el2 -p guest-api --lib 2>&1 | tee -a "$log" || status=1
+# QEMU under TCG: at most two machines at once on a two-core host.
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test -p runner --release --test qemu 2>&1 | tee -a "$log" || status=1
+passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+if [ "$passed" -eq 0 ]; then status=1; fi
+echo "tests: $passed passed, $failed failed"
+exit $status
