@@ -51,6 +51,10 @@ const HEADER_V16_LEN: usize = 36;
 const HEADER_V17_LEN: usize = 40;
 /// One memory reservation entry: a 64-bit address and a 64-bit size.
 const RSV_ENTRY_LEN: usize = 16;
+/// Longest property name accepted. The spec allows 31 characters; the
+/// bound is generous, and it keeps the search for each name's NUL from
+/// making validation quadratic in the size of a hostile strings block.
+const MAX_PROPERTY_NAME: usize = 255;
 
 /// `compatible` strings of a PSCI node, newest first.
 const PSCI_COMPATIBLE: [&str; 3] = ["arm,psci-1.0", "arm,psci-0.2", "arm,psci"];
@@ -697,7 +701,7 @@ fn sanitize(blob: &[u8], scratch: &mut [u8]) -> Result<usize, DtbError> {
         16,
         boot_cpuid as usize,
         size_strings,
-        out_strings - out_struct,
+        out_strings.saturating_sub(out_struct),
     ];
     let header = out
         .buf
@@ -807,9 +811,13 @@ fn check_property_name(strings: &[u8], offset: usize) -> Result<(), DtbError> {
         ));
     }
     let rest = strings.get(offset..).unwrap_or_default();
-    let len = rest.iter().position(|&b| b == 0).ok_or(Malformed(
-        "a property name is not NUL-terminated in the strings block",
-    ))?;
+    let len = rest
+        .iter()
+        .take(MAX_PROPERTY_NAME + 1)
+        .position(|&b| b == 0)
+        .ok_or(Malformed(
+            "a property name is not NUL-terminated within 255 bytes",
+        ))?;
     let name = rest.get(..len).unwrap_or_default();
     // Property names are printable (devicetree spec 2.2.4); the `fdt`
     // crate panics on names that are not UTF-8.
@@ -1387,7 +1395,7 @@ mod tests {
         }
 
         fn pad(&mut self) {
-            while self.structure.len() % 4 != 0 {
+            while !self.structure.len().is_multiple_of(4) {
                 self.structure.push(0);
             }
         }
@@ -1928,7 +1936,21 @@ mod tests {
         b.strings = b"xy".to_vec();
         assert_eq!(
             malformed(&b.finish()),
-            "a property name is not NUL-terminated in the strings block"
+            "a property name is not NUL-terminated within 255 bytes"
+        );
+        let long = |n: usize| {
+            let mut b = Builder::new();
+            b.begin("").prop_at(0, b"").end();
+            b.strings = vec![b'a'; n];
+            b.strings.push(0);
+            parse_blob(&b.finish())
+        };
+        assert_eq!(long(255), Err(DtbError::NoMemory));
+        assert_eq!(
+            long(256),
+            Err(DtbError::Malformed(
+                "a property name is not NUL-terminated within 255 bytes"
+            ))
         );
         for bad in [&b"\0"[..], b"a b\0", b"\xff\0"] {
             let mut b = Builder::new();
@@ -2129,10 +2151,10 @@ mod tests {
         // Make /cpus #address-cells say 3.
         let cpus_cells = tokens(&blob)
             .into_iter()
-            .filter(|t| {
+            .rev()
+            .find(|t| {
                 t.1 == FDT_PROP && get_be32(&blob, t.0 + 4) == 4 && get_be32(&blob, t.0 + 12) == 2
             })
-            .last()
             .unwrap();
         set_be32(&mut blob, cpus_cells.0 + 12, 3);
         assert_eq!(
@@ -2259,33 +2281,37 @@ mod tests {
                 property: "#size-cells"
             })
         );
-        // reg with the wrong length for 2+2 cells, and a malformed
-        // #address-cells (2 bytes).
+        // reg values that are not whole (address, size) pairs for 2+2
+        // cells, or absent.
+        let memory_with = |value: Option<&[u32]>| {
+            let mut b = Builder::new();
+            b.begin("")
+                .prop_u32("#address-cells", 2)
+                .prop_u32("#size-cells", 2);
+            b.begin("memory@40000000").prop_str("device_type", "memory");
+            if let Some(v) = value {
+                b.prop_cells("reg", v);
+            }
+            b.end().end();
+            parse_blob(&b.finish())
+        };
+        let bad_reg = Err(DtbError::BadProperty {
+            node: "memory",
+            property: "reg",
+        });
+        assert_eq!(memory_with(Some(&[0, 0x4000_0000, 0])), bad_reg);
+        assert_eq!(memory_with(Some(&[0, 0x4000_0000, 0, 0x1000, 0])), bad_reg);
+        assert_eq!(memory_with(Some(&[])), bad_reg);
+        assert_eq!(memory_with(None), bad_reg);
+        assert_eq!(
+            memory_with(Some(&[0, 0x4000_0000, 0, 0x1000])),
+            Err(DtbError::NoCpus)
+        );
         let blob = build(&Spec::default());
-        let memory_reg = tokens(&blob)
-            .into_iter()
-            .find(|t| t.1 == FDT_PROP && get_be32(&blob, t.0 + 4) == 16)
-            .unwrap();
-        let mut short = blob.clone();
-        set_be32(&mut short, memory_reg.0 + 4, 12);
-        assert_eq!(
-            parse_blob(&short),
-            Err(DtbError::BadProperty {
-                node: "memory",
-                property: "reg"
-            })
-        );
-        let mut empty = blob.clone();
-        set_be32(&mut empty, memory_reg.0 + 4, 0);
-        assert_eq!(
-            parse_blob(&empty),
-            Err(DtbError::BadProperty {
-                node: "memory",
-                property: "reg"
-            })
-        );
         let mut odd = blob.clone();
-        set_be32(&mut odd, 40 + 16 + 12 + 4, 2); // the root's first property: #address-cells
+        // The root's first property is #address-cells; make it 2 bytes.
+        let (first_prop, _) = tokens(&blob).into_iter().find(|t| t.1 == FDT_PROP).unwrap();
+        set_be32(&mut odd, first_prop + 4, 2);
         assert_eq!(
             parse_blob(&odd),
             Err(DtbError::BadProperty {

@@ -26,11 +26,13 @@ static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
 #[global_allocator]
 static HEAP: LockedHeap<32> = LockedHeap::empty();
 
-/// Scratch space for the NOP-free copy of a device tree.
-static mut DTB_SCRATCH: [u8; 1 << 20] = [0; 1 << 20];
+/// Scratch space for the NOP-free copy of a device tree (the copy drops the
+/// free space QEMU leaves, so a few KiB of real content fit easily).
+static mut DTB_SCRATCH: [u8; 256 << 10] = [0; 256 << 10];
 
-/// Largest device tree accepted.
-const MAX_DTB: usize = 1 << 20;
+/// Largest device tree accepted (QEMU pads its own to 1 MiB, and a `-dtb`
+/// one to about 2 MiB).
+const MAX_DTB: usize = 4 << 20;
 
 /// Stops the boot with a message. Under `-semihosting` QEMU exits with
 /// status 2, so a runner sees the refusal; otherwise the core halts.
@@ -69,7 +71,7 @@ fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
         )),
         Err(e) => fatal(format_args!("the {what}'s device tree at {addr:#x}: {e}")),
     };
-    // SAFETY: `size` bytes from a validated header, capped at 1 MiB, in RAM.
+    // SAFETY: `size` bytes from a validated header, capped at MAX_DTB, in RAM.
     unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
 }
 

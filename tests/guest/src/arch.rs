@@ -26,8 +26,8 @@ use crate::mmu;
 
 /// Most cores the guest drives.
 pub const MAX_CPUS: usize = 8;
-/// Per-core stack size (keep in step with `GUEST_STACKS_SIZE` in guest.ld:
-/// `(MAX_CPUS + 1) * STACK_SIZE`).
+/// Per-core stack size. The linker script reserves `__guest_stacks_size`
+/// (defined below) = `(MAX_CPUS + 1) * STACK_SIZE` bytes after `.bss`.
 pub const STACK_SIZE: usize = 16 * 1024;
 /// The boot core runs on its own stack, after the per-core ones.
 const BOOT_STACK_SLOT: usize = MAX_CPUS;
@@ -50,8 +50,7 @@ pub struct ResumeSlot(UnsafeCell<[u64; 16]>);
 unsafe impl Sync for ResumeSlot {}
 
 /// One resume slot per core, indexed by core index.
-static RESUME: [ResumeSlot; MAX_CPUS] =
-    [const { ResumeSlot(UnsafeCell::new([0; 16])) }; MAX_CPUS];
+static RESUME: [ResumeSlot; MAX_CPUS] = [const { ResumeSlot(UnsafeCell::new([0; 16])) }; MAX_CPUS];
 
 /// Size of the exception [`Frame`].
 const FRAME_SIZE: usize = 800;
@@ -93,6 +92,10 @@ global_asm!(
     madd    x9, x10, x11, x9
     mov     sp, x9
 .endm
+
+// Size of the stack area, for the linker script.
+    .global __guest_stacks_size
+    .set __guest_stacks_size, {stacks_size}
 
     .section .text.head, "ax"
     .global _start
@@ -323,6 +326,7 @@ guest_exception_common:
     eret
 "#,
     stack_size = const STACK_SIZE,
+    stacks_size = const (MAX_CPUS + 1) * STACK_SIZE,
     boot_slot = const BOOT_STACK_SLOT,
     max_cpus = const MAX_CPUS,
     resumed = const RESUMED_THROUGH_ENTRY,
@@ -340,13 +344,12 @@ guest_exception_common:
 extern "C" {
     /// The entry point given to PSCI CPU_ON and CPU_SUSPEND (x0 = core index).
     fn guest_secondary_entry();
-    fn guest_psci_save_call(fid: u64, a1: u64, a2: u64, a3: u64, slot: *mut u64, hvc: u64)
-        -> i64;
+    fn guest_psci_save_call(fid: u64, a1: u64, a2: u64, a3: u64, slot: *mut u64, hvc: u64) -> i64;
 }
 
 /// Physical (= virtual: identity map) address of the secondary/resume entry.
 pub fn secondary_entry() -> u64 {
-    guest_secondary_entry as usize as u64
+    guest_secondary_entry as *const () as usize as u64
 }
 
 /// Makes a PSCI call that may lose this core's context (CPU_SUSPEND to a
@@ -399,7 +402,7 @@ macro_rules! read_sysreg {
         let v: u64;
         // SAFETY: reading this system register at EL1 has no side effects.
         unsafe {
-            asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags))
+            ::core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags))
         };
         v
     }};
@@ -450,6 +453,13 @@ pub fn unmask_irqs() {
 pub fn wfi() {
     // SAFETY: WFI only suspends this core until an interrupt is pending.
     unsafe { asm!("dsb sy", "wfi", options(nostack)) };
+}
+
+/// Executes a permanently undefined instruction: an unexpected exception.
+pub fn udf() -> ! {
+    // SAFETY: UDF raises an Undefined Instruction exception, which the
+    // vectors report before ending the run; it never returns.
+    unsafe { asm!("udf #0", options(noreturn, nomem, nostack)) }
 }
 
 /// A hint for busy-wait loops.

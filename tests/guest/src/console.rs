@@ -115,7 +115,7 @@ fn lock() -> bool {
             return true;
         }
         if deadline.expired() {
-            OWNER.store(me, Ordering::Acquire);
+            OWNER.store(me, Ordering::SeqCst);
             return true;
         }
         arch::relax();

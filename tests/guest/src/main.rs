@@ -8,13 +8,16 @@
 //! Boot protocol (like Linux on arm64): the image is loaded at 0x4420_0000
 //! and entered at its first instruction at EL1h, MMU off, with x0 = the DTB.
 //! `/chosen/bootargs` picks the scenario (`test=smp`, the default, or
-//! `test=hypmem hypmem=<hex address>`). Results go to the PL011 as
+//! `test=hypmem hypmem=<hex address>`; `test=fault` checks that an
+//! unexpected exception ends the run with status 3). Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
 //!
 //! On the host this is an empty program, so that `cargo build` of the
 //! workspace works everywhere.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+// There is no allocator: failure messages travel as fixed inline buffers.
+#![allow(clippy::result_large_err)]
 
 #[cfg(target_os = "none")]
 #[macro_use]
@@ -119,6 +122,10 @@ extern "C" fn primary_main(dtb: u64) -> ! {
     let status = match plat.scenario() {
         platform::Scenario::Smp { resume_selftest } => suite::run(resume_selftest),
         platform::Scenario::HypMem { addr } => hypmem::run(addr),
+        platform::Scenario::Fault => {
+            println!("fault: executing UDF #0; the run must end with status 3");
+            arch::udf()
+        }
         platform::Scenario::Invalid(why) => {
             println!("guest: FAIL setup: bootargs: {why}");
             status::SETUP

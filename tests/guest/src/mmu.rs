@@ -28,7 +28,8 @@ const XN: u64 = (1 << 53) | (1 << 54);
 /// TCR_EL1 without IPS (filled in at boot from ID_AA64MMFR0_EL1.PARange):
 /// T0SZ = 25, IRGN0 = ORGN0 = write-back write-allocate, SH0 = inner,
 /// TG0 = 4 KiB; TTBR1 walks disabled (EPD1, with T1SZ = 25, TG1 = 4 KiB).
-pub const TCR: u64 = 25 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (25 << 16) | (1 << 23) | (0b10 << 30);
+pub const TCR: u64 =
+    25 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (25 << 16) | (1 << 23) | (0b10 << 30);
 
 /// SCTLR_EL1 with the MMU and both caches on, alignment checks off
 /// (A, SA, SA0 clear), WFI/WFE not trapped at EL0, and the bits that are

@@ -47,6 +47,9 @@ pub enum Scenario {
     Smp { resume_selftest: bool },
     /// `test=hypmem hypmem=<hex>`: the isolation test.
     HypMem { addr: u64 },
+    /// `test=fault`: executes an UDF, to check the unexpected-exception
+    /// path (the run must end with status 3).
+    Fault,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -74,12 +77,13 @@ impl Platform {
         }
         match test {
             "smp" => Scenario::Smp { resume_selftest },
+            "fault" => Scenario::Fault,
             "hypmem" => match hypmem.map(parse_hex) {
                 Some(Some(addr)) => Scenario::HypMem { addr },
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),
                 None => Scenario::Invalid("test=hypmem needs hypmem=<hex address>"),
             },
-            _ => Scenario::Invalid("unknown test= (expected smp or hypmem)"),
+            _ => Scenario::Invalid("unknown test= (expected smp, hypmem or fault)"),
         }
     }
 }
