@@ -143,7 +143,7 @@ fn this_core() -> usize {
 pub fn line(args: fmt::Arguments<'_>) {
     let core = this_core();
     let how = LOCK.acquire(core, SPIN_BOUND);
-    let _ = write!(Pl011, "el2[cpu{core}] {args}\n");
+    let _ = writeln!(Pl011, "el2[cpu{core}] {args}");
     LOCK.release(how);
 }
 

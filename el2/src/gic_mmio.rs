@@ -97,13 +97,13 @@ pub struct VirtRedist {
 }
 
 impl VirtRedist {
-    /// The reset state: SGIs disabled, priority 0, awake... as a GIC resets
-    /// with ProcessorSleep set, the guest must wake it like real hardware.
+    /// The reset state: SGIs disabled, priority 0, and asleep (a
+    /// redistributor resets with ProcessorSleep set; the guest wakes it as
+    /// it would real hardware).
     pub const fn new() -> VirtRedist {
-        const Z: AtomicU8 = AtomicU8::new(0);
         VirtRedist {
             sgi_enable: AtomicU32::new(0),
-            sgi_priority: [Z; 16],
+            sgi_priority: [const { AtomicU8::new(0) }; 16],
             sleep: AtomicBool::new(true),
         }
     }
@@ -136,10 +136,9 @@ pub struct VirtGic {
 impl VirtGic {
     /// The reset state.
     pub const fn new() -> VirtGic {
-        const R: VirtRedist = VirtRedist::new();
         VirtGic {
             dist_ctlr: AtomicU32::new(0),
-            redist: [R; MAX_CPUS],
+            redist: [const { VirtRedist::new() }; MAX_CPUS],
         }
     }
 }
@@ -206,13 +205,7 @@ pub fn emulate(
                     v
                 }
             }
-            (0x80..=0xff, 4) => {
-                if write.is_none() {
-                    0xffff_ffff
-                } else {
-                    0
-                }
-            }
+            (0x80..=0xff, 4) if write.is_none() => 0xffff_ffff,
             (0x100..=0x3ff, 4) | (0xc00..=0xcff, 4) => pass(hw),
             (0x400..=0x7ff, 1 | 4) => pass(hw),
             (0x6100..=0x7fdf, 8) => pass(hw),
@@ -243,13 +236,7 @@ pub fn emulate(
                     }
                 },
                 (0xffd0..=0xffff, 4) if write.is_none() => hw.read(pa, 4),
-                (0x1_0080, 4) => {
-                    if write.is_none() {
-                        0xffff_ffff
-                    } else {
-                        0
-                    }
-                }
+                (0x1_0080, 4) if write.is_none() => 0xffff_ffff,
                 (0x1_0100 | 0x1_0180, 4) => {
                     let set = offset == 0x1_0100;
                     match write {
@@ -309,13 +296,7 @@ pub fn emulate(
                     }
                     out
                 }
-                (0x1_0c00, 4) => {
-                    if write.is_none() {
-                        0xaaaa_aaaa
-                    } else {
-                        0
-                    }
-                }
+                (0x1_0c00, 4) if write.is_none() => 0xaaaa_aaaa,
                 (0x1_0c04, 4) => {
                     // Two bits per PPI; the maintenance interrupt's field is kept.
                     let keep = 0b11u64 << (2 * (MAINTENANCE_INTID - 16));
@@ -482,7 +463,7 @@ mod tests {
             &l,
             &v,
             &mut hw,
-            Target::Distributor(0x6100 + 8 * 1),
+            Target::Distributor(0x6100 + 8),
             8,
             Some(0x3),
         ); // IROUTER33

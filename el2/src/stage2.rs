@@ -124,8 +124,8 @@ impl Stage2 {
     /// Maps `range` to the same physical addresses with `memory` attributes.
     pub fn map(&mut self, range: Range, memory: Memory) -> Result<(), MapError> {
         if range.size == 0
-            || range.base % 4096 != 0
-            || range.size % 4096 != 0
+            || !range.base.is_multiple_of(4096)
+            || !range.size.is_multiple_of(4096)
             || range
                 .base
                 .checked_add(range.size)
@@ -140,7 +140,7 @@ impl Stage2 {
             let level = (1..=3)
                 .find(|&l| {
                     let size = 1u64 << level_shift(l);
-                    addr % size == 0 && end - addr >= size
+                    addr.is_multiple_of(size) && end - addr >= size
                 })
                 .unwrap_or(3);
             self.set(addr, level, memory)?;

@@ -49,7 +49,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 
 /// A device tree in memory, as a slice bounded by its header's totalsize.
 fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         fatal(format_args!(
             "no device tree for the {what}: address {addr:#x} is not a valid device tree address"
         ));

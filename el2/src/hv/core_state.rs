@@ -64,18 +64,14 @@ struct LocalCell(UnsafeCell<Local>);
 // SAFETY: each cell is only ever accessed by its own core (see `local`).
 unsafe impl Sync for LocalCell {}
 
-static LOCAL: [LocalCell; MAX_CPUS] = {
-    const L: LocalCell = LocalCell(UnsafeCell::new(Local {
+static LOCAL: [LocalCell; MAX_CPUS] = [const {
+    LocalCell(UnsafeCell::new(Local {
         pending: Pending::new(),
-    }));
-    [L; MAX_CPUS]
-};
+    }))
+}; MAX_CPUS];
 
 /// Shared per-core state, indexed by core.
-pub static CORES: [Shared; MAX_CPUS] = {
-    const S: Shared = Shared::new();
-    [S; MAX_CPUS]
-};
+pub static CORES: [Shared; MAX_CPUS] = [const { Shared::new() }; MAX_CPUS];
 
 /// The guest's virtual GIC registers.
 pub static VGIC: VirtGic = VirtGic::new();

@@ -24,7 +24,7 @@ pub fn run(addr: u64) -> u64 {
     println!("hypmem: probing the hypervisor's memory at {addr:#x}");
     report.check("hypmem-read", probe(addr, false));
     report.check("hypmem-write", probe(addr, true));
-    report.check("hypmem-after", after());
+    report.check("alive-after-abort", after());
     report.finish()
 }
 
