@@ -59,16 +59,17 @@
     add     sp, sp, #FRAME_SIZE
 .endm
 
-.macro guest_vector handler
-.balign 0x80
+.macro guest_vector idx, handler
+/* .org cannot move backwards: an entry that outgrew its 0x80 bytes fails to assemble. */
+.org el2_vectors + \idx * 0x80
+    /* A vector entry holds 32 instructions: save here, restore out of line. */
     save_guest
     bl      \handler
-    restore_guest
-    eret
+    b       guest_exit
 .endm
 
 .macro el2_fault_vector kind
-.balign 0x80
+.org el2_vectors + \kind * 0x80
     mov     x0, #\kind
     mrs     x1, esr_el2
     mrs     x2, elr_el2
@@ -77,6 +78,10 @@
 .endm
 
 .section .text.vectors, "ax"
+guest_exit:
+    restore_guest
+    eret
+
 .balign 0x800
 .global el2_vectors
 el2_vectors:
@@ -91,12 +96,13 @@ el2_vectors:
     el2_fault_vector 6
     el2_fault_vector 7
     /* Lower EL, AArch64: the guest. */
-    guest_vector handle_guest_sync
-    guest_vector handle_guest_irq
-    guest_vector handle_guest_irq
-    guest_vector handle_guest_serror
-    /* Lower EL, AArch32: the guest cannot be AArch32 (HCR_EL2.RW = 1, and EL0 AArch32 is refused). */
-    guest_vector handle_guest_sync
-    guest_vector handle_guest_irq
-    guest_vector handle_guest_irq
-    guest_vector handle_guest_serror
+    guest_vector 8, handle_guest_sync
+    guest_vector 9, handle_guest_irq
+    guest_vector 10, handle_guest_irq
+    guest_vector 11, handle_guest_serror
+    /* Lower EL, AArch32: only the guest's EL0 can be AArch32 (HCR_EL2.RW = 1); same handlers. */
+    guest_vector 12, handle_guest_sync
+    guest_vector 13, handle_guest_irq
+    guest_vector 14, handle_guest_irq
+    guest_vector 15, handle_guest_serror
+.org el2_vectors + 0x800
