@@ -61,6 +61,7 @@ struct Mailbox {
     seq: AtomicU32,
     cmd: AtomicU32,
     arg: AtomicU64,
+    started: AtomicU32,
     done: AtomicU32,
     passed: AtomicBool,
 }
@@ -70,6 +71,7 @@ static MAILBOX: [Mailbox; MAX_CPUS] = [const {
         seq: AtomicU32::new(0),
         cmd: AtomicU32::new(0),
         arg: AtomicU64::new(0),
+        started: AtomicU32::new(0),
         done: AtomicU32::new(0),
         passed: AtomicBool::new(false),
     }
@@ -159,6 +161,7 @@ fn idle(me: usize, mut seen: u32) -> ! {
         }
         arch::unmask_irqs();
         seen = seq;
+        mailbox.started.store(seq, Ordering::Release);
         let cmd = mailbox.cmd.load(Ordering::Relaxed);
         let arg = mailbox.arg.load(Ordering::Relaxed);
         let result = match Cmd::from_u32(cmd) {
@@ -220,6 +223,18 @@ pub fn post(i: usize, cmd: Cmd, arg: u64) -> u32 {
 pub fn done(i: usize, seq: u32) -> Option<bool> {
     let mailbox = &MAILBOX[i];
     (mailbox.done.load(Ordering::Acquire) == seq).then(|| mailbox.passed.load(Ordering::Relaxed))
+}
+
+/// Where core `i` is with command `seq`, for failure messages.
+pub fn progress(i: usize, seq: u32) -> &'static str {
+    let mailbox = &MAILBOX[i];
+    if mailbox.done.load(Ordering::Acquire) == seq {
+        "finished"
+    } else if mailbox.started.load(Ordering::Acquire) == seq {
+        "started, not finished"
+    } else {
+        "not started (doorbell not taken?)"
+    }
 }
 
 /// Waits (polling, bounded by `ms`) for core `i` to finish command `seq`:

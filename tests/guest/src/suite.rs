@@ -257,7 +257,12 @@ fn on_all_cores(
         match smp::wait_done(i, seq, wait_ms) {
             Some(true) => {}
             Some(false) => s.fail(format_args!("core {i} failed its part (see its lines)")),
-            None => s.fail(format_args!("core {i} did not finish within {wait_ms} ms")),
+            None => s.fail(format_args!(
+                "core {i} did not finish within {wait_ms} ms: {}; {} doorbell(s), {} timer interrupt(s) taken",
+                smp::progress(i, seq),
+                irq::DOORBELLS[i].load(Ordering::Relaxed),
+                TIMER_IRQS[i].load(Ordering::Relaxed)
+            )),
         }
     }
 }
@@ -358,7 +363,11 @@ fn ipi() -> Result<(), Msg> {
         for (i, seq) in seqs.iter().enumerate() {
             let Some(seq) = *seq else { continue };
             if smp::wait_done(i, seq, WAIT_MS).is_none() {
-                s.fail(format_args!("core {i} did not finish sending"));
+                s.fail(format_args!(
+                    "core {i} did not finish sending: {}; {} doorbell(s) taken",
+                    smp::progress(i, seq),
+                    irq::DOORBELLS[i].load(Ordering::Relaxed)
+                ));
             }
         }
     }
@@ -560,7 +569,10 @@ fn resume_path() -> Result<(), Msg> {
         match smp::wait_done(i, seq, WAIT_MS) {
             Some(true) => {}
             Some(false) => s.fail(format_args!("core {i} failed (see its lines)")),
-            None => s.fail(format_args!("core {i} did not resume within {WAIT_MS} ms")),
+            None => s.fail(format_args!(
+                "core {i} did not resume within {WAIT_MS} ms: {}",
+                smp::progress(i, seq)
+            )),
         }
         s.expect(
             smp::starts(i) == starts,
