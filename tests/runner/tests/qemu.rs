@@ -7,7 +7,7 @@
 use runner::{Config, Outcome, EXIT_REFUSED, RAM_BASE};
 
 /// The checks the test guest runs for `test=smp`, in order.
-const SMP_CHECKS: [&str; 7] = [
+const SMP_CHECKS: [&str; 8] = [
     "hyp-calls",
     "cpu-on",
     "timer",
@@ -15,6 +15,7 @@ const SMP_CHECKS: [&str; 7] = [
     "ping",
     "suspend",
     "cpu-off-on",
+    "no-stray-irqs",
 ];
 
 fn run(cfg: &Config) -> Outcome {
