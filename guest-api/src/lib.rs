@@ -13,3 +13,4 @@
 pub mod hyp;
 pub mod psci;
 pub mod smccc;
+pub mod trace;
