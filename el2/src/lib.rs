@@ -11,6 +11,7 @@ pub mod esr;
 pub mod gic_mmio;
 pub mod inject;
 pub mod mailbox;
+pub mod manager;
 pub mod mmu;
 pub mod regs;
 pub mod sgi;
