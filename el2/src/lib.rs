@@ -6,6 +6,7 @@
 
 pub mod bootargs;
 pub mod console;
+pub mod debug_view;
 pub mod dtb;
 pub mod esr;
 pub mod gic_mmio;
@@ -14,6 +15,7 @@ pub mod mailbox;
 pub mod manager;
 pub mod mmu;
 pub mod regs;
+pub mod request;
 pub mod sgi;
 pub mod stage2;
 pub mod vgic;

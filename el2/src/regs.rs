@@ -48,14 +48,9 @@ impl GuestRegs {
         }
     }
 
-    /// The first four argument registers of an SMCCC call.
-    pub const fn smccc_args(&self) -> [u64; 4] {
-        [self.x[0], self.x[1], self.x[2], self.x[3]]
-    }
-
-    /// Sets the SMCCC results x0..x3.
-    pub fn set_results(&mut self, r: [u64; 4]) {
-        self.x[..4].copy_from_slice(&r);
+    /// The function ID and first five arguments of an SMCCC call (x0..x5).
+    pub const fn smccc_args(&self) -> [u64; 6] {
+        [self.x[0], self.x[1], self.x[2], self.x[3], self.x[4], self.x[5]]
     }
 }
 

@@ -11,8 +11,8 @@
 //! active makes it active-and-pending, as a physical GIC would.
 //!
 //! When every list register is in use, the interrupt waits in a per-core
-//! pending set and the maintenance interrupt (ICH_HCR_EL2.NPIE: "no pending
-//! list register") calls EL2 back to refill.
+//! pending set and the maintenance interrupt calls EL2 back to refill (see
+//! `Refill` for which condition, chosen so it is never asserted on return).
 
 /// List register fields (GICv3, ICH_LR<n>_EL2).
 pub mod lr {
@@ -50,8 +50,23 @@ pub trait ListRegisters {
     fn read(&self, n: usize) -> u64;
     /// Writes list register `n`.
     fn write(&mut self, n: usize, v: u64);
-    /// Sets or clears ICH_HCR_EL2.NPIE.
-    fn set_refill_interrupt(&mut self, on: bool);
+    /// Chooses the maintenance interrupt that calls EL2 back to refill.
+    fn set_refill_interrupt(&mut self, refill: Refill);
+}
+
+/// When the maintenance interrupt should fire, given what waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refill {
+    /// Nothing waits: no maintenance interrupt.
+    Off,
+    /// ICH_HCR_EL2.NPIE: once no list register is pending (the guest took
+    /// everything offered). Chosen while some list register is pending, so
+    /// it is not asserted on return to the guest.
+    NoPending,
+    /// ICH_HCR_EL2.UIE: once at most one list register is valid. Chosen when
+    /// every list register is active (a guest nesting interrupts), where
+    /// NPIE would stay asserted and call EL2 back forever.
+    Underflow,
 }
 
 /// Interrupts waiting for a free list register, with their priorities.
@@ -131,7 +146,14 @@ pub fn flush(lrs: &mut dyn ListRegisters, pending: &mut Pending) {
             break;
         }
     }
-    lrs.set_refill_interrupt(!pending.is_empty());
+    let refill = if pending.is_empty() {
+        Refill::Off
+    } else if any_pending(lrs) {
+        Refill::NoPending
+    } else {
+        Refill::Underflow
+    };
+    lrs.set_refill_interrupt(refill);
 }
 
 /// Puts one interrupt in a list register. False if none is free.
@@ -172,7 +194,7 @@ mod tests {
 
     struct Fake {
         lrs: Vec<u64>,
-        npie: bool,
+        refill: Refill,
     }
 
     impl ListRegisters for Fake {
@@ -185,15 +207,15 @@ mod tests {
         fn write(&mut self, n: usize, v: u64) {
             self.lrs[n] = v;
         }
-        fn set_refill_interrupt(&mut self, on: bool) {
-            self.npie = on;
+        fn set_refill_interrupt(&mut self, refill: Refill) {
+            self.refill = refill;
         }
     }
 
     fn fake(n: usize) -> Fake {
         Fake {
             lrs: vec![0; n],
-            npie: false,
+            refill: Refill::Off,
         }
     }
 
@@ -208,7 +230,7 @@ mod tests {
             lr::PENDING | lr::GROUP1 | lr::HW | (27 << 32) | (0xa0 << 48) | 27
         );
         assert_eq!(f.lrs[1], lr::PENDING | lr::GROUP1 | (0x80 << 48) | 1);
-        assert!(!f.npie);
+        assert_eq!(f.refill, Refill::Off);
     }
 
     #[test]
@@ -233,7 +255,7 @@ mod tests {
             inject(&mut f, &mut p, intid, 0xa0);
         }
         assert_eq!(p.len(), 2);
-        assert!(f.npie, "refill interrupt requested");
+        assert_eq!(f.refill, Refill::NoPending, "refill once the guest took what is offered");
         // The guest handled both: list registers empty again.
         f.lrs = vec![0, 0];
         flush(&mut f, &mut p);
@@ -241,7 +263,22 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![3, 35]);
         assert!(p.is_empty());
-        assert!(!f.npie, "refill interrupt no longer needed");
+        assert_eq!(f.refill, Refill::Off, "refill interrupt no longer needed");
+    }
+
+    #[test]
+    fn every_list_register_active_asks_for_underflow_not_no_pending() {
+        let mut f = fake(2);
+        let mut p = Pending::new();
+        f.lrs = vec![lr::ACTIVE | lr::GROUP1 | 1, lr::ACTIVE | lr::GROUP1 | 2];
+        inject(&mut f, &mut p, 3, 0xa0);
+        assert_eq!(p.len(), 1);
+        assert_eq!(f.refill, Refill::Underflow, "NPIE would be asserted at once");
+        f.lrs[1] = 0; // the guest finished SGI 2
+        flush(&mut f, &mut p);
+        assert!(p.is_empty());
+        assert_eq!(lr::vintid(f.lrs[1]), 3);
+        assert_eq!(f.refill, Refill::Off);
     }
 
     #[test]

@@ -9,16 +9,28 @@
 //! | ABI_VERSION         | `0xC600_0000` | -                          | x0 = (major << 16) \| minor                      |
 //! | FEATURES            | `0xC600_0001` | x1 = function ID           | x0 = 0 if implemented, else NOT_SUPPORTED (-1)   |
 //! | PING                | `0xC600_0002` | x1 = target MPIDR          | x0 = 0, x1 = target's core index, x2 = target's MPIDR, x3 = target's count of pings served |
+//! | TRACE_ENABLE        | `0xC600_0010` | x1 = target MPIDR, x2 = config, x3 = filter start, x4 = filter end | x0 = 0, x1 = target's generation after the commit |
+//! | TRACE_DISABLE       | `0xC600_0011` | x1 = target MPIDR          | x0 = 0, x1 = target's generation after the call  |
+//! | TRACE_STATUS        | `0xC600_0012` | x1 = target MPIDR          | x0 = 0, x1 = state word, x2 = generation, x3 = active config word, x4/x5 = active filter start/end |
 //!
-//! Errors (in x0): NOT_SUPPORTED (-1) for any other function ID in the
-//! service's range; INVALID_PARAMETER (-3) for an MPIDR that names no core;
-//! TARGET_OFF (-5) when the target core is powered off.
+//! The three TRACE calls, their config and state words and their semantics
+//! are documented in [`crate::trace`].
+//!
+//! Errors (in x0; on an error only x0 is defined): NOT_SUPPORTED (-1) for
+//! any other function ID in the service's range; INVALID_PARAMETER (-3) for
+//! an MPIDR that names no core of the guest, or an invalid trace config;
+//! DENIED (-4), reserved: the caller may not act on that core (not produced
+//! yet); TARGET_OFF (-5) when the target core is powered off.
+//!
+//! Service revision (REVISION, ABI_VERSION): 1.0, the first with the trace
+//! calls; 0.1 had CALL_COUNT..PING only.
 //!
 //! PING travels the same path as every cross-core request: the calling
 //! core posts it in the target's mailbox and sends the hypervisor's SGI;
 //! the target's EL2 answers; the caller returns the answer.
 
 use crate::smccc::{FunctionId, Owner, Uid};
+use crate::trace::{self, ConfigError, TraceConfig};
 
 /// CALL_COUNT query of the service.
 pub const CALL_COUNT: u32 = 0x8600_FF00;
@@ -35,7 +47,14 @@ pub const FEATURES: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0001).encod
 pub const PING: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0002).encode();
 
 /// The calls of the service, for CALL_COUNT and FEATURES.
-pub const CALLS: [u32; 3] = [ABI_VERSION, FEATURES, PING];
+pub const CALLS: [u32; 6] = [
+    ABI_VERSION,
+    FEATURES,
+    PING,
+    trace::TRACE_ENABLE,
+    trace::TRACE_DISABLE,
+    trace::TRACE_STATUS,
+];
 
 /// This hypervisor's identity: 08f433e7-b7bf-4fc8-b7aa-ccd84170f67c.
 pub const UID: Uid = Uid([
@@ -43,10 +62,10 @@ pub const UID: Uid = Uid([
 ]);
 
 /// Service revision reported by REVISION.
-pub const REVISION_MAJOR: u64 = 0;
+pub const REVISION_MAJOR: u64 = 1;
 /// Service revision reported by REVISION.
-pub const REVISION_MINOR: u64 = 1;
-/// ABI_VERSION's answer: major 0, minor 1.
+pub const REVISION_MINOR: u64 = 0;
+/// ABI_VERSION's answer: major 1, minor 0.
 pub const ABI_VERSION_VALUE: u64 = (REVISION_MAJOR << 16) | REVISION_MINOR;
 
 /// Errors of the service, returned as negative values in x0.
@@ -55,9 +74,11 @@ pub const ABI_VERSION_VALUE: u64 = (REVISION_MAJOR << 16) | REVISION_MINOR;
 pub enum Error {
     /// Unknown function ID.
     NotSupported = -1,
-    /// An argument names nothing valid (an unknown MPIDR, a bad address).
+    /// An argument names nothing valid (an unknown MPIDR, a bad address,
+    /// an invalid trace config).
     InvalidParameter = -3,
-    /// The call is valid but not allowed for this caller.
+    /// The call is valid but not allowed for this caller. Reserved: not
+    /// produced yet.
     Denied = -4,
     /// The target core is powered off.
     TargetOff = -5,
@@ -81,7 +102,7 @@ impl Error {
     }
 }
 
-/// A call of the service, decoded once from `x0..x1`.
+/// A call of the service, decoded once from `x0..x5`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     /// CALL_COUNT.
@@ -96,11 +117,23 @@ pub enum Call {
     Features { function: u32 },
     /// PING(target MPIDR).
     Ping { target: u64 },
+    /// TRACE_ENABLE(target MPIDR, config). `config` is x2..x4 decoded; an
+    /// `Err` is answered with INVALID_PARAMETER, whether or not the target
+    /// is powered on (INVALID_PARAMETER takes precedence over TARGET_OFF).
+    TraceEnable {
+        target: u64,
+        config: Result<TraceConfig, ConfigError>,
+    },
+    /// TRACE_DISABLE(target MPIDR).
+    TraceDisable { target: u64 },
+    /// TRACE_STATUS(target MPIDR).
+    TraceStatus { target: u64 },
 }
 
 impl Call {
-    /// Decodes an owner-6 call; `None` for anything this ABI does not define.
-    pub const fn decode(x: [u64; 4]) -> Option<Call> {
+    /// Decodes an owner-6 call from the guest's `x0..x5`; `None` for
+    /// anything this ABI does not define.
+    pub const fn decode(x: [u64; 6]) -> Option<Call> {
         if x[0] >> 32 != 0 {
             // SMCCC: bits [63:32] of a function ID are zero for 32-bit IDs;
             // tolerate nothing else for our own service.
@@ -115,6 +148,12 @@ impl Call {
                 function: x[1] as u32,
             },
             PING => Call::Ping { target: x[1] },
+            trace::TRACE_ENABLE => Call::TraceEnable {
+                target: x[1],
+                config: TraceConfig::decode(x[2], x[3], x[4]),
+            },
+            trace::TRACE_DISABLE => Call::TraceDisable { target: x[1] },
+            trace::TRACE_STATUS => Call::TraceStatus { target: x[1] },
             _ => return None,
         })
     }
@@ -134,38 +173,131 @@ mod tests {
         assert_eq!(ABI_VERSION, 0xC600_0000);
         assert_eq!(FEATURES, 0xC600_0001);
         assert_eq!(PING, 0xC600_0002);
+        assert_eq!(CALLS[3..], [0xC600_0010, 0xC600_0011, 0xC600_0012]);
     }
 
     #[test]
     fn decode_each_call() {
         assert_eq!(
-            Call::decode([CALL_COUNT as u64, 0, 0, 0]),
+            Call::decode([CALL_COUNT as u64, 0, 0, 0, 0, 0]),
             Some(Call::CallCount)
         );
         assert_eq!(
-            Call::decode([CALL_UID as u64, 0, 0, 0]),
+            Call::decode([CALL_UID as u64, 0, 0, 0, 0, 0]),
             Some(Call::CallUid)
         );
         assert_eq!(
-            Call::decode([REVISION as u64, 0, 0, 0]),
+            Call::decode([REVISION as u64, 0, 0, 0, 0, 0]),
             Some(Call::Revision)
         );
         assert_eq!(
-            Call::decode([ABI_VERSION as u64, 0, 0, 0]),
+            Call::decode([ABI_VERSION as u64, 0, 0, 0, 0, 0]),
             Some(Call::AbiVersion)
         );
         assert_eq!(
-            Call::decode([FEATURES as u64, PING as u64, 0, 0]),
+            Call::decode([FEATURES as u64, PING as u64, 0, 0, 0, 0]),
             Some(Call::Features { function: PING })
         );
         assert_eq!(
-            Call::decode([PING as u64, 0x8000_0003, 0, 0]),
+            Call::decode([PING as u64, 0x8000_0003, 0, 0, 0, 0]),
             Some(Call::Ping {
                 target: 0x8000_0003
             })
         );
-        assert_eq!(Call::decode([0xC600_0003, 0, 0, 0]), None);
-        assert_eq!(Call::decode([0x1_C600_0000, 0, 0, 0]), None);
+        assert_eq!(Call::decode([0xC600_0003, 0, 0, 0, 0, 0]), None);
+        assert_eq!(Call::decode([0x1_C600_0000, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn decode_trace_calls() {
+        use crate::trace::{CONFIG_ADDR_FILTER, CONFIG_EL0, CONFIG_EL1, CONFIG_TIMESTAMPS};
+        let cfg = CONFIG_EL1 | CONFIG_TIMESTAMPS | CONFIG_ADDR_FILTER;
+        assert_eq!(
+            Call::decode([trace::TRACE_ENABLE as u64, 0x100, cfg, 0x1000, 0x2000, 9]),
+            Some(Call::TraceEnable {
+                target: 0x100,
+                config: Ok(TraceConfig {
+                    el1: true,
+                    timestamps: true,
+                    filter: Some((0x1000, 0x2000)),
+                    ..Default::default()
+                })
+            })
+        );
+        // x3/x4 are not read without ADDR_FILTER; x5 is never read.
+        assert_eq!(
+            Call::decode([trace::TRACE_ENABLE as u64, 1, CONFIG_EL0, 7, 3, 9]),
+            Some(Call::TraceEnable {
+                target: 1,
+                config: Ok(TraceConfig {
+                    el0: true,
+                    ..Default::default()
+                })
+            })
+        );
+        // A bad config is still the TRACE_ENABLE call, carrying the error.
+        assert_eq!(
+            Call::decode([trace::TRACE_ENABLE as u64, 2, 1 << 6 | CONFIG_EL1, 0, 0, 0]),
+            Some(Call::TraceEnable {
+                target: 2,
+                config: Err(ConfigError::UnknownBits(1 << 6))
+            })
+        );
+        assert_eq!(
+            Call::decode([trace::TRACE_ENABLE as u64, 2, CONFIG_TIMESTAMPS, 0, 0, 0]),
+            Some(Call::TraceEnable {
+                target: 2,
+                config: Err(ConfigError::NoExceptionLevel)
+            })
+        );
+        assert_eq!(
+            Call::decode([trace::TRACE_ENABLE as u64, 2, cfg, 0x2000, 0x1000, 0]),
+            Some(Call::TraceEnable {
+                target: 2,
+                config: Err(ConfigError::BadFilter)
+            })
+        );
+        assert_eq!(
+            Call::decode([trace::TRACE_DISABLE as u64, 0x8000_0101, 5, 5, 5, 5]),
+            Some(Call::TraceDisable {
+                target: 0x8000_0101
+            })
+        );
+        assert_eq!(
+            Call::decode([trace::TRACE_STATUS as u64, 3, 0, 0, 0, 0]),
+            Some(Call::TraceStatus { target: 3 })
+        );
+        // Neighbours of the trace IDs, and the 32-bit forms, are not calls.
+        for id in [0xC600_000Fu64, 0xC600_0013, 0x8600_0010, 0x8600_0012] {
+            assert_eq!(Call::decode([id, 0, CONFIG_EL1, 0, 0, 0]), None, "{id:#x}");
+        }
+        assert_eq!(
+            Call::decode([1 << 32 | trace::TRACE_STATUS as u64, 0, 0, 0, 0, 0]),
+            None
+        );
+    }
+
+    #[test]
+    fn every_listed_call_decodes_and_nothing_else_in_range() {
+        let mut count = 0;
+        for n in 0..=0xffffu64 {
+            for base in [0x8600_0000u64, 0xC600_0000] {
+                let id = base | n;
+                let known = Call::decode([id, 0, trace::CONFIG_EL1, 0, 0, 0]).is_some();
+                let listed = CALLS.contains(&(id as u32))
+                    || [CALL_COUNT, CALL_UID, REVISION].contains(&(id as u32));
+                assert_eq!(known, listed, "{id:#x}");
+                count += known as usize;
+            }
+        }
+        assert_eq!(count, CALLS.len() + 3);
+    }
+
+    #[test]
+    fn revision_is_1_0() {
+        assert_eq!((REVISION_MAJOR, REVISION_MINOR), (1, 0));
+        assert_eq!(ABI_VERSION_VALUE, 0x1_0000);
+        assert_eq!(CALLS.len(), 6);
     }
 
     #[test]

@@ -4,8 +4,11 @@
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 /// `SMCCC_ARCH_FEATURES(function ID)`: is an Arm Architecture Service call implemented?
 pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
-/// The SMCCC version the hypervisor implements towards its guests: 1.1.
+/// SMCCC version 1.1.
 pub const VERSION_1_1: u32 = 0x0001_0001;
+/// The SMCCC version the hypervisor implements towards its guests: 1.2,
+/// whose calls may return results in x0..x17 (TRACE_STATUS uses x0..x5).
+pub const VERSION_1_2: u32 = 0x0001_0002;
 
 /// SMCCC return code: success.
 pub const SUCCESS: i64 = 0;

@@ -296,3 +296,35 @@ pub mod layout {
         addr(unsafe { &__stacks_end }) - addr(unsafe { &__stacks_start })
     }
 }
+
+/// Reads the ID register S3_0_C0_C<crm>_<op2> (CRm 1..7), for the guest's
+/// trapped reads. Encodings outside this list read as zero without touching
+/// the hardware: reserved ID space is RAZ, and a feature register this
+/// hypervisor does not know is better hidden than passed on.
+pub fn read_id_register(crm: u8, op2: u8) -> u64 {
+    macro_rules! id {
+        ($($c:literal, $o:literal);* $(;)?) => {
+            match (crm, op2) {
+                $(($c, $o) => {
+                    let v: u64;
+                    // SAFETY: reading an ID register has no side effects.
+                    unsafe { asm!(concat!("mrs {}, S3_0_C0_C", $c, "_", $o), out(reg) v, options(nomem, nostack, preserves_flags)) };
+                    v
+                })*
+                _ => 0,
+            }
+        };
+    }
+    id!(
+        // AArch32 ID registers: ID_PFR0/1, ID_DFR0, ID_AFR0, ID_MMFR0..3,
+        // ID_ISAR0..5, ID_MMFR4, ID_ISAR6, MVFR0..2.
+        1, 0; 1, 1; 1, 2; 1, 3; 1, 4; 1, 5; 1, 6; 1, 7;
+        2, 0; 2, 1; 2, 2; 2, 3; 2, 4; 2, 5; 2, 6; 2, 7;
+        3, 0; 3, 1; 3, 2;
+        // ID_AA64PFR0/1, ZFR0, SMFR0; DFR0/1, AFR0/1; ISAR0..2; MMFR0..2.
+        4, 0; 4, 1; 4, 4; 4, 5;
+        5, 0; 5, 1; 5, 4; 5, 5;
+        6, 0; 6, 1; 6, 2;
+        7, 0; 7, 1; 7, 2;
+    )
+}

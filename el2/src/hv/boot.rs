@@ -255,7 +255,7 @@ fn start_core(warm: bool) -> ! {
     init_el2(m);
     gic::init_redistributor(&m.gic, idx);
     gic::init_cpu_interface();
-    core_state::come_online();
+    core_state::come_online(!warm);
     let me = &CORES[idx];
     let (entry, arg) = (
         me.entry.load(Ordering::Relaxed),
@@ -268,13 +268,19 @@ fn start_core(warm: bool) -> ! {
     arch::enter_guest(&GuestRegs::entry(entry, arg))
 }
 
-/// HCR_EL2: VM (stage 2), SWIO, FMO, IMO, AMO (all interrupts to EL2), TSC
-/// (trap SMC), RW (EL1 is AArch64).
-const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
-/// CPTR_EL2 (E2H = 0): RES1 bits only, so FP/SIMD and SVE are the guest's
+/// HCR_EL2: VM (stage 2), SWIO, FMO, IMO, AMO (all interrupts to EL2), TID3
+/// (ID registers, to hide the trace unit), TSC (trap SMC), RW (EL1 is AArch64).
+const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
+/// CPTR_EL2 (E2H = 0): TTA (bit 20) traps the guest's trace-unit register
+/// accesses; otherwise RES1 bits only, so FP/SIMD and SVE are the guest's
 /// (the hypervisor is built soft-float and never touches them); SME (TSM)
 /// stays trapped.
-const CPTR: u64 = 0xff | (1 << 9) | (1 << 12) | (1 << 13);
+const CPTR: u64 = 0xff | (1 << 9) | (1 << 12) | (1 << 13) | (1 << 20);
+/// MDCR_EL2 bits besides HPMN: TDOSA (10) traps the OS lock registers,
+/// TTRF (19) traps TRFCR_EL1, E2TB (25:24) = 0b00 makes EL2 the trace
+/// buffer's owner and traps EL1's TRB* accesses, E2PB (13:12) = 0b11 leaves
+/// the statistical profiling buffer to the guest.
+const MDCR_TRACE_OWNER: u64 = (1 << 10) | (1 << 19) | (0b11 << 12);
 /// SCTLR_EL1 at guest entry: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
@@ -291,7 +297,7 @@ fn init_el2(m: &Machine) {
         zcr_el2::write(0xf); // the guest may use any SVE vector length
     }
     // HPMN = PMCR_EL0.N: every event counter belongs to the guest.
-    mdcr_el2::write((pmcr_el0::read() >> 11) & 0x1f);
+    mdcr_el2::write(MDCR_TRACE_OWNER | ((pmcr_el0::read() >> 11) & 0x1f));
     hstr_el2::write(0);
     vpidr_el2::write(midr_el1::read());
     vmpidr_el2::write(mpidr_el1::read());

@@ -5,6 +5,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::arch;
+use crate::debug_view::OsLock;
 use crate::dtb::{GuestLayout, Platform, Range, MAX_CPUS};
 use crate::gic_mmio::{Layout, VirtGic};
 use crate::mailbox::Mailbox;
@@ -57,6 +58,8 @@ impl Shared {
 pub struct Local {
     /// Interrupts waiting for a free list register.
     pub pending: Pending,
+    /// The guest's virtual OS lock.
+    pub oslock: OsLock,
 }
 
 struct LocalCell(UnsafeCell<Local>);
@@ -67,6 +70,7 @@ unsafe impl Sync for LocalCell {}
 static LOCAL: [LocalCell; MAX_CPUS] = [const {
     LocalCell(UnsafeCell::new(Local {
         pending: Pending::new(),
+        oslock: OsLock::new(),
     }))
 }; MAX_CPUS];
 
@@ -130,11 +134,18 @@ pub fn me() -> &'static Shared {
     &CORES[arch::core_index()]
 }
 
-/// Marks this core running and able to take requests.
-pub fn come_online() {
+/// Marks this core running and able to take requests. `cold` is a power-on
+/// (CPU_ON, first boot): the guest's per-core interrupt and debug state start
+/// from reset. A warm boot or a refused CPU_OFF keeps them.
+pub fn come_online(cold: bool) {
     let me = me();
-    VGIC.redist[arch::core_index()].reset();
-    me.pending_sgi.store(0, Ordering::Relaxed);
+    if cold {
+        VGIC.redist[arch::core_index()].reset();
+        me.pending_sgi.store(0, Ordering::Relaxed);
+        // SAFETY: EL2 on this core, interrupts masked, no other `local()` alive.
+        let local = unsafe { local() };
+        local.oslock = OsLock::new();
+    }
     me.mailbox.open();
     me.power.store(power::ON, Ordering::Release);
 }

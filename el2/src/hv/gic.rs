@@ -7,7 +7,7 @@ use crate::arch::{self, *};
 use crate::dtb::{Platform, MAX_CPUS};
 use crate::gic_mmio::{self, Layout, MAINTENANCE_INTID};
 use crate::sgi::{self, HYP_SGI};
-use crate::vgic::ListRegisters;
+use crate::vgic::{ListRegisters, Refill};
 
 fn r32(pa: u64) -> u32 {
     // SAFETY: `pa` is a GIC register inside the frames the device tree gave,
@@ -211,12 +211,19 @@ impl ListRegisters for HwListRegisters {
     fn write(&mut self, n: usize, v: u64) {
         ich_lr_write(n, v)
     }
-    fn set_refill_interrupt(&mut self, on: bool) {
+    fn set_refill_interrupt(&mut self, refill: Refill) {
+        const UIE: u64 = 1 << 1;
+        const NPIE: u64 = 1 << 3;
         let hcr = ich_hcr_el2::read();
-        let npie = 1 << 3;
-        let new = if on { hcr | npie } else { hcr & !npie };
+        let bits = match refill {
+            Refill::Off => 0,
+            Refill::NoPending => NPIE,
+            Refill::Underflow => UIE,
+        };
+        let new = (hcr & !(UIE | NPIE)) | bits;
         if new != hcr {
             ich_hcr_el2::write(new);
+            isb();
         }
     }
 }

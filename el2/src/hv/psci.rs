@@ -28,13 +28,13 @@ fn in_guest_ram(addr: u64) -> bool {
 
 /// Handles an SMCCC call from the guest; returns x0..x3 and how many of
 /// them the call defines (the others keep the guest's values).
-pub fn dispatch(x: [u64; 4]) -> ([u64; 4], usize) {
+pub fn dispatch(x: [u64; 6]) -> ([u64; 6], usize) {
     let id = x[0] as u32;
-    if let Some(call) = Call::decode(x) {
-        return ([psci_call(call) as u64, 0, 0, 0], 1);
+    if let Some(call) = Call::decode([x[0], x[1], x[2], x[3]]) {
+        return ([psci_call(call) as u64, 0, 0, 0, 0, 0], 1);
     }
     match id {
-        smccc::SMCCC_VERSION => return ([smccc::VERSION_1_1 as u64, 0, 0, 0], 1),
+        smccc::SMCCC_VERSION => return ([smccc::VERSION_1_2 as u64, 0, 0, 0, 0, 0], 1),
         smccc::SMCCC_ARCH_FEATURES => {
             // SMCCC_VERSION needs no discovery; no workaround is offered.
             let r = if x[1] as u32 == smccc::SMCCC_VERSION {
@@ -42,34 +42,40 @@ pub fn dispatch(x: [u64; 4]) -> ([u64; 4], usize) {
             } else {
                 smccc::NOT_SUPPORTED
             };
-            return ([r as u64, 0, 0, 0], 1);
+            return ([r as u64, 0, 0, 0, 0, 0], 1);
         }
         _ => {}
     }
     if let Some(call) = hyp::Call::decode(x) {
         return hyp_call(call);
     }
-    ([smccc::NOT_SUPPORTED as u64, 0, 0, 0], 1)
+    ([smccc::NOT_SUPPORTED as u64, 0, 0, 0, 0, 0], 1)
 }
 
-fn hyp_call(call: hyp::Call) -> ([u64; 4], usize) {
+fn hyp_call(call: hyp::Call) -> ([u64; 6], usize) {
     match call {
-        hyp::Call::CallCount => ([hyp::CALLS.len() as u64, 0, 0, 0], 1),
-        hyp::Call::CallUid => (hyp::UID.to_registers().map(u64::from), 4),
-        hyp::Call::Revision => ([hyp::REVISION_MAJOR, hyp::REVISION_MINOR, 0, 0], 2),
-        hyp::Call::AbiVersion => ([hyp::ABI_VERSION_VALUE, 0, 0, 0], 1),
+        hyp::Call::CallCount => ([hyp::CALLS.len() as u64, 0, 0, 0, 0, 0], 1),
+        hyp::Call::CallUid => {
+            let w = hyp::UID.to_registers().map(u64::from);
+            ([w[0], w[1], w[2], w[3], 0, 0], 4)
+        }
+        hyp::Call::Revision => ([hyp::REVISION_MAJOR, hyp::REVISION_MINOR, 0, 0, 0, 0], 2),
+        hyp::Call::AbiVersion => ([hyp::ABI_VERSION_VALUE, 0, 0, 0, 0, 0], 1),
         hyp::Call::Features { function } => {
             let r = if hyp::CALLS.contains(&function) {
                 0
             } else {
                 hyp::Error::NotSupported.code()
             };
-            ([r as u64, 0, 0, 0], 1)
+            ([r as u64, 0, 0, 0, 0, 0], 1)
         }
         hyp::Call::Ping { target } => match ping(target) {
-            Ok(a) => (a, 4),
-            Err(e) => ([e.code() as u64, 0, 0, 0], 1),
+            Ok(a) => ([a[0], a[1], a[2], a[3], 0, 0], 4),
+            Err(e) => ([e.code() as u64, 0, 0, 0, 0, 0], 1),
         },
+        hyp::Call::TraceEnable { .. } | hyp::Call::TraceDisable { .. } | hyp::Call::TraceStatus { .. } => {
+            ([hyp::Error::NotSupported.code() as u64, 0, 0, 0, 0, 0], 1)
+        }
     }
 }
 
@@ -182,7 +188,7 @@ fn psci_call(call: Call) -> i64 {
             log::debug!("CPU_OFF");
             let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
             // Only a refusal returns: the core stays on.
-            core_state::come_online();
+            core_state::come_online(false);
             r
         }
         Call::CpuSuspend {

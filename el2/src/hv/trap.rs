@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::core_state::{self, machine, power, CORES, VGIC};
 use super::{gic, psci};
 use crate::arch::{self, *};
+use crate::debug_view;
 use crate::esr::{self, Trap};
 use crate::gic_mmio::{self, Effect, MAINTENANCE_INTID};
 use crate::inject::{self, Fault, GuestState};
@@ -26,7 +27,19 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
             smccc(regs, imm);
         }
         Trap::SysReg { reg, rt, read } => {
-            if reg == esr::ICC_SGI1R_EL1 && !read {
+            if debug_view::is_id_register(reg) && read {
+                regs.set(rt, debug_view::id_view(reg, arch::read_id_register(reg.crm, reg.op2)));
+                regs.elr += 4;
+                return flush_list_registers();
+            }
+            // SAFETY: EL2 on this core, interrupts masked, no other `local()` alive.
+            let oslock = unsafe { &mut core_state::local().oslock };
+            if let Some(v) = oslock.access(reg, (!read).then(|| regs.get(rt))) {
+                if read {
+                    regs.set(rt, v);
+                }
+                regs.elr += 4;
+            } else if reg == esr::ICC_SGI1R_EL1 && !read {
                 send_guest_sgi(regs.get(rt));
                 regs.elr += 4;
             } else if (reg == esr::ICC_SGI0R_EL1 || reg == esr::ICC_ASGI1R_EL1) && !read {
@@ -213,6 +226,9 @@ extern "C" fn handle_guest_irq(_regs: &mut GuestRegs) {
             deliver_sgis();
         } else if intid == MAINTENANCE_INTID {
             gic::deactivate(intid);
+            // Refill now: the maintenance interrupt is a level that stays
+            // asserted until the list registers change.
+            flush_list_registers();
         } else if intid < 16 {
             // A physical SGI the hypervisor never sends: drop it.
             gic::deactivate(intid);

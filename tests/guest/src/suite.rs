@@ -68,7 +68,7 @@ fn hyp_calls() -> Result<(), Msg> {
     let mut s = Subchecks::new("hyp-calls");
     let conduit = platform::get().psci_conduit;
 
-    let version = smccc::VERSION_1_1 as i64;
+    let version = smccc::VERSION_1_2 as i64;
     expect_x0(
         &mut s,
         format_args!("SMCCC_VERSION (hvc)"),
