@@ -3,6 +3,7 @@
 #   make run    build everything and boot the hypervisor with the bundled
 #               test guest on QEMU (4 cores), with a summary at the end
 #   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores
+#   make loom   exhaustive interleavings of the cross-core request protocol
 #
 # Both install what they need first (`make deps`): the Rust targets through
 # rustup, and QEMU, dtc/fdtput and binutils for aarch64 through apt.
@@ -17,7 +18,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu
 
-.PHONY: all deps images run test test-host test-qemu clean
+.PHONY: all deps images run test test-host test-qemu loom clean
 
 all: images
 
@@ -39,6 +40,8 @@ images: deps
 	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET)
 	$(OBJCOPY) -O binary target/$(HYP_TARGET)/release/el2 $(BUILD)/el2.bin
 	cp target/$(HYP_TARGET)/release/el2 $(BUILD)/el2.elf
+	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET) --features naive-strategy --target-dir target/naive
+	$(OBJCOPY) -O binary target/naive/$(HYP_TARGET)/release/el2 $(BUILD)/el2-naive.bin
 	$(CARGO) build -q -p test-guest --release --target $(GUEST_TARGET)
 	$(OBJCOPY) -O binary target/$(GUEST_TARGET)/release/test-guest $(BUILD)/test-guest.bin
 	@ls -l $(BUILD)/el2.bin $(BUILD)/test-guest.bin | awk '{print "image", $$9, $$5, "bytes"}'
@@ -54,6 +57,9 @@ test-host: deps
 
 test-qemu: images
 	$(CARGO) test -p runner --release --test qemu
+
+loom: deps
+	@tests/loom.sh
 
 clean:
 	$(CARGO) clean

@@ -2,8 +2,10 @@
 //!
 //! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown]`:
 //! where the runner loaded the guest kernel image and the guest's device
-//! tree (hex with 0x, or decimal). Unknown words are ignored, so that the
-//! same line can carry the runner's notes.
+//! tree (hex with 0x, or decimal). `test.powerdown` is a test switch: a
+//! power-down CPU_SUSPEND loses EL2 and trace state and comes back through
+//! the warm-boot entry even where firmware only waits (QEMU). Unknown words
+//! are ignored, so that the same line can carry the runner's notes.
 
 /// What the command line asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct Args {
     pub guest_dtb: Option<u64>,
     /// Maximum log level.
     pub log: log::LevelFilter,
+    /// `test.powerdown`: simulate power loss in power-down suspends.
+    pub simulate_power_loss: bool,
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -29,12 +33,14 @@ pub fn parse(line: &str) -> Result<Args, &str> {
         guest_entry: None,
         guest_dtb: None,
         log: log::LevelFilter::Info,
+        simulate_power_loss: false,
     };
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
         match key {
             "guest.entry" => args.guest_entry = Some(number(value).ok_or(word)?),
             "guest.dtb" => args.guest_dtb = Some(number(value).ok_or(word)?),
+            "test.powerdown" if value.is_empty() => args.simulate_power_loss = true,
             "log" => {
                 args.log = match value {
                     "error" => log::LevelFilter::Error,
@@ -61,7 +67,9 @@ mod tests {
         assert_eq!(a.guest_entry, Some(0x4420_0000));
         assert_eq!(a.guest_dtb, Some(0x4400_0000));
         assert_eq!(a.log, log::LevelFilter::Debug);
+        assert!(!a.simulate_power_loss);
         assert_eq!(parse("").unwrap().guest_entry, None);
+        assert!(parse("test.powerdown").unwrap().simulate_power_loss);
     }
 
     #[test]

@@ -111,7 +111,10 @@ mod tests {
     fn id_space() {
         assert!(is_id_register(ID_AA64DFR0_EL1));
         assert!(is_id_register(SysReg::new(3, 0, 0, 7, 4)));
-        assert!(!is_id_register(SysReg::new(3, 0, 0, 0, 5)), "MPIDR is not TID3's");
+        assert!(
+            !is_id_register(SysReg::new(3, 0, 0, 0, 5)),
+            "MPIDR is not TID3's"
+        );
         assert!(!is_id_register(SysReg::new(3, 0, 1, 0, 0)), "SCTLR_EL1");
     }
 

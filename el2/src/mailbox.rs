@@ -19,7 +19,17 @@
 //! mailbox only after serving what was posted to it, so a posted request is
 //! always answered.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use sync::{AtomicU32, AtomicU64, Ordering};
+
+/// The atomics the protocol uses: the real ones, or loom's under
+/// `--cfg loom` so that the models below can explore every interleaving
+/// (tests/loom.sh).
+mod sync {
+    #[cfg(not(loom))]
+    pub(super) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    #[cfg(loom)]
+    pub(super) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+}
 
 const CLOSED: u32 = 0;
 const EMPTY: u32 = 1;
@@ -34,12 +44,44 @@ pub enum SendError {
     TargetOff,
 }
 
-/// One core's mailbox: a request of two words and an answer of four.
+/// Words in a request.
+pub const REQUEST_WORDS: usize = 4;
+/// Words in an answer (x0..x5 of the guest's call).
+pub const ANSWER_WORDS: usize = 6;
+/// A request, as words.
+pub type RequestWords = [u64; REQUEST_WORDS];
+/// An answer, as words.
+pub type AnswerWords = [u64; ANSWER_WORDS];
+
+/// One core's mailbox: a request of four words and an answer of six.
 #[derive(Debug)]
 pub struct Mailbox {
     state: AtomicU32,
-    request: [AtomicU64; 2],
-    answer: [AtomicU64; 4],
+    request: [AtomicU64; REQUEST_WORDS],
+    answer: [AtomicU64; ANSWER_WORDS],
+}
+
+/// The body of `Mailbox::new`, shared by its const and its loom version.
+macro_rules! closed_mailbox {
+    () => {
+        Mailbox {
+            state: AtomicU32::new(CLOSED),
+            request: [
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ],
+            answer: [
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ],
+        }
+    };
 }
 
 impl Default for Mailbox {
@@ -50,17 +92,16 @@ impl Default for Mailbox {
 
 impl Mailbox {
     /// A closed mailbox: its core is not running yet.
+    #[cfg(not(loom))]
     pub const fn new() -> Mailbox {
-        Mailbox {
-            state: AtomicU32::new(CLOSED),
-            request: [AtomicU64::new(0), AtomicU64::new(0)],
-            answer: [
-                AtomicU64::new(0),
-                AtomicU64::new(0),
-                AtomicU64::new(0),
-                AtomicU64::new(0),
-            ],
-        }
+        closed_mailbox!()
+    }
+
+    /// A closed mailbox: its core is not running yet. (Loom's atomics have
+    /// no `const fn new`.)
+    #[cfg(loom)]
+    pub fn new() -> Mailbox {
+        closed_mailbox!()
     }
 
     /// Opens the mailbox. Called by its own core when it comes up.
@@ -77,14 +118,11 @@ impl Mailbox {
 
     /// Serves a posted request, if any, with `handler`. Called only by the
     /// mailbox's own core. Returns whether it served one.
-    pub fn serve(&self, handler: &mut dyn FnMut([u64; 2]) -> [u64; 4]) -> bool {
+    pub fn serve(&self, handler: &mut dyn FnMut(RequestWords) -> AnswerWords) -> bool {
         if self.state.load(Ordering::Acquire) != POSTED {
             return false;
         }
-        let req = [
-            self.request[0].load(Ordering::Relaxed),
-            self.request[1].load(Ordering::Relaxed),
-        ];
+        let req: RequestWords = core::array::from_fn(|i| self.request[i].load(Ordering::Relaxed));
         let ans = handler(req);
         for (slot, v) in self.answer.iter().zip(ans) {
             slot.store(v, Ordering::Relaxed);
@@ -97,7 +135,11 @@ impl Mailbox {
     /// own core, before it powers off. `wait` is called between polls (it
     /// may wait for an event): only a requester in the middle of a claim or a
     /// collect is ever waited for.
-    pub fn close(&self, handler: &mut dyn FnMut([u64; 2]) -> [u64; 4], wait: &mut dyn FnMut()) {
+    pub fn close(
+        &self,
+        handler: &mut dyn FnMut(RequestWords) -> AnswerWords,
+        wait: &mut dyn FnMut(),
+    ) {
         loop {
             match self
                 .state
@@ -119,10 +161,10 @@ impl Mailbox {
     /// mailbox (that is what keeps all-to-all requests deadlock-free).
     pub fn send(
         &self,
-        request: [u64; 2],
+        request: RequestWords,
         notify: &mut dyn FnMut(),
         idle: &mut dyn FnMut(),
-    ) -> Result<[u64; 4], SendError> {
+    ) -> Result<AnswerWords, SendError> {
         loop {
             match self
                 .state
@@ -133,25 +175,22 @@ impl Mailbox {
                 Err(_) => idle(),
             }
         }
-        self.request[0].store(request[0], Ordering::Relaxed);
-        self.request[1].store(request[1], Ordering::Relaxed);
+        for (slot, v) in self.request.iter().zip(request) {
+            slot.store(v, Ordering::Relaxed);
+        }
         self.state.store(POSTED, Ordering::Release);
         notify();
         while self.state.load(Ordering::Acquire) != DONE {
             idle();
         }
-        let ans = [
-            self.answer[0].load(Ordering::Relaxed),
-            self.answer[1].load(Ordering::Relaxed),
-            self.answer[2].load(Ordering::Relaxed),
-            self.answer[3].load(Ordering::Relaxed),
-        ];
+        let ans: AnswerWords = core::array::from_fn(|i| self.answer[i].load(Ordering::Relaxed));
         self.state.store(EMPTY, Ordering::Release);
         Ok(ans)
     }
 }
 
-#[cfg(test)]
+// Loom's atomics work only inside a loom model: the plain tests run without.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
@@ -160,7 +199,7 @@ mod tests {
     #[test]
     fn closed_mailbox_refuses_at_once() {
         let m = Mailbox::new();
-        let r = m.send([1, 2], &mut || panic!("no notify"), &mut || {
+        let r = m.send([1, 2, 3, 4], &mut || panic!("no notify"), &mut || {
             panic!("no wait")
         });
         assert_eq!(r, Err(SendError::TargetOff));
@@ -172,11 +211,11 @@ mod tests {
         m.open();
         // The "target" is simulated by serving from the idle hook.
         let mut notified = false;
-        let r = m.send([7, 9], &mut || notified = true, &mut || {
-            m.serve(&mut |req| [req[0] + req[1], 1, 2, 3]);
+        let r = m.send([7, 9, 0, 1], &mut || notified = true, &mut || {
+            m.serve(&mut |req| [req[0] + req[1], 1, 2, 3, 4, req[3] + 5]);
         });
         assert!(notified);
-        assert_eq!(r, Ok([16, 1, 2, 3]));
+        assert_eq!(r, Ok([16, 1, 2, 3, 4, 6]));
         assert!(!m.serve(&mut |_| unreachable!()), "nothing left to serve");
     }
 
@@ -186,7 +225,7 @@ mod tests {
         m.open();
         let requester = {
             let m = m.clone();
-            std::thread::spawn(move || m.send([5, 0], &mut || {}, &mut std::hint::spin_loop))
+            std::thread::spawn(move || m.send([5, 0, 0, 0], &mut || {}, &mut std::hint::spin_loop))
         };
         // The target keeps trying to close until the request is in and served.
         let mut served = 0;
@@ -194,7 +233,7 @@ mod tests {
             m.close(
                 &mut |r| {
                     served += 1;
-                    [r[0] * 2, 0, 0, 0]
+                    [r[0] * 2, 0, 0, 0, 0, 0]
                 },
                 &mut std::hint::spin_loop,
             );
@@ -230,17 +269,21 @@ mod tests {
                     let serve_own = |served: &mut u64| {
                         boxes[me].serve(&mut |r| {
                             *served += 1;
-                            [me as u64, r[0], r[1], 0]
+                            [me as u64, r[0], r[1], r[2], r[3], 7]
                         });
                     };
                     for round in 0..ROUNDS {
                         for t in (0..CORES).filter(|&t| t != me) {
                             let mut s = 0;
                             let a = boxes[t]
-                                .send([me as u64, round], &mut || {}, &mut || serve_own(&mut s))
+                                .send(
+                                    [me as u64, round, round * 3, !round],
+                                    &mut || {},
+                                    &mut || serve_own(&mut s),
+                                )
                                 .unwrap();
                             served += s;
-                            assert_eq!(a, [t as u64, me as u64, round, 0]);
+                            assert_eq!(a, [t as u64, me as u64, round, round * 3, !round, 7]);
                         }
                     }
                     // Keep serving until everyone is done.
@@ -272,3 +315,6 @@ mod tests {
         assert_eq!(total, ROUNDS * (CORES * (CORES - 1)) as u64);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

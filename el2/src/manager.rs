@@ -103,7 +103,12 @@ impl Snapshot {
 impl<B: TraceBackend> CoreTrace<B> {
     /// A core whose trace is disabled.
     pub const fn new(backend: B) -> Self {
-        CoreTrace { mode: Mode::Disabled, generation: 0, saved: None, backend }
+        CoreTrace {
+            mode: Mode::Disabled,
+            generation: 0,
+            saved: None,
+            backend,
+        }
     }
 
     /// The committed mode.
@@ -157,7 +162,11 @@ impl<B: TraceBackend> CoreTrace<B> {
 
     /// Mode and hardware, read together on the owning core.
     pub fn snapshot(&mut self) -> Snapshot {
-        Snapshot { mode: self.mode, hardware: self.backend.hardware(), generation: self.generation }
+        Snapshot {
+            mode: self.mode,
+            hardware: self.backend.hardware(),
+            generation: self.generation,
+        }
     }
 
     /// Before a power-down suspend: quiesce and keep the dynamic state.
@@ -231,7 +240,11 @@ mod tests {
             Ok(())
         }
         fn hardware(&mut self) -> Hardware {
-            if self.running.is_some() { Hardware::Tracing } else { Hardware::Stopped }
+            if self.running.is_some() {
+                Hardware::Tracing
+            } else {
+                Hardware::Stopped
+            }
         }
         fn save(&mut self) -> u64 {
             self.calls.push("save");
@@ -247,7 +260,11 @@ mod tests {
     }
 
     fn cfg(el1: bool) -> TraceConfig {
-        TraceConfig { el0: true, el1, ..TraceConfig::default() }
+        TraceConfig {
+            el0: true,
+            el1,
+            ..TraceConfig::default()
+        }
     }
 
     #[test]
@@ -256,17 +273,31 @@ mod tests {
         assert!(t.snapshot().consistent());
         assert_eq!(t.enable(cfg(true)), Ok(1));
         let s = t.snapshot();
-        assert_eq!((s.mode, s.hardware, s.generation), (Mode::Enabled(cfg(true)), Hardware::Tracing, 1));
+        assert_eq!(
+            (s.mode, s.hardware, s.generation),
+            (Mode::Enabled(cfg(true)), Hardware::Tracing, 1)
+        );
         assert_eq!(t.enable(cfg(false)), Ok(2), "reconfigure");
-        assert_eq!(t.backend.calls, ["start", "stop", "start"], "stopped before reprogramming");
+        assert_eq!(
+            t.backend.calls,
+            ["start", "stop", "start"],
+            "stopped before reprogramming"
+        );
         assert_eq!(t.disable(), Ok(3));
-        assert_eq!(t.disable(), Ok(3), "disabling a disabled core commits nothing");
+        assert_eq!(
+            t.disable(),
+            Ok(3),
+            "disabling a disabled core commits nothing"
+        );
         assert!(t.snapshot().consistent());
     }
 
     #[test]
     fn a_hardware_fault_leaves_the_mode_matching_the_hardware() {
-        let mut t = CoreTrace::new(Fake { fail_start: true, ..Fake::default() });
+        let mut t = CoreTrace::new(Fake {
+            fail_start: true,
+            ..Fake::default()
+        });
         assert_eq!(t.enable(cfg(true)), Err(HwFault::Timeout));
         assert_eq!(t.mode(), Mode::Disabled);
         assert!(t.snapshot().consistent());
@@ -291,7 +322,10 @@ mod tests {
         t.resume_restore().unwrap();
         assert_eq!(t.backend.ptr, 0x1234, "buffer resumes where it was");
         let s = t.snapshot();
-        assert_eq!((s.mode, s.hardware, s.generation), (Mode::Enabled(cfg(true)), Hardware::Tracing, 1));
+        assert_eq!(
+            (s.mode, s.hardware, s.generation),
+            (Mode::Enabled(cfg(true)), Hardware::Tracing, 1)
+        );
     }
 
     #[test]
@@ -312,7 +346,14 @@ mod tests {
         assert_eq!(t.mode(), Mode::Disabled);
         assert_eq!(t.generation(), 2);
         t.power_on();
-        assert_eq!(t.snapshot(), Snapshot { mode: Mode::Disabled, hardware: Hardware::Stopped, generation: 2 });
+        assert_eq!(
+            t.snapshot(),
+            Snapshot {
+                mode: Mode::Disabled,
+                hardware: Hardware::Stopped,
+                generation: 2
+            }
+        );
     }
 
     /// Every sequence of operations keeps mode and hardware in agreement.

@@ -50,7 +50,9 @@ impl GuestRegs {
 
     /// The function ID and first five arguments of an SMCCC call (x0..x5).
     pub const fn smccc_args(&self) -> [u64; 6] {
-        [self.x[0], self.x[1], self.x[2], self.x[3], self.x[4], self.x[5]]
+        [
+            self.x[0], self.x[1], self.x[2], self.x[3], self.x[4], self.x[5],
+        ]
     }
 }
 

@@ -46,7 +46,9 @@ impl Request {
     pub fn from_words(w: [u64; 4]) -> Result<Request, Error> {
         Ok(match w[0] {
             PING => Request::Ping { from: w[1] },
-            ENABLE => Request::TraceEnable(TraceConfig::decode(w[1], w[2], w[3]).map_err(|e| e.error())?),
+            ENABLE => {
+                Request::TraceEnable(TraceConfig::decode(w[1], w[2], w[3]).map_err(|e| e.error())?)
+            }
             DISABLE => Request::TraceDisable,
             STATUS => Request::TraceStatus,
             _ => return Err(Error::NotSupported),
@@ -61,10 +63,24 @@ mod tests {
     #[test]
     fn round_trip() {
         let cfgs = [
-            TraceConfig { el1: true, ..TraceConfig::default() },
-            TraceConfig { el0: true, el1: true, timestamps: true, cycles: true, context_id: true, filter: Some((0x4420_0000, 0x4430_0000)) },
+            TraceConfig {
+                el1: true,
+                ..TraceConfig::default()
+            },
+            TraceConfig {
+                el0: true,
+                el1: true,
+                timestamps: true,
+                cycles: true,
+                context_id: true,
+                filter: Some((0x4420_0000, 0x4430_0000)),
+            },
         ];
-        let mut all = vec![Request::Ping { from: 3 }, Request::TraceDisable, Request::TraceStatus];
+        let mut all = vec![
+            Request::Ping { from: 3 },
+            Request::TraceDisable,
+            Request::TraceStatus,
+        ];
         all.extend(cfgs.map(Request::TraceEnable));
         for r in all {
             assert_eq!(Request::from_words(r.to_words()), Ok(r));
@@ -75,6 +91,10 @@ mod tests {
     fn garbage_is_refused() {
         assert_eq!(Request::from_words([0, 0, 0, 0]), Err(Error::NotSupported));
         assert_eq!(Request::from_words([99, 1, 2, 3]), Err(Error::NotSupported));
-        assert_eq!(Request::from_words([ENABLE, 0, 0, 0]), Err(Error::InvalidParameter), "no exception level");
+        assert_eq!(
+            Request::from_words([ENABLE, 0, 0, 0]),
+            Err(Error::InvalidParameter),
+            "no exception level"
+        );
     }
 }

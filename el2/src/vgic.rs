@@ -255,7 +255,11 @@ mod tests {
             inject(&mut f, &mut p, intid, 0xa0);
         }
         assert_eq!(p.len(), 2);
-        assert_eq!(f.refill, Refill::NoPending, "refill once the guest took what is offered");
+        assert_eq!(
+            f.refill,
+            Refill::NoPending,
+            "refill once the guest took what is offered"
+        );
         // The guest handled both: list registers empty again.
         f.lrs = vec![0, 0];
         flush(&mut f, &mut p);
@@ -273,7 +277,11 @@ mod tests {
         f.lrs = vec![lr::ACTIVE | lr::GROUP1 | 1, lr::ACTIVE | lr::GROUP1 | 2];
         inject(&mut f, &mut p, 3, 0xa0);
         assert_eq!(p.len(), 1);
-        assert_eq!(f.refill, Refill::Underflow, "NPIE would be asserted at once");
+        assert_eq!(
+            f.refill,
+            Refill::Underflow,
+            "NPIE would be asserted at once"
+        );
         f.lrs[1] = 0; // the guest finished SGI 2
         flush(&mut f, &mut p);
         assert!(p.is_empty());

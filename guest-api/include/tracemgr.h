@@ -102,6 +102,7 @@ typedef uint64_t tracemgr_u64;
 #define TRACEMGR_INVALID_PARAMETER (-3L)
 #define TRACEMGR_DENIED (-4L)
 #define TRACEMGR_TARGET_OFF (-5L)
+#define TRACEMGR_HARDWARE_FAULT (-6L)
 
 /* State word decoding. */
 static inline unsigned int tracemgr_state_mode(tracemgr_u64 state)

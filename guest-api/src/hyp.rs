@@ -20,7 +20,8 @@
 //! any other function ID in the service's range; INVALID_PARAMETER (-3) for
 //! an MPIDR that names no core of the guest, or an invalid trace config;
 //! DENIED (-4), reserved: the caller may not act on that core (not produced
-//! yet); TARGET_OFF (-5) when the target core is powered off.
+//! yet); TARGET_OFF (-5) when the target core is powered off;
+//! HARDWARE_FAULT (-6) when the trace hardware failed a request (trace left disabled).
 //!
 //! Service revision (REVISION, ABI_VERSION): 1.0, the first with the trace
 //! calls; 0.1 had CALL_COUNT..PING only.
@@ -82,6 +83,9 @@ pub enum Error {
     Denied = -4,
     /// The target core is powered off.
     TargetOff = -5,
+    /// The trace hardware did not do what was asked (a bounded wait gave
+    /// up, or it refused a write); the core's trace is left disabled.
+    HardwareFault = -6,
 }
 
 impl Error {
@@ -97,6 +101,7 @@ impl Error {
             -3 => Error::InvalidParameter,
             -4 => Error::Denied,
             -5 => Error::TargetOff,
+            -6 => Error::HardwareFault,
             _ => return None,
         })
     }
@@ -307,6 +312,7 @@ mod tests {
             Error::InvalidParameter,
             Error::Denied,
             Error::TargetOff,
+            Error::HardwareFault,
         ] {
             assert_eq!(Error::from_code(e.code()), Some(e));
         }

@@ -25,6 +25,7 @@
 //! | INVALID_PARAMETER | `-3` | the MPIDR names no core of the guest; or (TRACE_ENABLE) the config is invalid, see below |
 //! | DENIED            | `-4` | reserved: the caller may not trace that core. Not produced yet; guests must handle it   |
 //! | TARGET_OFF        | `-5` | the target core is powered off (its trace state is Disabled)                           |
+//! | HARDWARE_FAULT    | `-6` | the trace hardware did not complete the commit (a bounded wait gave up or a write was refused); the target's trace is left Disabled |
 //!
 //! These are the values of [`hyp::Error`]. An invalid argument (unknown
 //! MPIDR, bad config) is INVALID_PARAMETER even when the target is powered
@@ -837,13 +838,14 @@ mod tests {
             hyp::Error::InvalidParameter,
             hyp::Error::Denied,
             hyp::Error::TargetOff,
+            hyp::Error::HardwareFault,
         ] {
             // The other registers do not matter when x0 is an error.
             let r = [e.code() as u64, u64::MAX, 1, u64::MAX, 1, 2];
             assert_eq!(Status::from_registers(r), Err(e));
         }
         // Codes that are not ours, and positive values, are malformed.
-        for x0 in [-2i64, -6, i64::MIN, 1, i64::MAX] {
+        for x0 in [-2i64, -7, i64::MIN, 1, i64::MAX] {
             assert_eq!(
                 Status::from_registers([x0 as u64, STATE_POWERED, 0, 0, 0, 0]),
                 Err(hyp::Error::InvalidParameter),

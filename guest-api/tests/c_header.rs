@@ -85,6 +85,10 @@ fn table() -> Vec<(&'static str, i128)> {
         ),
         ("TRACEMGR_DENIED", hyp::Error::Denied.code() as i128),
         ("TRACEMGR_TARGET_OFF", hyp::Error::TargetOff.code() as i128),
+        (
+            "TRACEMGR_HARDWARE_FAULT",
+            hyp::Error::HardwareFault.code() as i128,
+        ),
     ]
 }
 

@@ -4,6 +4,8 @@
 
 use core::arch::{asm, global_asm};
 
+pub mod trace_regs;
+
 global_asm!(include_str!("../../../boot/entry.S"));
 global_asm!(include_str!("../../../boot/vectors.S"));
 
@@ -327,4 +329,58 @@ pub fn read_id_register(crm: u8, op2: u8) -> u64 {
         6, 0; 6, 1; 6, 2;
         7, 0; 7, 1; 7, 2;
     )
+}
+
+sysreg!(/// GIC virtualization: group-0 active priorities 0.
+    ich_ap0r0_el2, "S3_4_C12_C8_0");
+sysreg!(/// GIC virtualization: group-1 active priorities 0.
+    ich_ap1r0_el2, "S3_4_C12_C9_0");
+sysreg!(/// Vector base (EL2): clobbered by a simulated power loss.
+    vbar_el2, "vbar_el2");
+
+/// Simulates what a real core power-down does to EL2 and then takes the
+/// warm-boot entry, as firmware would after waking the core: the MMU and
+/// caches go off, the EL2 configuration and the GIC CPU interface lose their
+/// values, and execution restarts at `secondary_entry` with `context` in x0.
+/// Only the test switch `test.powerdown` uses it, on QEMU, whose PSCI never
+/// powers a core down.
+pub fn simulate_power_loss(context: u64) -> ! {
+    const JUNK: u64 = 0x5a5a_5a5a_5a5a_5a5a;
+    hcr_el2::write(0);
+    vttbr_el2::write(0);
+    vtcr_el2::write(0);
+    mdcr_el2::write(0);
+    cnthctl_el2::write(0);
+    tpidr_el2::write(JUNK);
+    ich_vmcr_el2::write(0);
+    ich_ap0r0_el2::write(0);
+    ich_ap1r0_el2::write(0);
+    for n in 0..=(ich_vtr_el2::read() & 0x1f) as usize {
+        ich_lr_write(n, 0);
+    }
+    ich_hcr_el2::write(0);
+    icc_igrpen1_el1::write(0);
+    isb();
+    let entry = secondary_entry_address();
+    // SAFETY: this abandons the current stack and every Rust frame on it,
+    // as a power loss would: nothing is returned to. The MMU goes off with
+    // the identity map still describing every address used next, so the
+    // branch lands at the same physical address; the entry code rebuilds
+    // the stack, the MMU and all state from scratch.
+    unsafe {
+        asm!(
+            "mrs x9, sctlr_el2",
+            "bic x9, x9, #1",          // M
+            "bic x9, x9, #(1 << 2)",   // C
+            "bic x9, x9, #(1 << 12)",  // I
+            "msr sctlr_el2, x9",
+            "isb",
+            "msr vbar_el2, x1",
+            "br x2",
+            in("x0") context,
+            in("x1") JUNK,
+            in("x2") entry,
+            options(noreturn)
+        );
+    }
 }

@@ -9,7 +9,7 @@ use buddy_system_allocator::LockedHeap;
 use guest_api::psci::{self as gpsci, PowerStateFormat};
 
 use super::core_state::{self, machine, Machine, CORES};
-use super::{gic, psci};
+use super::{gic, psci, tracing};
 use crate::arch::{self, layout, *};
 use crate::dtb::{self, Range};
 use crate::regs::GuestRegs;
@@ -178,6 +178,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         stage2,
         power_state_format,
         list_registers: gic::list_register_count(),
+        simulate_power_loss: args.simulate_power_loss,
     });
     println!(
         "hypervisor memory {:#x}..{:#x} (image {} KiB, bss {} KiB, stacks {} KiB); stage 2: {} tables",
@@ -253,8 +254,14 @@ fn start_core(warm: bool) -> ! {
     let m = machine();
     let idx = arch::core_index();
     init_el2(m);
-    gic::init_redistributor(&m.gic, idx);
+    gic::init_redistributor(&m.gic, idx, !warm);
     gic::init_cpu_interface();
+    if warm {
+        // Back from a power-down: the same restore as when firmware returns.
+        tracing::restore_after_suspend();
+    } else {
+        tracing::power_on();
+    }
     core_state::come_online(!warm);
     let me = &CORES[idx];
     let (entry, arg) = (
@@ -270,7 +277,8 @@ fn start_core(warm: bool) -> ! {
 
 /// HCR_EL2: VM (stage 2), SWIO, FMO, IMO, AMO (all interrupts to EL2), TID3
 /// (ID registers, to hide the trace unit), TSC (trap SMC), RW (EL1 is AArch64).
-const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
+const HCR: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
 /// CPTR_EL2 (E2H = 0): TTA (bit 20) traps the guest's trace-unit register
 /// accesses; otherwise RES1 bits only, so FP/SIMD and SVE are the guest's
 /// (the hypervisor is built soft-float and never touches them); SME (TSM)

@@ -4,11 +4,14 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use super::gic::VcpuInterface;
+use super::tracing::Backend;
 use crate::arch;
 use crate::debug_view::OsLock;
 use crate::dtb::{GuestLayout, Platform, Range, MAX_CPUS};
 use crate::gic_mmio::{Layout, VirtGic};
 use crate::mailbox::Mailbox;
+use crate::manager::CoreTrace;
 use crate::stage2::Stage2;
 use crate::vgic::Pending;
 use guest_api::psci::PowerStateFormat;
@@ -60,6 +63,10 @@ pub struct Local {
     pub pending: Pending,
     /// The guest's virtual OS lock.
     pub oslock: OsLock,
+    /// This core's trace state, created on the core's first start.
+    pub trace: Option<CoreTrace<Backend>>,
+    /// The guest's virtual CPU interface, saved across a power-down.
+    pub vcpu_if: Option<VcpuInterface>,
 }
 
 struct LocalCell(UnsafeCell<Local>);
@@ -71,6 +78,8 @@ static LOCAL: [LocalCell; MAX_CPUS] = [const {
     LocalCell(UnsafeCell::new(Local {
         pending: Pending::new(),
         oslock: OsLock::new(),
+        trace: None,
+        vcpu_if: None,
     }))
 }; MAX_CPUS];
 
@@ -111,6 +120,11 @@ pub struct Machine {
     pub power_state_format: PowerStateFormat,
     /// Number of list registers.
     pub list_registers: usize,
+    /// Test switch `test.powerdown`: a power-down CPU_SUSPEND that firmware
+    /// returned from is turned into a real warm boot with EL2 and trace state
+    /// lost, so the warm-boot restore path runs where firmware never powers
+    /// down (QEMU).
+    pub simulate_power_loss: bool,
 }
 
 static MACHINE: spin::Once<Machine> = spin::Once::new();

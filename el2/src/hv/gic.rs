@@ -121,8 +121,11 @@ pub fn init_distributor(l: &Layout) {
 }
 
 /// Wakes this core's redistributor and enables EL2's SGI and the
-/// maintenance interrupt, nothing else: the guest enables its own.
-pub fn init_redistributor(l: &Layout, core: usize) {
+/// maintenance interrupt. On a cold start (power-on) every other SGI and PPI
+/// starts disabled and inactive, for the guest to enable its own; a warm
+/// start (after a power-down suspend) keeps the guest's settings, which the
+/// redistributor retains.
+pub fn init_redistributor(l: &Layout, core: usize, cold: bool) {
     let rd = l.redists[core];
     let sgi = rd + 0x1_0000;
     w32(rd + 0x14, r32(rd + 0x14) & !(1 << 1));
@@ -131,8 +134,10 @@ pub fn init_redistributor(l: &Layout, core: usize) {
             break;
         }
     }
-    w32(sgi + 0x180, 0xffff_ffff);
-    w32(sgi + 0x380, 0xffff_ffff);
+    if cold {
+        w32(sgi + 0x180, 0xffff_ffff);
+        w32(sgi + 0x380, 0xffff_ffff);
+    }
     w32(sgi + 0x080, 0xffff_ffff);
     for (intid, prio) in [(HYP_SGI, 0x80u32), (MAINTENANCE_INTID, 0x80)] {
         let reg = sgi + 0x400 + (intid as u64 & !3);
@@ -225,5 +230,47 @@ impl ListRegisters for HwListRegisters {
             ich_hcr_el2::write(new);
             isb();
         }
+    }
+}
+
+/// The guest's virtual CPU interface, which a power-down loses: its
+/// priority mask and enables (ICH_VMCR_EL2), active priorities and list
+/// registers.
+#[derive(Clone, Copy, Debug)]
+pub struct VcpuInterface {
+    vmcr: u64,
+    ap0r0: u64,
+    ap1r0: u64,
+    lrs: [u64; 16],
+    count: usize,
+}
+
+impl VcpuInterface {
+    /// Reads this core's virtual CPU interface.
+    pub fn save(count: usize) -> VcpuInterface {
+        let mut lrs = [0; 16];
+        for (n, lr) in lrs.iter_mut().enumerate().take(count) {
+            *lr = ich_lr_read(n);
+        }
+        VcpuInterface {
+            vmcr: ich_vmcr_el2::read(),
+            ap0r0: ich_ap0r0_el2::read(),
+            ap1r0: ich_ap1r0_el2::read(),
+            lrs,
+            count,
+        }
+    }
+
+    /// Writes it back. Only the first active-priority register of each group
+    /// is kept: it covers 5 bits of priority, which is what the cores this
+    /// runs on implement (ICH_VTR_EL2.PREbits = 4).
+    pub fn restore(&self) {
+        ich_vmcr_el2::write(self.vmcr);
+        ich_ap0r0_el2::write(self.ap0r0);
+        ich_ap1r0_el2::write(self.ap1r0);
+        for n in 0..self.count {
+            ich_lr_write(n, self.lrs[n]);
+        }
+        isb();
     }
 }

@@ -6,4 +6,5 @@ pub mod boot;
 pub mod core_state;
 pub mod gic;
 pub mod psci;
+pub mod tracing;
 pub mod trap;

@@ -11,8 +11,9 @@ use guest_api::psci::{self, ret, Call, PowerState, StateType};
 use guest_api::smccc;
 
 use super::core_state::{self, machine, me, power, CORES};
-use super::gic;
+use super::{gic, tracing};
 use crate::arch;
+use crate::request::Request;
 use crate::vgic;
 
 /// Context bit that marks a warm boot (a CPU_SUSPEND that powered down).
@@ -69,62 +70,26 @@ fn hyp_call(call: hyp::Call) -> ([u64; 6], usize) {
             };
             ([r as u64, 0, 0, 0, 0, 0], 1)
         }
-        hyp::Call::Ping { target } => match ping(target) {
-            Ok(a) => ([a[0], a[1], a[2], a[3], 0, 0], 4),
-            Err(e) => ([e.code() as u64, 0, 0, 0, 0, 0], 1),
+        hyp::Call::Ping { target } => {
+            let r = tracing::call(
+                target,
+                Request::Ping {
+                    from: arch::core_index() as u64,
+                },
+            );
+            (r, if r[0] == 0 { 4 } else { 1 })
+        }
+        hyp::Call::TraceEnable { target, config } => match config {
+            Ok(cfg) => (tracing::call(target, Request::TraceEnable(cfg)), 2),
+            Err(e) => ([e.error().code() as u64, 0, 0, 0, 0, 0], 1),
         },
-        hyp::Call::TraceEnable { .. } | hyp::Call::TraceDisable { .. } | hyp::Call::TraceStatus { .. } => {
-            ([hyp::Error::NotSupported.code() as u64, 0, 0, 0, 0, 0], 1)
+        hyp::Call::TraceDisable { target } => (tracing::call(target, Request::TraceDisable), 2),
+        hyp::Call::TraceStatus { target } => {
+            // An invalid MPIDR is refused before anything is sent.
+            let r = tracing::call(target, Request::TraceStatus);
+            (r, if r[0] == 0 { 6 } else { 1 })
         }
     }
-}
-
-/// Request codes carried in mailbox word 0.
-const REQ_PING: u64 = 1;
-
-/// Serves this core's mailbox: runs on the target core only.
-pub fn serve_mailbox() {
-    let me_idx = arch::core_index();
-    let served = me().mailbox.serve(&mut |req| answer(me_idx, req));
-    if served {
-        arch::sev();
-    }
-}
-
-fn answer(me_idx: usize, req: [u64; 2]) -> [u64; 4] {
-    match req[0] {
-        REQ_PING => {
-            let n = me().pings.fetch_add(1, Ordering::Relaxed) + 1;
-            [0, me_idx as u64, machine().platform.cpus()[me_idx], n]
-        }
-        _ => [hyp::Error::NotSupported.code() as u64, 0, 0, 0],
-    }
-}
-
-fn ping(target: u64) -> Result<[u64; 4], hyp::Error> {
-    let m = machine();
-    let idx = m
-        .platform
-        .cpu_index(target)
-        .ok_or(hyp::Error::InvalidParameter)?;
-    let me_idx = arch::core_index();
-    if idx == me_idx {
-        return Ok(answer(me_idx, [REQ_PING, me_idx as u64]));
-    }
-    let mpidr = m.platform.cpus()[idx];
-    let r = CORES[idx].mailbox.send(
-        [REQ_PING, me_idx as u64],
-        &mut || {
-            gic::send_hyp_sgi(mpidr);
-            arch::sev();
-        },
-        &mut || {
-            serve_mailbox();
-            arch::wfe();
-        },
-    );
-    arch::sev();
-    r.map_err(|_| hyp::Error::TargetOff)
 }
 
 fn psci_call(call: Call) -> i64 {
@@ -179,15 +144,21 @@ fn psci_call(call: Call) -> i64 {
         }
         Call::CpuOff => {
             let me = me();
+            // Trace stops and the mode becomes Disabled before the core
+            // stops taking requests: nothing can see an off core tracing.
+            tracing::power_off();
             me.power.store(power::OFF, Ordering::Release);
-            me.mailbox
-                .close(&mut |req| answer(arch::core_index(), req), &mut || {
-                    arch::wfe()
-                });
+            me.mailbox.close(
+                &mut |words| match Request::from_words(words) {
+                    Ok(req) => tracing::serve(req),
+                    Err(e) => [e.code() as u64, 0, 0, 0, 0, 0],
+                },
+                &mut || arch::wfe(),
+            );
             arch::sev();
             log::debug!("CPU_OFF");
             let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
-            // Only a refusal returns: the core stays on.
+            // Only a refusal returns: the core stays on, trace disabled.
             core_state::come_online(false);
             r
         }
@@ -209,15 +180,30 @@ fn psci_call(call: Call) -> i64 {
                 return ret::SUCCESS;
             }
             let me = me();
-            me.entry.store(entry, Ordering::Relaxed);
-            me.context.store(context, Ordering::Relaxed);
             let idx = arch::core_index() as u64;
-            fw([
+            let args = [
                 psci::CPU_SUSPEND_64 as u64,
                 power_state as u64,
                 arch::secondary_entry_address(),
                 idx | WARM_BOOT,
-            ])
+            ];
+            if state.kind == StateType::Standby {
+                return fw(args);
+            }
+            // Power-down: validate (done), quiesce and save, firmware, then
+            // one restore for both ways back.
+            me.entry.store(entry, Ordering::Relaxed);
+            me.context.store(context, Ordering::Relaxed);
+            tracing::save_for_power_down();
+            let r = fw(args);
+            if r == ret::SUCCESS && m.simulate_power_loss {
+                tracing::lose_power();
+                arch::simulate_power_loss(idx | WARM_BOOT);
+            }
+            // Firmware returned (a wake-up came before power went, or it
+            // never powers down): the core kept its state.
+            tracing::restore_after_suspend();
+            r
         }
         Call::AffinityInfo {
             target,

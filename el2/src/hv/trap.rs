@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::core_state::{self, machine, power, CORES, VGIC};
-use super::{gic, psci};
+use super::{gic, psci, tracing};
 use crate::arch::{self, *};
 use crate::debug_view;
 use crate::esr::{self, Trap};
@@ -28,7 +28,10 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
         }
         Trap::SysReg { reg, rt, read } => {
             if debug_view::is_id_register(reg) && read {
-                regs.set(rt, debug_view::id_view(reg, arch::read_id_register(reg.crm, reg.op2)));
+                regs.set(
+                    rt,
+                    debug_view::id_view(reg, arch::read_id_register(reg.crm, reg.op2)),
+                );
                 regs.elr += 4;
                 return flush_list_registers();
             }
@@ -222,7 +225,7 @@ extern "C" fn handle_guest_irq(_regs: &mut GuestRegs) {
         gic::end_of_interrupt(intid);
         if intid == HYP_SGI {
             gic::deactivate(intid);
-            psci::serve_mailbox();
+            tracing::serve_mailbox();
             deliver_sgis();
         } else if intid == MAINTENANCE_INTID {
             gic::deactivate(intid);

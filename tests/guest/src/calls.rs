@@ -86,6 +86,43 @@ pub fn hyp(fid: u32, a1: u64) -> Ret {
     call(Conduit::Hvc, fid, a1, 0, 0)
 }
 
+/// What a call with four arguments and six results returns: x0..x5, or
+/// the exception it raised.
+pub type Ret6 = Result<[u64; 6], Caught>;
+
+/// A call of the hypervisor's service with x1..x4 as arguments and x0..x5
+/// as results (the trace calls, `guest_api::trace`).
+pub fn hyp6(fid: u32, args: [u64; 4]) -> Ret6 {
+    let (r, caught) = trap::catching(|| raw6(fid, args));
+    match caught {
+        None => Ok(r),
+        Some(c) => Err(c),
+    }
+}
+
+fn raw6(fid: u32, a: [u64; 4]) -> [u64; 6] {
+    let (r0, r1, r2, r3, r4, r5): (u64, u64, u64, u64, u64, u64);
+    // SAFETY: an SMCCC call through the hypervisor conduit: x0..x4 carry
+    // the function ID and arguments, x0..x5 come back with results; x6..x17
+    // may be clobbered (SMCCC 1.0); everything else is preserved.
+    unsafe {
+        asm!(
+            "hvc #0",
+            inlateout("x0") fid as u64 => r0,
+            inlateout("x1") a[0] => r1,
+            inlateout("x2") a[1] => r2,
+            inlateout("x3") a[2] => r3,
+            inlateout("x4") a[3] => r4,
+            lateout("x5") r5,
+            lateout("x6") _, lateout("x7") _, lateout("x8") _, lateout("x9") _,
+            lateout("x10") _, lateout("x11") _, lateout("x12") _, lateout("x13") _,
+            lateout("x14") _, lateout("x15") _, lateout("x16") _, lateout("x17") _,
+            options(nostack)
+        )
+    };
+    [r0, r1, r2, r3, r4, r5]
+}
+
 /// PING(target MPIDR): x0 = 0, x1 = target index, x2 = target MPIDR,
 /// x3 = pings served by the target.
 pub fn ping(mpidr: u64) -> Ret {

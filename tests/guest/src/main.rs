@@ -9,7 +9,11 @@
 //! and entered at its first instruction at EL1h, MMU off, with x0 = the DTB.
 //! `/chosen/bootargs` picks the scenario (`test=smp`, the default, or
 //! `test=hypmem hypmem=<hex address>`; `test=fault` checks that an
-//! unexpected exception ends the run with status 3). Results go to the PL011 as
+//! unexpected exception ends the run with status 3; `test=trace [ops=N]
+//! [expect-violations]` checks the trace manager: its ABI, the guest's
+//! isolation from the trace hardware and a concurrency stress on every
+//! core; `test=story` is the trace manager's demonstration for `make run`).
+//! Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
 //!
@@ -34,6 +38,8 @@ mod hypmem;
 #[cfg(target_os = "none")]
 mod irq;
 #[cfg(target_os = "none")]
+mod isolation;
+#[cfg(target_os = "none")]
 mod mmio;
 #[cfg(target_os = "none")]
 mod mmu;
@@ -44,9 +50,17 @@ mod report;
 #[cfg(target_os = "none")]
 mod smp;
 #[cfg(target_os = "none")]
+mod story;
+#[cfg(target_os = "none")]
+mod stress;
+#[cfg(target_os = "none")]
 mod suite;
 #[cfg(target_os = "none")]
 mod timer;
+#[cfg(target_os = "none")]
+mod trace_calls;
+#[cfg(target_os = "none")]
+mod tracesuite;
 #[cfg(target_os = "none")]
 mod trap;
 
@@ -122,6 +136,11 @@ extern "C" fn primary_main(dtb: u64) -> ! {
     let status = match plat.scenario() {
         platform::Scenario::Smp { resume_selftest } => suite::run(resume_selftest),
         platform::Scenario::HypMem { addr } => hypmem::run(addr),
+        platform::Scenario::Trace {
+            ops,
+            expect_violations,
+        } => tracesuite::run(ops, expect_violations),
+        platform::Scenario::Story => story::run(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

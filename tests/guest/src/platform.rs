@@ -50,6 +50,11 @@ pub enum Scenario {
     /// `test=fault`: executes an UDF, to check the unexpected-exception
     /// path (the run must end with status 3).
     Fault,
+    /// `test=trace [ops=N] [expect-violations]`: the trace manager's ABI,
+    /// isolation and concurrency stress (`ops` operations per core).
+    Trace { ops: u32, expect_violations: bool },
+    /// `test=story`: the trace manager at work, told for `make run`.
+    Story,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -66,13 +71,19 @@ impl Platform {
         let mut test = "smp";
         let mut hypmem = None;
         let mut resume_selftest = false;
+        let mut ops = None;
+        let mut expect_violations = false;
         for word in args.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("test=") {
                 test = v;
             } else if let Some(v) = word.strip_prefix("hypmem=") {
                 hypmem = Some(v);
+            } else if let Some(v) = word.strip_prefix("ops=") {
+                ops = Some(v);
             } else if word == "resume-selftest" {
                 resume_selftest = true;
+            } else if word == "expect-violations" {
+                expect_violations = true;
             }
         }
         match test {
@@ -83,7 +94,19 @@ impl Platform {
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),
                 None => Scenario::Invalid("test=hypmem needs hypmem=<hex address>"),
             },
-            _ => Scenario::Invalid("unknown test= (expected smp, hypmem or fault)"),
+            "trace" => match ops.map(|v| v.parse::<u32>()) {
+                None => Scenario::Trace {
+                    ops: crate::stress::DEFAULT_OPS,
+                    expect_violations,
+                },
+                Some(Ok(ops)) => Scenario::Trace {
+                    ops,
+                    expect_violations,
+                },
+                Some(Err(_)) => Scenario::Invalid("ops= is not a decimal number of operations"),
+            },
+            "story" => Scenario::Story,
+            _ => Scenario::Invalid("unknown test= (expected smp, hypmem, fault, trace or story)"),
         }
     }
 }

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use crate::arch::{self, MAX_CPUS};
 use crate::report::Msg;
-use crate::{calls, gic, irq, platform, suite, timer};
+use crate::{calls, gic, irq, isolation, platform, story, stress, suite, timer};
 
 /// Commands the boot core gives secondaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +29,16 @@ pub enum Cmd {
     Off = 5,
     /// CPU_OFF keeping the context, to come back through the resume path.
     ResumeSelftest = 6,
+    /// This core's part of `trace-isolation`.
+    TraceIsolation = 7,
+    /// Check that OSLSR_EL1.OSLK reads 1 (a core freshly started).
+    OsLockSet = 8,
+    /// This core's part of `trace-stress`.
+    TraceStress = 9,
+    /// One power-down CPU_SUSPEND, woken by the timer after `arg` ms.
+    PowerDown = 10,
+    /// TRACE_DISABLE of core `arg`.
+    TraceDisable = 11,
 }
 
 impl Cmd {
@@ -40,6 +50,11 @@ impl Cmd {
             4 => Cmd::Suspend,
             5 => Cmd::Off,
             6 => Cmd::ResumeSelftest,
+            7 => Cmd::TraceIsolation,
+            8 => Cmd::OsLockSet,
+            9 => Cmd::TraceStress,
+            10 => Cmd::PowerDown,
+            11 => Cmd::TraceDisable,
             _ => return None,
         })
     }
@@ -52,6 +67,11 @@ impl Cmd {
             Cmd::Suspend => "suspend",
             Cmd::Off => "cpu-off",
             Cmd::ResumeSelftest => "resume-path",
+            Cmd::TraceIsolation => "trace-isolation",
+            Cmd::OsLockSet => "os-lock",
+            Cmd::TraceStress => "trace-stress",
+            Cmd::PowerDown => "power-down",
+            Cmd::TraceDisable => "trace-disable",
         }
     }
 }
@@ -146,7 +166,26 @@ pub extern "C" fn secondary_main(index: u64) -> ! {
         arch::park();
     }
     STARTS[me].fetch_add(1, Ordering::Release);
+    // Back from a CPU_OFF in the middle of `trace-stress`: carry on with it.
+    if let Some((seq, result)) = stress::resume_after_start(me) {
+        complete(me, seq, Cmd::TraceStress, result);
+    }
     idle(me, seen);
+}
+
+/// Marks core `me` online or not (around a CPU_OFF it makes itself).
+pub fn set_online(me: usize, online: bool) {
+    ONLINE[me].store(online, Ordering::Release);
+}
+
+/// Publishes the result of command `seq`.
+fn complete(me: usize, seq: u32, cmd: Cmd, result: Result<(), Msg>) {
+    if let Err(why) = &result {
+        println!("{}: {why}", cmd.name());
+    }
+    let mailbox = &MAILBOX[me];
+    mailbox.passed.store(result.is_ok(), Ordering::Relaxed);
+    mailbox.done.store(seq, Ordering::Release);
 }
 
 fn idle(me: usize, mut seen: u32) -> ! {
@@ -164,19 +203,18 @@ fn idle(me: usize, mut seen: u32) -> ! {
         mailbox.started.store(seq, Ordering::Release);
         let cmd = mailbox.cmd.load(Ordering::Relaxed);
         let arg = mailbox.arg.load(Ordering::Relaxed);
-        let result = match Cmd::from_u32(cmd) {
-            Some(c) => run(c, arg).map_err(|m| (c.name(), m)),
-            None => Err(("command", crate::report::msg(format_args!("unknown {cmd}")))),
-        };
-        if let Err((name, why)) = &result {
-            println!("{name}: {why}");
+        match Cmd::from_u32(cmd) {
+            Some(c) => complete(me, seq, c, run(c, arg, seq)),
+            None => {
+                println!("command: unknown {cmd}");
+                mailbox.passed.store(false, Ordering::Relaxed);
+                mailbox.done.store(seq, Ordering::Release);
+            }
         }
-        mailbox.passed.store(result.is_ok(), Ordering::Relaxed);
-        mailbox.done.store(seq, Ordering::Release);
     }
 }
 
-fn run(cmd: Cmd, arg: u64) -> Result<(), Msg> {
+fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
     match cmd {
         Cmd::Timer => irq::take_timer_irqs(arg as u32),
         Cmd::Ipi => {
@@ -187,6 +225,11 @@ fn run(cmd: Cmd, arg: u64) -> Result<(), Msg> {
         Cmd::Suspend => suite::suspend_sequence(),
         Cmd::Off => go_off(),
         Cmd::ResumeSelftest => suite::resume_selftest_sequence(),
+        Cmd::TraceIsolation => isolation::local(),
+        Cmd::OsLockSet => isolation::expect_oslk(true, "after a fresh CPU_ON"),
+        Cmd::TraceStress => stress::secondary(seq),
+        Cmd::PowerDown => story::power_down(arg),
+        Cmd::TraceDisable => story::disable_other(arg as usize),
     }
 }
 

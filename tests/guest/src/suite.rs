@@ -167,7 +167,7 @@ fn hyp_calls() -> Result<(), Msg> {
 }
 
 /// Waits for core `i` to come up fresh for the `starts`+1-th time.
-fn wait_started(i: usize, starts: u32, failures: u32) -> Result<(), Msg> {
+pub(crate) fn wait_started(i: usize, starts: u32, failures: u32) -> Result<(), Msg> {
     let mut failed = false;
     let up = irq::poll(WAIT_MS, || {
         failed = smp::init_failures(i) != failures;
@@ -182,7 +182,7 @@ fn wait_started(i: usize, starts: u32, failures: u32) -> Result<(), Msg> {
     Ok(())
 }
 
-fn cpu_on() -> Result<(), Msg> {
+pub(crate) fn cpu_on() -> Result<(), Msg> {
     let mut s = Subchecks::new("cpu-on");
     let p = platform::get();
     let boot = smp::boot_core();
@@ -238,7 +238,7 @@ fn cpu_on() -> Result<(), Msg> {
 
 /// Posts `cmd` to every online secondary, runs `own` here meanwhile, and
 /// waits for them all; records each failure.
-fn on_all_cores(
+pub(crate) fn on_all_cores(
     s: &mut Subchecks,
     cmd: Cmd,
     arg: u64,
@@ -529,7 +529,7 @@ pub fn resume_selftest_sequence() -> Result<(), Msg> {
 
 /// Waits until AFFINITY_INFO says core `i` is off; `Err` on a timeout, an
 /// error, or if the core reports its command `seq` done (CPU_OFF returned).
-fn wait_off(i: usize, seq: u32) -> Result<(), Msg> {
+pub(crate) fn wait_off(i: usize, seq: u32) -> Result<(), Msg> {
     let mpidr = platform::get().mpidr[i];
     let deadline = timer::Deadline::after_ms(WAIT_MS);
     loop {

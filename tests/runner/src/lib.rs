@@ -51,6 +51,13 @@ pub fn test_guest_image() -> PathBuf {
     build_dir().join("test-guest.bin")
 }
 
+/// The hypervisor built with the deliberately naive trace strategy (mode
+/// written by the caller, hardware programmed later by the target), for the
+/// test that shows the checker catches the seed's race.
+pub fn naive_hypervisor_image() -> PathBuf {
+    build_dir().join("el2-naive.bin")
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -66,6 +73,9 @@ pub struct Config {
     pub guest_bootargs: String,
     /// The hypervisor's command line; `None` gives the standard one.
     pub hypervisor_args: Option<String>,
+    /// Words added to the standard command line (test switches such as
+    /// `test.powerdown`).
+    pub hypervisor_switches: String,
     /// The guest's RAM in its device tree: (base, size).
     pub guest_memory: Option<(u64, u64)>,
     /// Replace QEMU's device tree for the hypervisor (`-dtb`).
@@ -86,6 +96,7 @@ impl Config {
             guest: test_guest_image(),
             guest_bootargs: bootargs.to_string(),
             hypervisor_args: None,
+            hypervisor_switches: String::new(),
             guest_memory: None,
             hypervisor_dtb: None,
             timeout: Duration::from_secs(240),
@@ -121,6 +132,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The value of `key=<number>` on the first line containing `marker`.
+    pub fn number_after(&self, marker: &str, key: &str) -> Option<u64> {
+        let line = self.lines_with(marker).next()?;
+        let pat = format!("{key}=");
+        let rest = &line[line.find(&pat)? + pat.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// Lines of the output that contain `needle`.
     pub fn lines_with<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.output.lines().filter(move |l| l.contains(needle))
@@ -216,10 +238,12 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     }
     let dir = tempdir()?;
     let dtb = guest_dtb(cfg, &dir)?;
-    let hyp_args = cfg
-        .hypervisor_args
-        .clone()
-        .unwrap_or_else(|| format!("guest.entry={GUEST_ENTRY:#x} guest.dtb={GUEST_DTB:#x}"));
+    let hyp_args = cfg.hypervisor_args.clone().unwrap_or_else(|| {
+        format!(
+            "guest.entry={GUEST_ENTRY:#x} guest.dtb={GUEST_DTB:#x} {}",
+            cfg.hypervisor_switches
+        )
+    });
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(cfg.machine_args())
         .args(["-nographic", "-semihosting", "-kernel"])

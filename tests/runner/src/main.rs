@@ -1,20 +1,26 @@
 //! `make run`: boots the hypervisor with the bundled test guest on QEMU and
-//! tells what happened.
+//! tells what happened. By default the guest tells the trace manager's
+//! story (`test=story`), with power-down suspends simulated so the warm-boot
+//! path runs.
 //!
-//! Usage: `runner [--cores N] [--bootargs "..."]`
+//! Usage: `runner [--cores N] [--bootargs "..."] [--no-powerdown]`
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut cores = 4;
-    let mut bootargs = String::from("test=smp");
+    let mut bootargs = String::from("test=story");
+    let mut powerdown = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--cores" => cores = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--bootargs" => bootargs = args.next().unwrap_or_default(),
+            "--no-powerdown" => powerdown = false,
             _ => {
-                eprintln!("usage: runner [--cores 1..8] [--bootargs \"test=smp\"]");
+                eprintln!(
+                    "usage: runner [--cores 1..8] [--bootargs \"test=story\"] [--no-powerdown]"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -25,6 +31,9 @@ fn main() -> ExitCode {
     }
     let mut cfg = runner::Config::test_guest(cores, &bootargs);
     cfg.echo = true;
+    if powerdown {
+        cfg.hypervisor_switches = "test.powerdown".into();
+    }
     println!("== booting the hypervisor with the test guest on QEMU virt, {cores} cores ==");
     let out = match runner::run(&cfg) {
         Ok(o) => o,

@@ -176,3 +176,108 @@ fn missing_guest_arguments_stop_boot() {
     cfg.hypervisor_args = Some(String::new());
     assert_refused(&run(&cfg), "no guest");
 }
+
+/// The suite with power-down suspends that really lose EL2 and trace state
+/// and come back through the warm-boot entry.
+#[test]
+fn smp_4_cores_with_power_loss() {
+    let mut cfg = Config::test_guest(4, "test=smp");
+    cfg.hypervisor_switches = "test.powerdown".into();
+    let out = run(&cfg);
+    assert_passed(&out, &SMP_CHECKS);
+}
+
+const TRACE_CHECKS: [&str; 5] = [
+    "cpu-on",
+    "trace-abi",
+    "trace-isolation",
+    "trace-stress",
+    "trace-final",
+];
+
+/// Every core enables, disables and queries every core while cores suspend
+/// (with power loss), go offline and come back; after each step TRACE_STATUS
+/// must show mode and hardware in agreement.
+fn trace_stress(cores: usize) -> Outcome {
+    let mut cfg = Config::test_guest(cores, "test=trace ops=400");
+    cfg.hypervisor_switches = "test.powerdown".into();
+    let out = run(&cfg);
+    assert_passed(&out, &TRACE_CHECKS);
+    let n = |k| {
+        out.number_after("guest: trace-stress", k)
+            .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
+    };
+    assert_eq!(n("ops"), 400 * cores as u64, "{}", explain(&out));
+    assert_eq!(n("violations"), 0, "{}", explain(&out));
+    assert_eq!(n("errors"), 0, "{}", explain(&out));
+    assert!(
+        n("checks") >= n("ops"),
+        "a status check after every operation: {}",
+        explain(&out)
+    );
+    assert!(n("suspends") > 0, "no core suspended: {}", explain(&out));
+    if cores > 1 {
+        assert!(n("offline") > 0, "no core went offline: {}", explain(&out));
+    }
+    println!(
+        "trace stress on {cores} cores: ops={} checks={} violations=0 suspends={} offline={} target_off={}",
+        n("ops"),
+        n("checks"),
+        n("suspends"),
+        n("offline"),
+        n("target_off")
+    );
+    out
+}
+
+#[test]
+fn trace_stress_2_cores() {
+    trace_stress(2);
+}
+
+#[test]
+fn trace_stress_4_cores() {
+    trace_stress(4);
+}
+
+#[test]
+fn trace_stress_8_cores() {
+    trace_stress(8);
+}
+
+/// The seed's race rebuilt on purpose: the naive strategy writes the mode on
+/// the calling core and programs the hardware later on the target. The same
+/// checker must catch it (violations > 0) where it finds none in ours.
+#[test]
+fn naive_strategy_is_caught_by_the_checker() {
+    let mut cfg = Config::test_guest(4, "test=trace ops=400 expect-violations");
+    cfg.hypervisor = runner::naive_hypervisor_image();
+    cfg.hypervisor_switches = "test.powerdown".into();
+    let out = run(&cfg);
+    assert!(!out.timed_out, "QEMU timed out: {}", explain(&out));
+    let violations = out
+        .number_after("guest: trace-stress", "violations")
+        .unwrap_or_else(|| panic!("{}", explain(&out)));
+    assert!(
+        violations > 0,
+        "the naive strategy went unnoticed: {}",
+        explain(&out)
+    );
+    assert_eq!(
+        out.lines_with("guest: PASS trace-stress").count(),
+        1,
+        "{}",
+        explain(&out)
+    );
+    println!("naive strategy: {violations} violations caught");
+}
+
+/// `make run`'s story: trace enabled on cores 1-3 from core 0, core 2
+/// suspends with power loss and resumes with its trace intact.
+#[test]
+fn story() {
+    let mut cfg = Config::test_guest(4, "test=story");
+    cfg.hypervisor_switches = "test.powerdown".into();
+    let out = run(&cfg);
+    assert_passed(&out, &["cpu-on", "story"]);
+}

@@ -1,0 +1,242 @@
+//! The trace manager on the machine: guest requests travel to the core that
+//! owns the trace hardware they touch, and that core commits them.
+//!
+//! Caller side (`call`): validate, then serve inline when the target is the
+//! calling core, or post the request in the target's mailbox and send EL2's
+//! SGI. Target side (`serve`): on the owning core, interrupts masked, the
+//! request is applied to `manager::CoreTrace`, which programs the hardware
+//! and records the mode in one step.
+//!
+//! The suspend path (`save_for_power_down`, `restore_after_suspend`) runs on
+//! the suspending core only and touches only its own state.
+
+use core::sync::atomic::Ordering;
+
+use guest_api::hyp::Error;
+use guest_api::trace::{self as abi, Status};
+
+use super::core_state::{self, machine, me, CORES};
+use super::gic;
+use crate::arch;
+use crate::manager::{self, CoreTrace, Hardware, Mode};
+use crate::request::Request;
+
+pub use crate::trace::Backend;
+
+/// Size of each core's trace buffer, owned by EL2.
+pub const BUFFER_SIZE: usize = 64 << 10;
+
+#[repr(C, align(4096))]
+struct Buffers([[u8; BUFFER_SIZE]; crate::dtb::MAX_CPUS]);
+
+/// The trace buffers: the hypervisor's memory, never mapped for the guest.
+static mut BUFFERS: Buffers = Buffers([[0; BUFFER_SIZE]; crate::dtb::MAX_CPUS]);
+
+/// The buffer of core `idx`.
+pub fn buffer(idx: usize) -> crate::dtb::Range {
+    // SAFETY: only the address is taken; the buffer is written by the trace
+    // hardware (or its model) of core `idx` alone.
+    let base = unsafe { core::ptr::addr_of!(BUFFERS.0[idx]) } as u64;
+    crate::dtb::Range::new(base, BUFFER_SIZE as u64)
+}
+
+fn error(e: Error) -> [u64; 6] {
+    [e.code() as u64, 0, 0, 0, 0, 0]
+}
+
+/// A guest's request about core `target` (an MPIDR), from the calling core.
+pub fn call(target: u64, req: Request) -> [u64; 6] {
+    let m = machine();
+    let Some(idx) = m.guest_cpu_index(target) else {
+        return error(Error::InvalidParameter);
+    };
+    #[cfg(feature = "naive-strategy")]
+    if let Some(answer) = naive::call(idx, req) {
+        return answer;
+    }
+    if idx == arch::core_index() {
+        return serve(req);
+    }
+    let mpidr = m.platform.cpus()[idx];
+    let r = CORES[idx].mailbox.send(
+        req.to_words(),
+        &mut || {
+            gic::send_hyp_sgi(mpidr);
+            arch::sev();
+        },
+        &mut || {
+            serve_mailbox();
+            arch::wfe();
+        },
+    );
+    arch::sev();
+    r.unwrap_or_else(|_| error(Error::TargetOff))
+}
+
+/// Serves this core's mailbox, if something is posted. Runs on the owning
+/// core only, from its SGI handler or while it waits itself.
+pub fn serve_mailbox() {
+    let served = me()
+        .mailbox
+        .serve(&mut |words| match Request::from_words(words) {
+            Ok(req) => serve(req),
+            Err(e) => error(e),
+        });
+    if served {
+        arch::sev();
+    }
+    #[cfg(feature = "naive-strategy")]
+    naive::apply_pending();
+}
+
+/// Applies a request to this core's state. Runs on the owning core only.
+pub fn serve(req: Request) -> [u64; 6] {
+    let me_idx = arch::core_index();
+    match req {
+        Request::Ping { .. } => {
+            let n = me().pings.fetch_add(1, Ordering::Relaxed) + 1;
+            [0, me_idx as u64, machine().platform.cpus()[me_idx], n, 0, 0]
+        }
+        Request::TraceEnable(cfg) => match trace().enable(cfg) {
+            Ok(generation) => [0, generation, 0, 0, 0, 0],
+            Err(e) => hardware_fault(e),
+        },
+        Request::TraceDisable => match trace().disable() {
+            Ok(generation) => [0, generation, 0, 0, 0, 0],
+            Err(e) => hardware_fault(e),
+        },
+        Request::TraceStatus => {
+            let t = trace();
+            let snap = t.snapshot();
+            #[cfg(feature = "naive-strategy")]
+            let snap = manager::Snapshot {
+                mode: naive::mode(me_idx),
+                ..snap
+            };
+            status(snap, t.backend.kind()).to_registers()
+        }
+    }
+}
+
+fn hardware_fault(e: manager::HwFault) -> [u64; 6] {
+    log::warn!("trace hardware fault: {e:?}; trace left disabled");
+    error(Error::HardwareFault)
+}
+
+fn status(snap: manager::Snapshot, backend: abi::Backend) -> Status {
+    let (mode, config) = match snap.mode {
+        Mode::Disabled => (abi::Mode::Disabled, None),
+        Mode::Enabled(cfg) => (abi::Mode::Enabled, Some(cfg)),
+    };
+    let hardware = match snap.hardware {
+        Hardware::Tracing => abi::Hardware::Tracing,
+        // An inconsistent unit is not tracing as configured: report it
+        // stopped, which a checker flags against an enabled mode.
+        Hardware::Stopped | Hardware::Inconsistent => abi::Hardware::Stopped,
+    };
+    Status {
+        mode,
+        hardware,
+        powered: true,
+        backend,
+        generation: snap.generation,
+        config,
+    }
+}
+
+/// This core's trace state.
+fn trace() -> &'static mut CoreTrace<Backend> {
+    // SAFETY: EL2 on this core, interrupts masked; callers hold no other
+    // reference from `local()` while they use this one.
+    let local = unsafe { core_state::local() };
+    local
+        .trace
+        .get_or_insert_with(|| CoreTrace::new(Backend::probe(arch::core_index())))
+}
+
+/// CPU_ON: the core starts with trace disabled.
+pub fn power_on() {
+    trace().power_on();
+}
+
+/// CPU_OFF: trace stops and the mode becomes Disabled.
+pub fn power_off() {
+    trace().power_off();
+}
+
+/// Before a power-down CPU_SUSPEND: quiesce trace and save what the core
+/// will lose (the trace unit's dynamic state, the guest's virtual CPU
+/// interface). Nothing is observable until `restore_after_suspend`.
+pub fn save_for_power_down() {
+    trace().suspend_save();
+    // SAFETY: as in `trace`.
+    let local = unsafe { core_state::local() };
+    local.vcpu_if = Some(gic::VcpuInterface::save(machine().list_registers));
+}
+
+/// After a power-down CPU_SUSPEND, on both paths (firmware returned, or the
+/// core came back through the warm-boot entry): put back what was saved.
+pub fn restore_after_suspend() {
+    // SAFETY: as in `trace`.
+    let local = unsafe { core_state::local() };
+    if let Some(v) = local.vcpu_if.take() {
+        v.restore();
+    }
+    if let Err(e) = trace().resume_restore() {
+        log::warn!("trace could not be restored after suspend ({e:?}): left disabled");
+    }
+}
+
+/// What a real power-down does to the trace unit (model only).
+pub fn lose_power() {
+    trace().backend.power_loss();
+}
+
+/// The deliberately wrong strategy of the seed's race, for tests only: the
+/// caller writes the target's mode, and the target programs its hardware
+/// later. The same checker that finds nothing wrong with ours catches it.
+#[cfg(feature = "naive-strategy")]
+mod naive {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    const NONE: u64 = u64::MAX;
+    /// The mode, as written by whichever core asked (config word, 0 = disabled).
+    static MODE: [AtomicU64; crate::dtb::MAX_CPUS] =
+        [const { AtomicU64::new(0) }; crate::dtb::MAX_CPUS];
+    /// Hardware programming the target has yet to do (config word, 0 = stop).
+    static PENDING: [AtomicU64; crate::dtb::MAX_CPUS] =
+        [const { AtomicU64::new(NONE) }; crate::dtb::MAX_CPUS];
+
+    pub(super) fn call(idx: usize, req: Request) -> Option<[u64; 6]> {
+        let word = match req {
+            Request::TraceEnable(cfg) => cfg.encode().0,
+            Request::TraceDisable => 0,
+            _ => return None,
+        };
+        MODE[idx].store(word, Ordering::Release);
+        PENDING[idx].store(word, Ordering::Release);
+        gic::send_hyp_sgi(machine().platform.cpus()[idx]);
+        Some([0, 0, 0, 0, 0, 0])
+    }
+
+    pub(super) fn apply_pending() {
+        let idx = arch::core_index();
+        let word = PENDING[idx].swap(NONE, Ordering::AcqRel);
+        if word == NONE {
+            return;
+        }
+        let _ = match guest_api::trace::TraceConfig::decode(word, 0, 0) {
+            Ok(cfg) => trace().enable(cfg),
+            Err(_) => trace().disable(),
+        };
+    }
+
+    pub(super) fn mode(idx: usize) -> Mode {
+        match guest_api::trace::TraceConfig::decode(MODE[idx].load(Ordering::Acquire), 0, 0) {
+            Ok(cfg) => Mode::Enabled(cfg),
+            Err(_) => Mode::Disabled,
+        }
+    }
+}

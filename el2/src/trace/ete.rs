@@ -1,0 +1,659 @@
+//! The driver for one core's ETE trace unit, TRBE trace buffer and FEAT_TRF
+//! filter, generic over `SysRegs` so the same code drives the hardware, the
+//! model and the host tests.
+//!
+//! Sequences (architecture.md section 4, from the Arm ARM and Linux's ETE
+//! and TRBE drivers):
+//!
+//! - start / restore: OS unlock; TRCPRGCTLR = 0; ISB; wait IDLE; program;
+//!   TRCRSR; TRBE (disabled, base, pointer, status, ISB, enabled); TRFCR;
+//!   ISB; TRCPRGCTLR = 1; ISB; wait !IDLE. The buffer is enabled before the
+//!   unit: restoring ETE without TRBE hangs some cores.
+//! - stop: TRFCR prohibits trace; DSB; ISB; TSB CSYNC; TRCPRGCTLR = 0; ISB;
+//!   wait PMSTABLE and IDLE; then drain the buffer: TSB CSYNC; DSB;
+//!   TRBLIMITR.E = 0; ISB.
+//!
+//! Where this differs from the outline in architecture.md, and why:
+//! - The OS lock is OSLAR_EL1, not TRCOSLAR: ETE has no Trace OS Lock
+//!   (TRCOSLSR.OSLM = 0b100), and the TRCOSLAR encoding is UNDEFINED on ETE.
+//!   An ISB follows the unlock (a change of the lock is only guaranteed to
+//!   affect later instructions after a context synchronization event) and
+//!   TRCOSLSR is read back so a lock that does not open is reported.
+//! - An ISB sits between writing TRBBASER/TRBPTR/TRBSR and setting
+//!   TRBLIMITR.E: the buffer reads those registers indirectly, and only a
+//!   context synchronization event guarantees it sees the new values.
+//! - TRBLIMITR.TM = 0b11 (ignore triggers): EL2 programs no trigger, so a
+//!   stray trigger event must not stop the buffer.
+//! - TRFCR_EL1.TS stays 0b01 (virtual timestamps) even without timestamps,
+//!   and stop writes TS alone instead of 0: TS = 0b00 in both TRFCR_EL1 and
+//!   TRFCR_EL2 is a reserved combination (Arm ARM table D3-2).
+//! - The filter's inclusive upper bound is `end - 1`, not `end - 4`: the
+//!   range comparator matches A <= TRCACVR1, so `end - 1` is exactly
+//!   [start, end) for any `end`, aligned or not.
+//! - Registers that do not exist on every ETE are written only when the ID
+//!   registers say they exist (TRCSTALLCTLR, TRCEVENTCTL0R, TRCTSCTLR,
+//!   TRCVIIECTLR, TRCVISSCTLR, TRCCCCTLR): the others are UNDEFINED. The ID
+//!   registers are read once, on first use, and kept.
+//! - TRCVICTLR also excludes every implemented Secure Exception level
+//!   (TRCIDR3.EXLEVEL_S), as Linux does: the guest's buffer must never hold
+//!   Secure-world trace, whatever EL3 allows.
+
+use guest_api::trace::TraceConfig;
+
+use super::regs::{Reg, SysRegs};
+use crate::dtb::Range;
+
+/// TRCPRGCTLR.EN.
+const PRGCTLR_EN: u64 = 1;
+/// TRCSTATR.IDLE.
+const STATR_IDLE: u64 = 1 << 0;
+/// TRCSTATR.PMSTABLE.
+const STATR_PMSTABLE: u64 = 1 << 1;
+/// TRCOSLSR.OSLK.
+const OSLSR_OSLK: u64 = 1 << 1;
+/// TRCCONFIGR bit 0 is RES1.
+const CONFIGR_RES1: u64 = 1 << 0;
+/// TRCCONFIGR.CCI: cycle counting.
+const CONFIGR_CCI: u64 = 1 << 4;
+/// TRCCONFIGR.CID: context ID tracing.
+const CONFIGR_CID: u64 = 1 << 6;
+/// TRCCONFIGR.TS: global timestamps.
+const CONFIGR_TS: u64 = 1 << 11;
+/// TRCVICTLR.EVENT: single resource selector 1, which is always TRUE.
+const VICTLR_EVENT_TRUE: u64 = 0x01;
+/// TRCVICTLR.SSSTATUS: the start/stop function starts "started" (it is
+/// not used, and the Arm ARM says to set it then).
+const VICTLR_SSSTATUS: u64 = 1 << 9;
+/// TRCVICTLR.EXLEVEL_S [19:16], the same bits as TRCIDR3.EXLEVEL_S.
+const EXLEVEL_S_MASK: u64 = 0xf << 16;
+/// TRCVICTLR.EXLEVEL_NS_EL0: no trace of EL0.
+const VICTLR_EXCLUDE_EL0: u64 = 1 << 20;
+/// TRCVICTLR.EXLEVEL_NS_EL1: no trace of EL1.
+const VICTLR_EXCLUDE_EL1: u64 = 1 << 21;
+/// TRCVICTLR.EXLEVEL_NS_EL2: no trace of EL2 (ever: EL2 is the hypervisor).
+const VICTLR_EXCLUDE_EL2: u64 = 1 << 22;
+/// TRCSYNCPR.PERIOD: a trace sync every 2^8 = 256 bytes.
+const SYNC_PERIOD_256: u64 = 8;
+/// TRCCCCTLR.THRESHOLD when cycle counting.
+const CC_THRESHOLD: u64 = 0x100;
+/// TRBLIMITR.E.
+const TRB_E: u64 = 1 << 0;
+/// TRBLIMITR.FM = 0b00: fill mode, the buffer stops when full.
+const TRB_FM_FILL: u64 = 0b00 << 1;
+/// TRBLIMITR.TM = 0b11: ignore trigger events.
+const TRB_TM_IGNORE: u64 = 0b11 << 3;
+/// TRFCR_EL1.E0TRE.
+const TRFCR_E0TRE: u64 = 1 << 0;
+/// TRFCR_EL1.E1TRE.
+const TRFCR_E1TRE: u64 = 1 << 1;
+/// TRFCR_EL1.TS = 0b01: virtual timestamps (physical count - CNTVOFF_EL2).
+const TRFCR_TS_VIRTUAL: u64 = 0b01 << 5;
+/// TRBIDR_EL1.P: the buffer is not programmable from this EL.
+const TRBIDR_P: u64 = 1 << 4;
+/// Buffer granule: TRBBASER and TRBLIMITR hold addresses [63:12].
+const PAGE: u64 = 4096;
+
+/// Reads of TRCSTATR a wait makes before it gives up.
+pub const POLL_LIMIT: usize = 1000;
+
+/// A feature a configuration asks for and the unit lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// TRCIDR0.TSSIZE is 0.
+    Timestamps,
+    /// TRCIDR0.TRCCCI is 0.
+    CycleCounting,
+    /// TRCIDR2.CIDSIZE is 0.
+    ContextId,
+    /// TRCIDR4.NUMACPAIRS is 0.
+    AddressFilter,
+}
+
+/// Why a sequence did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceError {
+    /// A bounded wait on this register gave up.
+    Timeout(Reg),
+    /// The OS lock stayed locked after EL2 cleared it.
+    OsLocked,
+    /// TRBIDR_EL1.P: the trace buffer is not programmable from EL2.
+    NotProgrammable,
+    /// The configuration needs a feature the unit lacks.
+    Unsupported(Feature),
+    /// The buffer is empty, not 4 KiB aligned at both ends, wraps the
+    /// address space, or the resume pointer lies outside it.
+    BadBuffer,
+    /// The address filter is empty (end <= start).
+    BadFilter,
+    /// The trace ID is 0 or 0x70..=0x7f (reserved) or wider than 7 bits.
+    BadTraceId,
+}
+
+/// What the hardware is doing, read from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwState {
+    /// TRCPRGCTLR.EN and TRBLIMITR.E both clear.
+    Stopped,
+    /// TRCPRGCTLR.EN and TRBLIMITR.E both set.
+    Tracing,
+    /// One set, the other clear.
+    Inconsistent,
+}
+
+/// The dynamic state a power-down loses and EL2 does not already hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SavedState {
+    /// TRBPTR_EL1 after the drain: where trace resumes.
+    pub trbptr: u64,
+    /// TRBSR_EL1 after the drain.
+    pub trbsr: u64,
+    /// Whether the unit was running (if not, the other fields are 0 and a
+    /// restore does nothing).
+    pub was_tracing: bool,
+}
+
+/// The trace unit's ID registers, read once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// TRCIDR0.
+    pub idr0: u64,
+    /// TRCIDR2.
+    pub idr2: u64,
+    /// TRCIDR3.
+    pub idr3: u64,
+    /// TRCIDR4.
+    pub idr4: u64,
+    /// TRCIDR5.
+    pub idr5: u64,
+    /// TRBIDR_EL1.
+    pub trbidr: u64,
+}
+
+const fn field(v: u64, lsb: u32, width: u32) -> u64 {
+    (v >> lsb) & ((1 << width) - 1)
+}
+
+impl Caps {
+    /// TRCIDR0.TSSIZE != 0.
+    pub const fn timestamps(&self) -> bool {
+        field(self.idr0, 24, 5) != 0
+    }
+    /// TRCIDR0.TRCCCI.
+    pub const fn cycle_counting(&self) -> bool {
+        field(self.idr0, 7, 1) != 0
+    }
+    /// TRCIDR0.TRCBB.
+    pub const fn branch_broadcast(&self) -> bool {
+        field(self.idr0, 5, 1) != 0
+    }
+    /// TRCIDR0.QFILT.
+    pub const fn q_filter(&self) -> bool {
+        field(self.idr0, 14, 1) != 0
+    }
+    /// TRCIDR2.CIDSIZE != 0.
+    pub const fn context_id(&self) -> bool {
+        field(self.idr2, 5, 5) != 0
+    }
+    /// TRCIDR3.CCITMIN.
+    pub const fn ccitmin(&self) -> u64 {
+        field(self.idr3, 0, 12)
+    }
+    /// TRCIDR3.EXLEVEL_S, in place ([19:16]).
+    pub const fn secure_levels(&self) -> u64 {
+        self.idr3 & EXLEVEL_S_MASK
+    }
+    /// TRCIDR3.SYNCPR: the sync period is fixed (TRCSYNCPR read-only).
+    pub const fn sync_period_fixed(&self) -> bool {
+        field(self.idr3, 25, 1) != 0
+    }
+    /// TRCIDR3.STALLCTL: TRCSTALLCTLR exists.
+    pub const fn stall_control(&self) -> bool {
+        field(self.idr3, 26, 1) != 0
+    }
+    /// TRCIDR4.NUMACPAIRS.
+    pub const fn address_pairs(&self) -> u8 {
+        field(self.idr4, 0, 4) as u8
+    }
+    /// TRCIDR4.NUMPC.
+    pub const fn pe_comparators(&self) -> u8 {
+        field(self.idr4, 12, 4) as u8
+    }
+    /// Resource selector pairs (TRCIDR4.NUMRSPAIR + 1, or 0).
+    pub const fn resource_pairs(&self) -> u8 {
+        let n = field(self.idr4, 16, 4) as u8;
+        if n == 0 {
+            0
+        } else {
+            n + 1
+        }
+    }
+    /// TRCIDR4.NUMSSCC.
+    pub const fn single_shots(&self) -> u8 {
+        field(self.idr4, 20, 4) as u8
+    }
+    /// TRCIDR4.NUMCIDC.
+    pub const fn cid_comparators(&self) -> u8 {
+        field(self.idr4, 24, 4) as u8
+    }
+    /// TRCIDR4.NUMVMIDC.
+    pub const fn vmid_comparators(&self) -> u8 {
+        field(self.idr4, 28, 4) as u8
+    }
+    /// TRCIDR5.NUMEXTINSEL.
+    pub const fn ext_in_selectors(&self) -> u8 {
+        field(self.idr5, 9, 3) as u8
+    }
+    /// TRCIDR5.NUMSEQSTATE.
+    pub const fn seq_states(&self) -> u8 {
+        field(self.idr5, 25, 3) as u8
+    }
+    /// TRCIDR5.NUMCNTR.
+    pub const fn counters(&self) -> u8 {
+        field(self.idr5, 28, 3) as u8
+    }
+    /// TRBIDR_EL1.P clear.
+    pub const fn buffer_programmable(&self) -> bool {
+        self.trbidr & TRBIDR_P == 0
+    }
+}
+
+/// The trace-unit register writes of one configuration, in order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Program {
+    writes: [(Reg, u64); 20],
+    len: usize,
+}
+
+impl Program {
+    fn push(&mut self, r: Reg, v: u64) {
+        self.writes[self.len] = (r, v);
+        self.len += 1;
+    }
+
+    /// The writes, in order.
+    pub(crate) fn writes(&self) -> &[(Reg, u64)] {
+        &self.writes[..self.len]
+    }
+
+    /// The value this program writes to `r`, if it writes it.
+    pub(crate) fn value(&self, r: Reg) -> Option<u64> {
+        self.writes().iter().find(|(w, _)| *w == r).map(|&(_, v)| v)
+    }
+
+    /// Validates `cfg` against the unit and lays out its writes.
+    pub(crate) fn build(
+        cfg: &TraceConfig,
+        caps: &Caps,
+        trace_id: u8,
+    ) -> Result<Program, TraceError> {
+        if cfg.timestamps && !caps.timestamps() {
+            return Err(TraceError::Unsupported(Feature::Timestamps));
+        }
+        if cfg.cycles && !caps.cycle_counting() {
+            return Err(TraceError::Unsupported(Feature::CycleCounting));
+        }
+        if cfg.context_id && !caps.context_id() {
+            return Err(TraceError::Unsupported(Feature::ContextId));
+        }
+        let filter = match cfg.filter {
+            Some((start, end)) if end <= start => return Err(TraceError::BadFilter),
+            Some(_) if caps.address_pairs() == 0 => {
+                return Err(TraceError::Unsupported(Feature::AddressFilter))
+            }
+            Some((start, end)) => Some((start, end - 1)),
+            None => None,
+        };
+
+        let mut p = Program {
+            writes: [(Reg::TrcConfigR, 0); 20],
+            len: 0,
+        };
+        let mut configr = CONFIGR_RES1;
+        if cfg.cycles {
+            configr |= CONFIGR_CCI;
+        }
+        if cfg.context_id {
+            configr |= CONFIGR_CID;
+        }
+        if cfg.timestamps {
+            configr |= CONFIGR_TS;
+        }
+        p.push(Reg::TrcConfigR, configr);
+        p.push(Reg::TrcTraceIdR, trace_id as u64);
+        if caps.resource_pairs() != 0 {
+            p.push(Reg::TrcEventCtl0R, 0);
+        }
+        p.push(Reg::TrcEventCtl1R, 0);
+        if caps.stall_control() {
+            p.push(Reg::TrcStallCtlR, 0);
+        }
+        if caps.timestamps() {
+            // No event-driven timestamps: resource 0 (FALSE).
+            p.push(Reg::TrcTsCtlR, 0);
+        }
+        if !caps.sync_period_fixed() {
+            p.push(Reg::TrcSyncPR, SYNC_PERIOD_256);
+        }
+        if cfg.cycles {
+            let threshold = if CC_THRESHOLD < caps.ccitmin() {
+                caps.ccitmin()
+            } else {
+                CC_THRESHOLD
+            };
+            p.push(Reg::TrcCcCtlR, threshold);
+        }
+        let mut victlr =
+            VICTLR_EVENT_TRUE | VICTLR_SSSTATUS | caps.secure_levels() | VICTLR_EXCLUDE_EL2;
+        if !cfg.el0 {
+            victlr |= VICTLR_EXCLUDE_EL0;
+        }
+        if !cfg.el1 {
+            victlr |= VICTLR_EXCLUDE_EL1;
+        }
+        p.push(Reg::TrcViCtlR, victlr);
+        if caps.address_pairs() != 0 {
+            // INCLUDE bit 0: address range comparator pair 0 (comparators 0, 1).
+            p.push(Reg::TrcViIeCtlR, if filter.is_some() { 1 } else { 0 });
+            p.push(Reg::TrcViSsCtlR, 0);
+        }
+        if let Some((start, last)) = filter {
+            p.push(Reg::TrcAcVR(0), start);
+            p.push(Reg::TrcAcVR(1), last);
+            // Instruction address, no context, every Exception level.
+            p.push(Reg::TrcAcAtR(0), 0);
+            p.push(Reg::TrcAcAtR(1), 0);
+        }
+        // ETE: clear the saved resource status (TA and the sticky events).
+        p.push(Reg::TrcRsR, 0);
+        Ok(p)
+    }
+}
+
+/// The trace buffer registers of one start or restore.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BufferPlan {
+    pub(crate) base: u64,
+    pub(crate) ptr: u64,
+    pub(crate) status: u64,
+    pub(crate) limitr: u64,
+}
+
+impl BufferPlan {
+    pub(crate) fn new(buffer: Range, ptr: u64, status: u64) -> Result<BufferPlan, TraceError> {
+        let end = buffer
+            .base
+            .checked_add(buffer.size)
+            .ok_or(TraceError::BadBuffer)?;
+        if buffer.size == 0
+            || !buffer.base.is_multiple_of(PAGE)
+            || !end.is_multiple_of(PAGE)
+            || ptr < buffer.base
+            || ptr > end
+        {
+            return Err(TraceError::BadBuffer);
+        }
+        Ok(BufferPlan {
+            base: buffer.base,
+            ptr,
+            status,
+            limitr: end | TRB_TM_IGNORE | TRB_FM_FILL | TRB_E,
+        })
+    }
+}
+
+/// TRFCR_EL1 for `cfg`: trace only the guest's selected levels.
+pub(crate) fn trfcr_el1(cfg: &TraceConfig) -> u64 {
+    let mut v = TRFCR_TS_VIRTUAL;
+    if cfg.el0 {
+        v |= TRFCR_E0TRE;
+    }
+    if cfg.el1 {
+        v |= TRFCR_E1TRE;
+    }
+    v
+}
+
+/// Whether `id` is a usable TRCTRACEIDR.TRACEID.
+pub const fn valid_trace_id(id: u8) -> bool {
+    id != 0 && id < 0x70
+}
+
+/// The driver of one core's ETE + TRBE.
+#[derive(Debug)]
+pub struct Ete<S: SysRegs> {
+    /// The core's registers.
+    pub regs: S,
+    trace_id: u8,
+    caps: Option<Caps>,
+    running: bool,
+    accesses: usize,
+}
+
+impl<S: SysRegs> Ete<S> {
+    /// A driver for a unit EL2 has not touched yet. Nothing is read until
+    /// the first sequence.
+    pub const fn new(regs: S, trace_id: u8) -> Self {
+        Ete {
+            regs,
+            trace_id,
+            caps: None,
+            running: false,
+            accesses: 0,
+        }
+    }
+
+    /// The trace ID this unit's packets carry.
+    pub fn trace_id(&self) -> u8 {
+        self.trace_id
+    }
+
+    /// Whether EL2 left the unit running (its own record, not a read).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// System register reads and writes made through this driver so far.
+    pub fn accesses(&self) -> usize {
+        self.accesses
+    }
+
+    pub(crate) fn rd(&mut self, r: Reg) -> u64 {
+        self.accesses = self.accesses.wrapping_add(1);
+        self.regs.read(r)
+    }
+
+    pub(crate) fn wr(&mut self, r: Reg, v: u64) {
+        self.accesses = self.accesses.wrapping_add(1);
+        self.regs.write(r, v)
+    }
+
+    /// The unit's ID registers: read on first use (six reads), then kept.
+    /// ID registers survive power-down, so a restore never rereads them.
+    pub fn caps(&mut self) -> Caps {
+        if let Some(c) = self.caps {
+            return c;
+        }
+        let c = Caps {
+            idr0: self.rd(Reg::TrcIdR(0)),
+            idr2: self.rd(Reg::TrcIdR(2)),
+            idr3: self.rd(Reg::TrcIdR(3)),
+            idr4: self.rd(Reg::TrcIdR(4)),
+            idr5: self.rd(Reg::TrcIdR(5)),
+            trbidr: self.rd(Reg::TrbIdR),
+        };
+        self.caps = Some(c);
+        c
+    }
+
+    /// Waits, boundedly, until `TRCSTATR & mask == want`.
+    fn wait_status(&mut self, mask: u64, want: u64) -> Result<(), TraceError> {
+        for _ in 0..POLL_LIMIT {
+            if self.rd(Reg::TrcStatR) & mask == want {
+                return Ok(());
+            }
+        }
+        Err(TraceError::Timeout(Reg::TrcStatR))
+    }
+
+    /// Validates `cfg` and `buffer` against this unit without touching any
+    /// register but the ID registers (read once).
+    pub(crate) fn plan(
+        &mut self,
+        cfg: &TraceConfig,
+        buffer: Range,
+        ptr: u64,
+        status: u64,
+    ) -> Result<(Program, BufferPlan), TraceError> {
+        if !valid_trace_id(self.trace_id) {
+            return Err(TraceError::BadTraceId);
+        }
+        let plan = BufferPlan::new(buffer, ptr, status)?;
+        let caps = self.caps();
+        if !caps.buffer_programmable() {
+            return Err(TraceError::NotProgrammable);
+        }
+        Ok((Program::build(cfg, &caps, self.trace_id)?, plan))
+    }
+
+    /// Opens the OS lock, disables the unit and waits until it is idle: the
+    /// state in which programming registers may be written.
+    pub(crate) fn open_idle(&mut self) -> Result<(), TraceError> {
+        self.wr(Reg::OslarEl1, 0);
+        self.regs.isb();
+        if self.rd(Reg::TrcOsLsR) & OSLSR_OSLK != 0 {
+            return Err(TraceError::OsLocked);
+        }
+        self.wr(Reg::TrcPrgCtlr, 0);
+        self.regs.isb();
+        self.wait_status(STATR_IDLE, STATR_IDLE)
+    }
+
+    /// Programs the buffer, enabling it last, after an ISB.
+    pub(crate) fn program_buffer(&mut self, plan: &BufferPlan) {
+        self.wr(Reg::TrbLimitR, 0);
+        self.wr(Reg::TrbBaseR, plan.base);
+        self.wr(Reg::TrbPtr, plan.ptr);
+        self.wr(Reg::TrbSR, plan.status);
+        self.regs.isb();
+        self.wr(Reg::TrbLimitR, plan.limitr);
+    }
+
+    /// Allows trace at the guest's levels (never EL2) and enables the unit.
+    /// On a unit that does not leave idle, stops everything again.
+    pub(crate) fn enable(&mut self, cfg: &TraceConfig) -> Result<(), TraceError> {
+        self.wr(Reg::TrfcrEl1, trfcr_el1(cfg));
+        self.wr(Reg::TrfcrEl2, 0);
+        self.regs.isb();
+        self.wr(Reg::TrcPrgCtlr, PRGCTLR_EN);
+        self.regs.isb();
+        self.running = true;
+        if let Err(e) = self.wait_status(STATR_IDLE, 0) {
+            let _ = self.stop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The one path of start and restore: validate, stop if running,
+    /// program from scratch, buffer first, then the unit.
+    fn program(
+        &mut self,
+        cfg: &TraceConfig,
+        buffer: Range,
+        ptr: u64,
+        status: u64,
+    ) -> Result<(), TraceError> {
+        let (program, plan) = self.plan(cfg, buffer, ptr, status)?;
+        if self.running {
+            self.stop()?;
+        }
+        self.open_idle()?;
+        for &(r, v) in program.writes() {
+            self.wr(r, v);
+        }
+        self.program_buffer(&plan);
+        self.enable(cfg)
+    }
+
+    /// Programs the stopped unit with `cfg`, the buffer empty at
+    /// `buffer.base`, and starts both. A running unit is stopped first (the
+    /// full stop sequence), so this also reconfigures. Nothing is written
+    /// unless `cfg` and `buffer` are valid for this unit.
+    pub fn start(&mut self, cfg: &TraceConfig, buffer: Range) -> Result<(), TraceError> {
+        self.program(cfg, buffer, buffer.base, 0)
+    }
+
+    /// Stops the unit and drains and stops the buffer. Stopping a stopped
+    /// unit is fine. If the unit does not report stable and idle in time the
+    /// buffer is still stopped (it must not go on writing guest memory) and
+    /// the timeout is returned.
+    pub fn stop(&mut self) -> Result<(), TraceError> {
+        self.wr(Reg::TrfcrEl1, TRFCR_TS_VIRTUAL);
+        // Arm ARM (TRCVICTLR.SSSTATUS): DSB and ISB before disabling, so no
+        // start/stop point is still speculative; TSB CSYNC pushes out the
+        // trace generated before trace became prohibited.
+        self.regs.dsb();
+        self.regs.isb();
+        self.regs.tsb_csync();
+        self.wr(Reg::TrcPrgCtlr, 0);
+        self.regs.isb();
+        let quiesced = self.wait_status(STATR_PMSTABLE | STATR_IDLE, STATR_PMSTABLE | STATR_IDLE);
+        // Drain: TSB CSYNC moves the unit's last trace to the buffer, the
+        // DSB completes its writes; only then may the buffer stop.
+        self.regs.tsb_csync();
+        self.regs.dsb();
+        self.wr(Reg::TrbLimitR, 0);
+        self.regs.isb();
+        self.running = false;
+        quiesced
+    }
+
+    /// What the hardware does: Tracing iff TRCPRGCTLR.EN and TRBLIMITR.E
+    /// are both set, Stopped iff both clear.
+    pub fn hardware(&mut self) -> HwState {
+        let en = self.rd(Reg::TrcPrgCtlr) & PRGCTLR_EN != 0;
+        let e = self.rd(Reg::TrbLimitR) & TRB_E != 0;
+        match (en, e) {
+            (true, true) => HwState::Tracing,
+            (false, false) => HwState::Stopped,
+            _ => HwState::Inconsistent,
+        }
+    }
+
+    /// Before a power-down: quiesce and drain (the stop sequence), then read
+    /// the only state EL2 does not already hold, TRBPTR and TRBSR. EL2 wrote
+    /// the whole static configuration and uses no counters, sequencer or
+    /// comparators beyond it, so nothing else is read. A unit EL2 left
+    /// stopped needs nothing: no access at all.
+    ///
+    /// A stop that times out is not reported: the core is about to lose the
+    /// unit's state anyway, and the buffer is stopped regardless.
+    pub fn save(&mut self) -> SavedState {
+        if !self.running {
+            return SavedState::default();
+        }
+        let _ = self.stop();
+        SavedState {
+            trbptr: self.rd(Reg::TrbPtr),
+            trbsr: self.rd(Reg::TrbSR),
+            was_tracing: true,
+        }
+    }
+
+    /// After a power-down (the registers are garbage) or an abandoned one
+    /// (they are as `save` left them): the same path either way. If the unit
+    /// was tracing, programs it from scratch with EL2's copy of `cfg`,
+    /// resuming the buffer at `saved.trbptr` with `saved.trbsr`; the buffer
+    /// before the unit.
+    pub fn restore(
+        &mut self,
+        cfg: &TraceConfig,
+        buffer: Range,
+        saved: &SavedState,
+    ) -> Result<(), TraceError> {
+        if !saved.was_tracing {
+            return Ok(());
+        }
+        self.program(cfg, buffer, saved.trbptr, saved.trbsr)
+    }
+}
