@@ -365,7 +365,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            t.backend.fail_start = x % 17 == 0;
+            t.backend.fail_start = x.is_multiple_of(17);
             match x % 6 {
                 0 | 1 => {
                     let _ = t.enable(cfg(x & 64 != 0));

@@ -189,6 +189,11 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         layout::stacks_size() / 1024,
         m.stage2.table_count()
     );
+    let (ours, full) = crate::trace::access_counts();
+    println!(
+        "trace backend on this core: {:?}; a suspend's save + restore costs {ours} trace register accesses (a full readback would cost {full})",
+        tracing::backend_kind()
+    );
     for r in m.guest.memory() {
         println!(
             "guest RAM {:#x}..{:#x}; entry {entry:#x}, device tree {guest_dtb:#x}",
@@ -259,6 +264,9 @@ fn start_core(warm: bool) -> ! {
     if warm {
         // Back from a power-down: the same restore as when firmware returns.
         tracing::restore_after_suspend();
+        log::info!(
+            "warm boot after a power-down suspend: trace and virtual CPU interface restored"
+        );
     } else {
         tracing::power_on();
     }

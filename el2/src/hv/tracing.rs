@@ -154,6 +154,11 @@ fn trace() -> &'static mut CoreTrace<Backend> {
         .get_or_insert_with(|| CoreTrace::new(Backend::probe(arch::core_index())))
 }
 
+/// The kind of trace backend this core drives.
+pub fn backend_kind() -> abi::Backend {
+    trace().backend.kind()
+}
+
 /// CPU_ON: the core starts with trace disabled.
 pub fn power_on() {
     trace().power_on();

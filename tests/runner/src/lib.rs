@@ -246,7 +246,9 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     });
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(cfg.machine_args())
-        .args(["-nographic", "-semihosting", "-kernel"])
+        // No network: nothing here uses one, and a default NIC would need
+        // option ROMs that a minimal QEMU install lacks.
+        .args(["-nographic", "-nic", "none", "-semihosting", "-kernel"])
         .arg(&cfg.hypervisor)
         .args(["-append", &hyp_args])
         .arg("-device")
