@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test (host unit tests, then the QEMU integration tests) and
+# Runs every test (host unit tests, the loom models, then the QEMU
+# integration tests) and
 # ends with one line that sums them up: "tests: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,8 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test -p el2 --lib 2>&1 | tee -a "$log" || status=1
 cargo test -p guest-api 2>&1 | tee -a "$log" || status=1
+# Every interleaving (within bounds) of the cross-core request protocol.
+tests/loom.sh 2>&1 | tee -a "$log" || status=1
 # QEMU under TCG: at most two machines at once on a two-core host.
 RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test -p runner --release --test qemu 2>&1 | tee -a "$log" || status=1
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
