@@ -4,6 +4,7 @@
 #               test guest on QEMU (4 cores), with a summary at the end
 #   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores
 #   make loom   exhaustive interleavings of the cross-core request protocol
+#   make run-linux  Debian's arm64 Linux kernel as the guest (4 cores)
 #
 # Both install what they need first (`make deps`): the Rust targets through
 # rustup, and QEMU, dtc/fdtput and binutils for aarch64 through apt.
@@ -18,7 +19,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu
 
-.PHONY: all deps images run test test-host test-qemu loom clean
+.PHONY: all deps images run run-linux linux-guest test test-host test-qemu loom clean
 
 all: images
 
@@ -48,6 +49,20 @@ images: deps
 
 run: images
 	$(CARGO) run -q -p runner --release -- --cores 4
+
+# Debian's stock arm64 kernel (cloud flavour) with a busybox initramfs as the
+# guest, 4 cores: /init checks CPUs, cpuidle and CPU hotplug, then powers off.
+# Fetched through a project-local apt state under build/linux (see
+# tests/linux/README.md); LINUX_ARGS passes options (e.g. --shell, --bare,
+# --no-idle, --debug, --switches test.powerdown).
+LINUX_ARGS ?=
+linux-guest: deps
+	@tests/linux/fetch.sh $(BUILD)/linux
+	@python3 tests/linux/mkinitramfs.py $(BUILD)/linux/busybox/bin/busybox \
+	    tests/linux/init.sh $(BUILD)/linux/initramfs.cpio.gz
+
+run-linux: images linux-guest
+	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)
 
 test: images
 	@tests/run-tests.sh

@@ -264,7 +264,7 @@ fn start_core(warm: bool) -> ! {
     if warm {
         // Back from a power-down: the same restore as when firmware returns.
         tracing::restore_after_suspend();
-        log::info!(
+        log::debug!(
             "warm boot after a power-down suspend: trace and virtual CPU interface restored"
         );
     } else {
@@ -283,10 +283,31 @@ fn start_core(warm: bool) -> ! {
     arch::enter_guest(&GuestRegs::entry(entry, arg))
 }
 
+/// Enters the guest at the resume entry point of a power-down suspend, with
+/// its context_id in x0 and its EL1 state as after a power-up (MMU off), as
+/// PSCI describes a wake-up from power-down.
+pub fn resume_guest_at_entry(entry: u64, context: u64) -> ! {
+    sctlr_el1::write(SCTLR_EL1_RESET);
+    isb();
+    super::trap::flush_list_registers();
+    arch::enter_guest(&GuestRegs::entry(entry, context))
+}
+
 /// HCR_EL2: VM (stage 2), SWIO, FMO, IMO, AMO (all interrupts to EL2), TID3
-/// (ID registers, to hide the trace unit), TSC (trap SMC), RW (EL1 is AArch64).
-const HCR: u64 =
-    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
+/// (ID registers, to hide the trace unit), TSC (trap SMC), RW (EL1 is
+/// AArch64), APK and API (pointer-authentication keys and instructions are
+/// the guest's own: EL2 is built without pointer authentication, so it has
+/// no keys of its own to protect, and Linux writes APIAKey at boot).
+const HCR: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 18)
+    | (1 << 19)
+    | (1 << 31)
+    | (1 << 40)
+    | (1 << 41);
 /// CPTR_EL2 (E2H = 0): TTA (bit 20) traps the guest's trace-unit register
 /// accesses; otherwise RES1 bits only, so FP/SIMD and SVE are the guest's
 /// (the hypervisor is built soft-float and never touches them); SME (TSM)

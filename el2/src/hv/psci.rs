@@ -203,6 +203,12 @@ fn psci_call(call: Call) -> i64 {
             // Firmware returned (a wake-up came before power went, or it
             // never powers down): the core kept its state.
             tracing::restore_after_suspend();
+            if r == ret::SUCCESS {
+                // A guest that asked for a power-down expects, per PSCI, to
+                // resume at its entry point (Linux counts a return as a
+                // failed idle entry): give it the same as a real power-down.
+                super::boot::resume_guest_at_entry(entry, context);
+            }
             r
         }
         Call::AffinityInfo {

@@ -50,6 +50,16 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                 // guest whose interrupts are all group 1: ignored.
                 regs.elr += 4;
             } else {
+                log::debug!(
+                    "guest {} S{}_{}_C{}_C{}_{} at {:#x}: UNDEF injected",
+                    if read { "MRS" } else { "MSR" },
+                    reg.op0,
+                    reg.op1,
+                    reg.crn,
+                    reg.crm,
+                    reg.op2,
+                    regs.elr
+                );
                 inject_fault(regs, Fault::Undefined);
             }
         }
@@ -202,7 +212,8 @@ fn deliver_sgis() {
     }
 }
 
-fn flush_list_registers() {
+/// Moves waiting virtual interrupts into free list registers.
+pub(super) fn flush_list_registers() {
     // SAFETY: EL2 on this core, interrupts masked, no other `local()` alive.
     let local = unsafe { core_state::local() };
     if !local.pending.is_empty() {

@@ -84,6 +84,20 @@ pub struct Config {
     pub timeout: Duration,
     /// Print QEMU's output as it comes.
     pub echo: bool,
+    /// Use this device tree for the guest instead of making one (see
+    /// [`guest_dtb`]; a caller that needs more in the guest's tree, such as
+    /// an initrd or idle states, makes it with [`guest_dtb`] and edits it).
+    pub guest_dtb: Option<PathBuf>,
+    /// More raw files to load into memory: (file, address).
+    pub extra_loads: Vec<(PathBuf, u64)>,
+    /// Give QEMU this process's standard input (an interactive console)
+    /// instead of none.
+    pub interactive: bool,
+    /// Extra `-cpu` properties after `max` (such as `sme=off`).
+    pub cpu_features: String,
+    /// Record when this text first appears in the output
+    /// ([`Outcome::mark_at`]).
+    pub mark: Option<String>,
 }
 
 impl Config {
@@ -101,15 +115,25 @@ impl Config {
             hypervisor_dtb: None,
             timeout: Duration::from_secs(240),
             echo: false,
+            guest_dtb: None,
+            extra_loads: Vec::new(),
+            interactive: false,
+            cpu_features: String::new(),
+            mark: None,
         }
     }
 
-    fn machine_args(&self) -> Vec<String> {
+    /// QEMU's `-machine`, `-cpu`, `-smp` and `-m` arguments for this run.
+    pub fn machine_args(&self) -> Vec<String> {
         vec![
             "-machine".into(),
             "virt,virtualization=on,gic-version=3".into(),
             "-cpu".into(),
-            "max".into(),
+            if self.cpu_features.is_empty() {
+                "max".into()
+            } else {
+                format!("max,{}", self.cpu_features)
+            },
             "-smp".into(),
             self.cores.to_string(),
             "-m".into(),
@@ -129,6 +153,8 @@ pub struct Outcome {
     pub output: String,
     /// Wall time.
     pub elapsed: Duration,
+    /// Wall time when [`Config::mark`] first appeared.
+    pub mark_at: Option<Duration>,
 }
 
 impl Outcome {
@@ -237,7 +263,10 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
         }
     }
     let dir = tempdir()?;
-    let dtb = guest_dtb(cfg, &dir)?;
+    let dtb = match &cfg.guest_dtb {
+        Some(d) => d.clone(),
+        None => guest_dtb(cfg, &dir)?,
+    };
     let hyp_args = cfg.hypervisor_args.clone().unwrap_or_else(|| {
         format!(
             "guest.entry={GUEST_ENTRY:#x} guest.dtb={GUEST_DTB:#x} {}",
@@ -261,12 +290,30 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
             "loader,file={},addr={GUEST_DTB:#x},force-raw=on",
             dtb.display()
         ));
+    for (file, addr) in &cfg.extra_loads {
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr={addr:#x},force-raw=on",
+            file.display()
+        ));
+    }
     if let Some(d) = &cfg.hypervisor_dtb {
         cmd.arg("-dtb").arg(d);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let out = run_command(cfg, cmd);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// Runs a prepared QEMU command with `cfg`'s console, timeout and mark
+/// (for runs without the hypervisor, such as Linux on bare QEMU).
+pub fn run_command(cfg: &Config, mut cmd: Command) -> Result<Outcome, String> {
+    cmd.stdin(if cfg.interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -274,8 +321,10 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let echo = cfg.echo;
+    let mark = cfg.mark.clone().map(String::into_bytes);
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
+        let mut mark_at = None;
         let mut buf = [0u8; 4096];
         loop {
             match stdout.read(&mut buf) {
@@ -287,10 +336,16 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
                         let _ = std::io::stdout().flush();
                     }
                     all.extend_from_slice(&buf[..n]);
+                    if let Some(m) = mark.as_deref().filter(|_| mark_at.is_none()) {
+                        let from = all.len().saturating_sub(n + m.len());
+                        if all[from..].windows(m.len()).any(|w| w == m) {
+                            mark_at = Some(start.elapsed());
+                        }
+                    }
                 }
             }
         }
-        all
+        (all, mark_at)
     });
     let err_reader = std::thread::spawn(move || {
         let mut s = Vec::new();
@@ -310,21 +365,23 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
             Err(e) => return Err(format!("waiting for QEMU: {e}")),
         }
     };
-    let mut output = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
+    let (bytes, mark_at) = reader.join().unwrap_or_default();
+    let mut output = String::from_utf8_lossy(&bytes).replace('\r', "");
     let err = err_reader.join().unwrap_or_default();
     if !err.is_empty() {
         output.push_str(&String::from_utf8_lossy(&err));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Outcome {
         status: if timed_out { None } else { status },
         timed_out,
         output,
         elapsed: start.elapsed(),
+        mark_at,
     })
 }
 
-fn tempdir() -> Result<PathBuf, String> {
+/// A fresh temporary directory.
+pub fn tempdir() -> Result<PathBuf, String> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(

@@ -1,0 +1,77 @@
+#!/bin/sh
+# Fetches Debian's arm64 cloud kernel and busybox-static through apt, with a
+# project-local apt state under build/linux/apt (the host's apt configuration
+# is not touched), and extracts them under build/linux/.
+#
+# Sources: the same mirror and suites as the host's Debian sources
+# (deb.debian.org bookworm, bookworm-updates, bookworm-security), signed by
+# the host's Debian archive keyring. Idempotent: skips what is already there.
+#
+# Usage: tests/linux/fetch.sh [build-dir]   (default: build/linux)
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$root/build/linux}
+apt=$out/apt
+mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" \
+         "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$out/debs"
+
+if [ -f "$out/kernel/Image" ] && [ -x "$out/busybox/bin/busybox" ]; then
+    echo "fetch: kernel and busybox already in $out"
+    exit 0
+fi
+
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -f "$keyring" ] || { echo "fetch: $keyring missing (apt-get install debian-archive-keyring)" >&2; exit 1; }
+cat > "$apt/etc/sources.list" <<SRC
+deb [arch=arm64 signed-by=$keyring] http://deb.debian.org/debian bookworm main
+deb [arch=arm64 signed-by=$keyring] http://deb.debian.org/debian bookworm-updates main
+deb [arch=arm64 signed-by=$keyring] http://deb.debian.org/debian-security bookworm-security main
+SRC
+cat > "$apt/apt.conf" <<CONF
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; "arm64"; };
+Dir::State "$apt/state";
+Dir::State::status "$apt/state/status";
+Dir::Cache "$apt/cache";
+Dir::Etc::sourcelist "$apt/etc/sources.list";
+Dir::Etc::sourceparts "$apt/etc/sources.list.d";
+Dir::Etc::preferencesparts "$apt/etc/preferences.d";
+Acquire::Languages "none";
+Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
+CONF
+touch "$apt/state/status"
+export APT_CONFIG="$apt/apt.conf"
+
+if ! ls "$apt/state/lists/"*Packages* >/dev/null 2>&1; then
+    echo "fetch: apt-get update (project-local state in $apt)"
+    apt-get -q update
+fi
+
+# The meta package depends on the versioned image package.
+kpkg=$(apt-cache depends linux-image-cloud-arm64:arm64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^: ]*\).*/\1/p' | head -1)
+[ -n "$kpkg" ] || { echo "fetch: cannot resolve linux-image-cloud-arm64's kernel package" >&2; exit 1; }
+kpkg=${kpkg%:arm64}
+echo "fetch: kernel package $kpkg"
+
+cd "$out/debs"
+for p in "$kpkg:arm64" busybox-static:arm64; do
+    name=${p%%:*}
+    ls ${name}_*_arm64.deb >/dev/null 2>&1 || apt-get -q download "$p"
+done
+
+if [ ! -f "$out/kernel/Image" ]; then
+    rm -rf "$out/kernel.x"; mkdir -p "$out/kernel.x"
+    dpkg-deb -x "$kpkg"_*_arm64.deb "$out/kernel.x"
+    mkdir -p "$out/kernel"
+    cp "$out/kernel.x"/boot/vmlinuz-* "$out/kernel/Image"
+    cp "$out/kernel.x"/boot/config-* "$out/kernel/config" 2>/dev/null || true
+    ls "$out/kernel.x"/boot/vmlinuz-* | sed 's|.*/vmlinuz-||' > "$out/kernel/version"
+    rm -rf "$out/kernel.x"
+fi
+if [ ! -x "$out/busybox/bin/busybox" ]; then
+    rm -rf "$out/busybox"; mkdir -p "$out/busybox"
+    dpkg-deb -x busybox-static_*_arm64.deb "$out/busybox"
+fi
+echo "fetch: kernel $(cat "$out/kernel/version"), busybox in $out/busybox"

@@ -1,0 +1,376 @@
+//! `make run-linux`: boots Debian's stock arm64 Linux kernel (the cloud
+//! flavour, fetched by `tests/linux/fetch.sh`) with a busybox initramfs
+//! (`tests/linux/mkinitramfs.py`) as the guest of the hypervisor on QEMU.
+//!
+//! The kernel's Image is loaded at [`runner::GUEST_ENTRY`] (2 MiB aligned,
+//! text_offset 0) and entered there by the hypervisor with x0 = the guest's
+//! device tree; the initrd is loaded at [`INITRD`] and described in the
+//! guest tree's /chosen. By default the tree also offers a PSCI power-down
+//! idle state on every CPU (`--no-idle` leaves it out and boots with
+//! `cpuidle.off=1`). The initramfs's /init reports CPUs, cpuidle and CPU
+//! hotplug as `linux-init: PASS|FAIL ...` lines and powers off.
+//!
+//! Usage: `linux [--cores N] [--bare] [--shell] [--no-idle] [--debug]
+//!         [--cpu FEATURES] [--hypervisor el2.bin] [--switches "..."]
+//!         [--bootargs "..."] [--timeout S]`
+//!
+//! `--bare` runs the same kernel on QEMU without the hypervisor, for
+//! comparison; `--shell` gives an interactive busybox shell instead of the
+//! scripted run; `--debug` passes `log=debug` to the hypervisor.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use runner::{Config, Outcome, GUEST_ENTRY};
+
+/// Where the initrd goes: well above the kernel (whose image_size from the
+/// Image header is checked against it) and clear of the hypervisor's own
+/// device tree, which QEMU puts 128 MiB into RAM (0x4800_0000).
+const INITRD: u64 = 0x4c00_0000;
+/// The idle state's phandle in the guest tree (QEMU's own phandles count
+/// down from 0x8000 and up from 1).
+const IDLE_PHANDLE: u32 = 0x7000;
+/// What /init prints first.
+const MARK: &str = "linux-init: reached /init";
+
+struct Args {
+    cores: usize,
+    bare: bool,
+    shell: bool,
+    idle: bool,
+    debug: bool,
+    cpu: String,
+    switches: String,
+    bootargs: String,
+    timeout: u64,
+    hypervisor: Option<PathBuf>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        cores: 4,
+        bare: false,
+        shell: false,
+        idle: true,
+        debug: false,
+        cpu: String::new(),
+        switches: String::new(),
+        bootargs: String::new(),
+        timeout: 600,
+        hypervisor: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--cores" => a.cores = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "--bare" => a.bare = true,
+            "--hypervisor" => a.hypervisor = it.next().map(PathBuf::from),
+            "--shell" => a.shell = true,
+            "--no-idle" => a.idle = false,
+            "--debug" => a.debug = true,
+            "--cpu" => a.cpu = it.next().unwrap_or_default(),
+            "--switches" => a.switches = it.next().unwrap_or_default(),
+            "--bootargs" => a.bootargs = it.next().unwrap_or_default(),
+            "--timeout" => a.timeout = it.next().and_then(|v| v.parse().ok()).unwrap_or(600),
+            _ => return Err(format!("unknown argument {x}")),
+        }
+    }
+    if !(1..=8).contains(&a.cores) {
+        return Err("--cores takes 1 to 8".into());
+    }
+    Ok(a)
+}
+
+fn tool(name: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The Image header's image_size (bytes from the load address the kernel
+/// may use, BSS included) after checking its magic and text_offset.
+fn image_size(image: &Path) -> Result<u64, String> {
+    let b = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let word = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    if b.len() < 64 || &b[56..60] != b"ARM\x64" {
+        return Err(format!("{} is not an arm64 Image", image.display()));
+    }
+    if word(8) != 0 {
+        return Err(format!("text_offset {:#x}, expected 0", word(8)));
+    }
+    Ok(word(16))
+}
+
+/// Adds the initrd and, if asked, a PSCI power-down idle state on every CPU
+/// to the device tree at `dtb`; for the hypervisor's guest, disables PCI.
+fn edit_dtb(
+    dtb: &Path,
+    cores: usize,
+    initrd: (u64, u64),
+    idle: bool,
+    hypervisor: bool,
+) -> Result<(), String> {
+    let p = dtb.to_str().ok_or("non-UTF-8 path")?;
+    let (start, end) = (initrd.0, initrd.0 + initrd.1);
+    for (name, v) in [("linux,initrd-start", start), ("linux,initrd-end", end)] {
+        tool(
+            "fdtput",
+            &[
+                "-t",
+                "x",
+                p,
+                "/chosen",
+                name,
+                &format!("{:#x}", v >> 32),
+                &format!("{:#x}", v & 0xffff_ffff),
+            ],
+        )?;
+    }
+    if hypervisor {
+        // The PCIe host bridge's ECAM (0x40_1000_0000) and 64-bit window
+        // (0x80_0000_0000) lie above RAM, where the hypervisor's stage 2
+        // maps nothing (it maps only the MMIO below RAM): Linux's first
+        // config-space read would take an external abort. Nothing here uses
+        // PCI.
+        tool(
+            "fdtput",
+            &["-t", "s", p, "/pcie@10000000", "status", "disabled"],
+        )?;
+    }
+    if idle {
+        let node = "/cpus/idle-states/cpu-pd";
+        tool("fdtput", &["-c", p, "/cpus/idle-states", node])?;
+        tool(
+            "fdtput",
+            &["-t", "s", p, "/cpus/idle-states", "entry-method", "psci"],
+        )?;
+        tool(
+            "fdtput",
+            &["-t", "s", p, node, "compatible", "arm,idle-state"],
+        )?;
+        tool(
+            "fdtput",
+            &["-t", "s", p, node, "idle-state-name", "cpu-power-down"],
+        )?;
+        tool(
+            "fdtput",
+            &["-t", "x", p, node, "arm,psci-suspend-param", "0x10000"],
+        )?;
+        for (prop, v) in [
+            ("entry-latency-us", "100"),
+            ("exit-latency-us", "250"),
+            ("min-residency-us", "1000"),
+        ] {
+            tool("fdtput", &["-t", "u", p, node, prop, v])?;
+        }
+        tool(
+            "fdtput",
+            &["-t", "x", p, node, "phandle", &format!("{IDLE_PHANDLE:#x}")],
+        )?;
+        for c in 0..cores {
+            tool(
+                "fdtput",
+                &[
+                    "-t",
+                    "x",
+                    p,
+                    &format!("/cpus/cpu@{c}"),
+                    "cpu-idle-states",
+                    &format!("{IDLE_PHANDLE:#x}"),
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn report(out: &Outcome, bare: bool, cores: usize) -> bool {
+    let passed = out.lines_with("linux-init: PASS").count();
+    let failed = out.lines_with("linux-init: FAIL").count();
+    let reached = out.lines_with(MARK).next();
+    println!(
+        "== summary ({}) ==",
+        if bare {
+            "bare QEMU"
+        } else {
+            "under the hypervisor"
+        }
+    );
+    println!(
+        "QEMU {} after {:.1} s",
+        match (out.timed_out, out.status) {
+            (true, _) => "was stopped by the timeout".to_string(),
+            (false, Some(s)) => format!("exited with status {s}"),
+            (false, None) => "was killed".to_string(),
+        },
+        out.elapsed.as_secs_f64()
+    );
+    match (reached, out.mark_at) {
+        (Some(l), Some(t)) => println!("/init reached after {:.1} s wall ({l})", t.as_secs_f64()),
+        _ => {
+            println!("/init NOT reached; the output ends:");
+            let lines: Vec<&str> = out.output.lines().collect();
+            for l in &lines[lines.len().saturating_sub(15)..] {
+                println!("  | {l}");
+            }
+        }
+    }
+    for l in out.lines_with("linux-init: nproc=") {
+        println!("{l}");
+    }
+    let faults: Vec<&str> = out
+        .output
+        .lines()
+        .filter(|l| {
+            l.contains("FATAL")
+                || l.contains("inject")
+                || l.contains("Internal error")
+                || l.contains("Unable to handle")
+                || l.contains("Kernel panic")
+                || l.contains("rcu: INFO")
+                || l.contains("failed to come online")
+                || l.contains("WARNING:")
+        })
+        .collect();
+    if !faults.is_empty() {
+        println!("problems seen ({}):", faults.len());
+        for l in faults.iter().take(20) {
+            println!("  {l}");
+        }
+    }
+    println!("init checks: {passed} passed, {failed} failed ({cores} cores)");
+    reached.is_some() && failed == 0 && passed > 0
+}
+
+fn main() -> ExitCode {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("linux: {e}");
+            eprintln!(
+                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] \
+                 [--cpu sme=off] [--hypervisor el2.bin] [--switches \"...\"] [--bootargs \"...\"] [--timeout S]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match boot(&a) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("linux: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn boot(a: &Args) -> Result<bool, String> {
+    let dir: PathBuf = runner::build_dir().join("linux");
+    let image = dir.join("kernel/Image");
+    let initrd = dir.join("initramfs.cpio.gz");
+    for f in [&image, &initrd] {
+        if !f.exists() {
+            return Err(format!("{} is missing: run `make run-linux`", f.display()));
+        }
+    }
+    let size = image_size(&image)?;
+    if GUEST_ENTRY + size > INITRD {
+        return Err(format!(
+            "kernel image_size {size:#x} overlaps the initrd at {INITRD:#x}"
+        ));
+    }
+    let initrd_len = std::fs::metadata(&initrd).map_err(|e| e.to_string())?.len();
+
+    let mut bootargs = format!(
+        "console=ttyAMA0 earlycon=pl011,0x09000000 rdinit=/init linuxtest.cpus={}",
+        a.cores
+    );
+    if !a.idle {
+        bootargs.push_str(" cpuidle.off=1");
+    }
+    if a.shell {
+        bootargs.push_str(" linuxtest=shell");
+    }
+    if !a.bootargs.is_empty() {
+        bootargs.push(' ');
+        bootargs.push_str(&a.bootargs);
+    }
+
+    let mut cfg = Config::test_guest(a.cores, &bootargs);
+    cfg.guest = image.clone();
+    if let Some(h) = &a.hypervisor {
+        cfg.hypervisor = h.clone();
+    }
+    cfg.echo = true;
+    cfg.interactive = a.shell;
+    cfg.cpu_features = a.cpu.clone();
+    cfg.timeout = Duration::from_secs(if a.shell { 24 * 3600 } else { a.timeout });
+    cfg.mark = Some(MARK.into());
+    let mut switches = a.switches.clone();
+    if a.debug {
+        switches.push_str(" log=debug");
+    }
+    cfg.hypervisor_switches = switches.trim().to_string();
+
+    let tmp = runner::tempdir()?;
+    let out = if a.bare {
+        // The same machine without EL2; QEMU's own tree (all of RAM), with
+        // the same idle states, and QEMU's loader for kernel and initrd.
+        let dtb = tmp.join("bare.dtb");
+        let mut args = cfg.machine_args();
+        args[1] = format!("virt,gic-version=3,dumpdtb={}", dtb.display());
+        let o = Command::new("qemu-system-aarch64")
+            .args(&args)
+            .args(["-nographic", "-nodefaults"])
+            .output()
+            .map_err(|e| format!("cannot run qemu-system-aarch64: {e}"))?;
+        if !dtb.exists() {
+            return Err(format!("no dtb: {}", String::from_utf8_lossy(&o.stderr)));
+        }
+        edit_dtb(&dtb, a.cores, (INITRD, initrd_len), a.idle, false)?;
+        let mut args = cfg.machine_args();
+        args[1] = "virt,gic-version=3".into();
+        let mut cmd = Command::new("qemu-system-aarch64");
+        cmd.args(&args)
+            .args(["-nographic", "-nic", "none", "-kernel"])
+            .arg(&image)
+            .arg("-initrd")
+            .arg(&initrd)
+            .args(["-append", &bootargs])
+            .arg("-dtb")
+            .arg(&dtb);
+        println!(
+            "== Debian's arm64 kernel on bare QEMU (no hypervisor), {} cores ==",
+            a.cores
+        );
+        runner::run_command(&cfg, cmd)?
+    } else {
+        let dtb = runner::guest_dtb(&cfg, &tmp)?;
+        edit_dtb(&dtb, a.cores, (INITRD, initrd_len), a.idle, true)?;
+        cfg.guest_dtb = Some(dtb);
+        cfg.extra_loads.push((initrd.clone(), INITRD));
+        println!(
+            "== Debian's arm64 kernel as the hypervisor's guest on QEMU, {} cores{} ==",
+            a.cores,
+            if a.idle {
+                ", PSCI power-down idle state"
+            } else {
+                ", cpuidle.off=1"
+            }
+        );
+        runner::run(&cfg)?
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(report(&out, a.bare, a.cores))
+}
