@@ -55,11 +55,21 @@ run: images
 # Fetched through a project-local apt state under build/linux (see
 # tests/linux/README.md); LINUX_ARGS passes options (e.g. --shell, --bare,
 # --no-idle, --debug, --switches test.powerdown).
+# The tracemgr module (guest-api/linux) is built when aarch64-linux-gnu-gcc
+# is there (apt-get install gcc-aarch64-linux-gnu) and goes into the
+# initramfs as /lib/modules/tracemgr.ko; LINUX_ARGS=--tracemgr loads and
+# exercises it.
 LINUX_ARGS ?=
 linux-guest: deps
 	@tests/linux/fetch.sh $(BUILD)/linux
-	@python3 tests/linux/mkinitramfs.py $(BUILD)/linux/busybox/bin/busybox \
-	    tests/linux/init.sh $(BUILD)/linux/initramfs.cpio.gz
+	@if command -v aarch64-linux-gnu-gcc >/dev/null; then \
+	    tests/linux/build-module.sh $(BUILD)/linux >$(BUILD)/linux/build-module.log 2>&1 \
+	    || { tail -20 $(BUILD)/linux/build-module.log; exit 1; }; \
+	 else echo "linux-guest: no aarch64-linux-gnu-gcc, tracemgr.ko not built"; \
+	    rm -f $(BUILD)/linux/tracemgr.ko; fi
+	@ko=; [ -f $(BUILD)/linux/tracemgr.ko ] && ko=$(BUILD)/linux/tracemgr.ko:lib/modules/tracemgr.ko; \
+	python3 tests/linux/mkinitramfs.py $(BUILD)/linux/busybox/bin/busybox \
+	    tests/linux/init.sh $(BUILD)/linux/initramfs.cpio.gz $$ko
 
 run-linux: images linux-guest
 	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)

@@ -4,6 +4,10 @@ in the cpio "newc" format, gzip-compressed. Needs no cpio tool and no root
 (device nodes are written straight into the archive).
 
 Usage: mkinitramfs.py <busybox-binary> <init-script> <output.cpio.gz>
+                      [<file>:<path in archive> ...]
+
+Each extra <file>:<path> is added as a regular file (mode 0644) at <path>,
+with its parent directories, e.g. build/linux/tracemgr.ko:lib/modules/tracemgr.ko.
 """
 import gzip
 import os
@@ -38,6 +42,15 @@ def main():
         ("bin/sh", 0o120777, b"busybox", (0, 0)),
         ("init", 0o100755, open(init, "rb").read(), (0, 0)),
     ]
+    for extra in sys.argv[4:]:
+        src, path = extra.rsplit(":", 1)
+        path = path.strip("/")
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if all(f[0] != d for f in files):
+                files.append((d, 0o040755, b"", (0, 0)))
+        files.append((path, 0o100644, open(src, "rb").read(), (0, 0)))
     blob = b""
     for ino, (name, mode, data, rdev) in enumerate(files, start=1):
         blob += entry(ino, name, mode, data, rdev, 2 if mode & 0o040000 else 1)

@@ -10,13 +10,15 @@
 //! `cpuidle.off=1`). The initramfs's /init reports CPUs, cpuidle and CPU
 //! hotplug as `linux-init: PASS|FAIL ...` lines and powers off.
 //!
-//! Usage: `linux [--cores N] [--bare] [--shell] [--no-idle] [--debug]
+//! Usage: `linux [--cores N] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr]
 //!         [--cpu FEATURES] [--hypervisor el2.bin] [--switches "..."]
 //!         [--bootargs "..."] [--timeout S]`
 //!
 //! `--bare` runs the same kernel on QEMU without the hypervisor, for
 //! comparison; `--shell` gives an interactive busybox shell instead of the
-//! scripted run; `--debug` passes `log=debug` to the hypervisor.
+//! scripted run; `--debug` passes `log=debug` to the hypervisor;
+//! `--tracemgr` has /init load the tracemgr module (guest-api/linux, put in
+//! the initramfs by `make linux-guest`) and exercise its sysfs files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -40,6 +42,7 @@ struct Args {
     shell: bool,
     idle: bool,
     debug: bool,
+    tracemgr: bool,
     cpu: String,
     switches: String,
     bootargs: String,
@@ -54,6 +57,7 @@ fn parse() -> Result<Args, String> {
         shell: false,
         idle: true,
         debug: false,
+        tracemgr: false,
         cpu: String::new(),
         switches: String::new(),
         bootargs: String::new(),
@@ -69,6 +73,7 @@ fn parse() -> Result<Args, String> {
             "--shell" => a.shell = true,
             "--no-idle" => a.idle = false,
             "--debug" => a.debug = true,
+            "--tracemgr" => a.tracemgr = true,
             "--cpu" => a.cpu = it.next().unwrap_or_default(),
             "--switches" => a.switches = it.next().unwrap_or_default(),
             "--bootargs" => a.bootargs = it.next().unwrap_or_default(),
@@ -259,7 +264,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("linux: {e}");
             eprintln!(
-                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] \
+                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr] \
                  [--cpu sme=off] [--hypervisor el2.bin] [--switches \"...\"] [--bootargs \"...\"] [--timeout S]"
             );
             return ExitCode::from(2);
@@ -301,6 +306,9 @@ fn boot(a: &Args) -> Result<bool, String> {
     }
     if a.shell {
         bootargs.push_str(" linuxtest=shell");
+    }
+    if a.tracemgr {
+        bootargs.push_str(" linuxtest.tracemgr");
     }
     if !a.bootargs.is_empty() {
         bootargs.push(' ');
