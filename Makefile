@@ -19,7 +19,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu
 
-.PHONY: all deps images run run-linux linux-guest test test-host test-qemu loom clean
+.PHONY: all deps images run run-linux test-linux linux-guest test test-host test-qemu loom clean
 
 all: images
 
@@ -61,6 +61,10 @@ run: images
 # exercises it.
 LINUX_ARGS ?=
 linux-guest: deps
+	@command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || { \
+	    echo "linux-guest: installing gcc-aarch64-linux-gnu (to build the Linux module)"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu; }
 	@tests/linux/fetch.sh $(BUILD)/linux
 	@if command -v aarch64-linux-gnu-gcc >/dev/null; then \
 	    tests/linux/build-module.sh $(BUILD)/linux >$(BUILD)/linux/build-module.log 2>&1 \
@@ -73,6 +77,12 @@ linux-guest: deps
 
 run-linux: images linux-guest
 	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)
+
+# Linux with the tracemgr module: every CPU online, idle through CPU_SUSPEND,
+# hotplug, and enable/config/status/disable through sysfs on every CPU with
+# mode == hardware after each step. Not yet part of `make test` / CI.
+test-linux: images linux-guest
+	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 --tracemgr --timeout 400
 
 test: images
 	@tests/run-tests.sh
