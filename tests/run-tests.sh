@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test -p el2 --lib 2>&1 | tee -a "$log" || status=1
+cargo test -p el2 --lib --test fuzz 2>&1 | tee -a "$log" || status=1
 cargo test -p guest-api 2>&1 | tee -a "$log" || status=1
 # Every interleaving (within bounds) of the cross-core request protocol.
 tests/loom.sh 2>&1 | tee -a "$log" || status=1

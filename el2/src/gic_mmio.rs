@@ -177,6 +177,14 @@ pub fn emulate(
     size: u8,
     write: Option<u64>,
 ) -> (u64, Effect) {
+    // A misaligned access is no GIC register access (the architecture
+    // requires natural alignment): RAZ/WI, never passed to the hardware.
+    let offset = match target {
+        Target::Distributor(o) | Target::Redistributor { offset: o, .. } => o,
+    };
+    if size == 0 || !offset.is_multiple_of(u64::from(size)) {
+        return (0, Effect::None);
+    }
     let pa = layout.physical(target);
     let pass = |hw: &mut dyn Hw| match write {
         Some(v) => {

@@ -261,9 +261,10 @@ mod tests {
             b.open();
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads: Vec<_> = (0..CORES)
             .map(|me| {
-                let (boxes, stop) = (boxes.clone(), stop.clone());
+                let (boxes, stop, finished) = (boxes.clone(), stop.clone(), finished.clone());
                 std::thread::spawn(move || {
                     let mut served = 0u64;
                     let serve_own = |served: &mut u64| {
@@ -286,6 +287,7 @@ mod tests {
                             assert_eq!(a, [t as u64, me as u64, round, round * 3, !round, 7]);
                         }
                     }
+                    finished.fetch_add(1, Ordering::AcqRel);
                     // Keep serving until everyone is done.
                     while !stop.load(Ordering::Acquire) {
                         serve_own(&mut served);
@@ -295,21 +297,11 @@ mod tests {
                 })
             })
             .collect();
-        // Wait until every request was answered: each core serves ROUNDS*(CORES-1).
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        loop {
-            if threads.iter().all(|t| !t.is_finished()) {
-                // All still in the serving phase or working; give them time.
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            if boxes
-                .iter()
-                .all(|b| b.state.load(Ordering::Acquire) == EMPTY)
-            {
-                break;
-            }
+        // Stop serving only once every core has had all its requests
+        // answered: a core that stopped earlier would leave a sender waiting.
+        while finished.load(Ordering::Acquire) < CORES {
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
         stop.store(true, Ordering::Release);
         let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(total, ROUNDS * (CORES * (CORES - 1)) as u64);
