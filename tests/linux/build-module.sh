@@ -35,44 +35,13 @@ echo "build-module: kernel $kver, package version $pver, kbuild for $host"
 
 hdr=$out/headers
 if [ ! -f "$hdr/.done-$pver" ]; then
-    mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" \
-             "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$out/debs"
-    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    [ -f "$keyring" ] || { echo "build-module: $keyring missing" >&2; exit 1; }
-    # The same configuration fetch.sh writes, with the host architecture
-    # added to the sources (for linux-kbuild).
+    # The same apt state as fetch.sh, with the host architecture added to
+    # the sources (linux-kbuild runs on the build machine).
+    . "$root/tests/linux/apt-env.sh"
     archs=arm64
     [ "$host" = arm64 ] || archs=arm64,$host
-    rm -f "$apt/etc/sources.list.d/host-$host.list"
-    cat > "$apt/etc/sources.list" <<SRC
-deb [arch=$archs signed-by=$keyring] http://deb.debian.org/debian bookworm main
-deb [arch=$archs signed-by=$keyring] http://deb.debian.org/debian bookworm-updates main
-deb [arch=$archs signed-by=$keyring] http://deb.debian.org/debian-security bookworm-security main
-SRC
-    cat > "$apt/apt.conf" <<CONF
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; "arm64"; };
-Dir::State "$apt/state";
-Dir::State::status "$apt/state/status";
-Dir::Cache "$apt/cache";
-Dir::Etc::sourcelist "$apt/etc/sources.list";
-Dir::Etc::sourceparts "$apt/etc/sources.list.d";
-Dir::Etc::preferencesparts "$apt/etc/preferences.d";
-Acquire::Languages "none";
-Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
-CONF
-    if [ "$host" != amd64 ] && [ "$host" != arm64 ]; then
-        sed -i "s/\"amd64\"; \"arm64\"/\"$host\"; \"arm64\"/; s/^APT::Architecture \"amd64\"/APT::Architecture \"$host\"/" "$apt/apt.conf"
-    fi
-    touch "$apt/state/status"
-    export APT_CONFIG="$apt/apt.conf"
-    if ! ls "$apt/state/lists/"*"_binary-${host}_Packages"* >/dev/null 2>&1 ||
-       ! ls "$apt/state/lists/"*_binary-arm64_Packages* >/dev/null 2>&1; then
-        echo "build-module: apt-get update (project-local state in $apt)"
-        apt-get -q update
-    fi
+    apt_env "$apt" "$archs"
+    apt_update_for "$apt" arm64 "$host"
     cd "$out/debs"
     for p in "linux-headers-$kver:arm64" "linux-headers-$abi-common" "linux-kbuild-$series:$host"; do
         name=${p%%:*}

@@ -12,42 +12,16 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build/linux}
 apt=$out/apt
-mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" \
-         "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$out/debs"
+mkdir -p "$out/debs"
 
 if [ -f "$out/kernel/Image" ] && [ -x "$out/busybox/bin/busybox" ]; then
     echo "fetch: kernel and busybox already in $out"
     exit 0
 fi
 
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$keyring" ] || { echo "fetch: $keyring missing (apt-get install debian-archive-keyring)" >&2; exit 1; }
-cat > "$apt/etc/sources.list" <<SRC
-deb [arch=arm64 signed-by=$keyring] http://deb.debian.org/debian bookworm main
-deb [arch=arm64 signed-by=$keyring] http://deb.debian.org/debian bookworm-updates main
-deb [arch=arm64 signed-by=$keyring] http://deb.debian.org/debian-security bookworm-security main
-SRC
-cat > "$apt/apt.conf" <<CONF
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; "arm64"; };
-Dir::State "$apt/state";
-Dir::State::status "$apt/state/status";
-Dir::Cache "$apt/cache";
-Dir::Etc::sourcelist "$apt/etc/sources.list";
-Dir::Etc::sourceparts "$apt/etc/sources.list.d";
-Dir::Etc::preferencesparts "$apt/etc/preferences.d";
-Acquire::Languages "none";
-Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
-CONF
-touch "$apt/state/status"
-export APT_CONFIG="$apt/apt.conf"
-
-if ! ls "$apt/state/lists/"*Packages* >/dev/null 2>&1; then
-    echo "fetch: apt-get update (project-local state in $apt)"
-    apt-get -q update
-fi
+. "$root/tests/linux/apt-env.sh"
+apt_env "$apt" arm64
+apt_update_for "$apt" arm64
 
 # The meta package depends on the versioned image package.
 kpkg=$(apt-cache depends linux-image-cloud-arm64:arm64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^: ]*\).*/\1/p' | head -1)
