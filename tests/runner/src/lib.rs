@@ -175,7 +175,8 @@ impl Outcome {
     }
 }
 
-fn tool(name: &str, args: &[&str]) -> Result<(), String> {
+/// Runs a host tool (fdtput, dtc, ...), with its stderr in the error.
+pub fn tool(name: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new(name)
         .args(args)
         .output()

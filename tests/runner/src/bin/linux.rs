@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use runner::{Config, Outcome, GUEST_ENTRY};
+use runner::{tool, Config, Outcome, GUEST_ENTRY};
 
 /// Where the initrd goes: well above the kernel (whose image_size from the
 /// Image header is checked against it) and clear of the hypervisor's own
@@ -85,22 +85,6 @@ fn parse() -> Result<Args, String> {
         return Err("--cores takes 1 to 8".into());
     }
     Ok(a)
-}
-
-fn tool(name: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }
 
 /// The Image header's image_size (bytes from the load address the kernel
