@@ -15,10 +15,8 @@
 //! The `found_*` tests at the end are the minimal cases of problems these
 //! properties found; they fail until the code is fixed.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use el2::dtb::{
@@ -34,7 +32,7 @@ use guest_api::trace::{TraceConfig, CONFIG_ALL, FILTER_END_MAX};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
-use proptest::test_runner::{Config, RngSeed, TestCaseResult, TestRunner};
+use proptest::test_runner::TestCaseResult;
 
 // ---------------------------------------------------------------- counts
 
@@ -101,78 +99,17 @@ const SEED: u64 = 0x656c_325f_6675_7a7a; // "el2_fuzz"
 
 // ---------------------------------------------------------------- runner
 
-/// Writes one line to stderr past the test harness's output capture, so
-/// the counts appear in a plain `cargo test` run.
-fn report(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
-/// Runs `test` on `cases` inputs drawn from `strategy`, then prints how
-/// many inputs ran. Failures shrink to a minimal input before the panic.
-fn fuzz<S>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
-where
-    S: Strategy,
-    S::Value: Debug,
-{
-    let mut config = Config::with_cases(cases);
-    // Nothing is written into the source tree; the seed is fixed instead.
-    config.failure_persistence = None;
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(SEED);
-    }
-    let runs = Cell::new(0u64);
-    let result = TestRunner::new(config).run(&strategy, |v| {
-        runs.set(runs.get() + 1);
-        test(v)
-    });
-    report(&format!(
-        "fuzz: {name}: {cases} cases, {} inputs run",
-        runs.get()
-    ));
-    if let Err(e) = result {
-        panic!("{name}: {e}");
-    }
-}
-
-/// Counts the inputs that reached a branch, so a property can check that
-/// its generator is not degenerate (that the interesting cases do occur).
-#[derive(Default)]
-struct Hits(Cell<u64>);
-
-impl Hits {
-    fn hit(&self) {
-        self.0.set(self.0.get() + 1);
-    }
-
-    /// Asserts that at least `1/divisor` of `cases` inputs got here.
-    fn at_least(&self, cases: u32, divisor: u32, what: &str) {
-        let n = self.0.get();
-        assert!(
-            n >= u64::from(cases / divisor),
-            "only {n} of {cases} inputs were {what}"
-        );
-    }
-}
+#[path = "../../tests/fuzz_harness.rs"]
+mod harness;
+use harness::{fuzz, report, Hits};
 
 #[test]
 fn fuzz_counts() {
-    let mut targets: Vec<(&str, u64)> = Vec::new();
-    for &(target, _, cases) in COUNTS {
-        match targets.iter_mut().find(|t| t.0 == target) {
-            Some(t) => t.1 += u64::from(cases),
-            None => targets.push((target, u64::from(cases))),
-        }
-    }
-    let total: u64 = targets.iter().map(|t| t.1).sum();
-    for (target, n) in &targets {
-        report(&format!("fuzz counts: el2::{target}: {n} inputs"));
-    }
-    report(&format!(
-        "fuzz counts: el2 total: {total} inputs in {} properties \
-         (gic_mmio::emulate: up to {GIC_ACCESSES_PER_CASE} accesses per input)",
-        COUNTS.len()
-    ));
-    assert!(COUNTS.iter().all(|c| c.2 > 0));
+    harness::report_counts(
+        "el2",
+        COUNTS,
+        &format!(" (gic_mmio::emulate: up to {GIC_ACCESSES_PER_CASE} accesses per input)"),
+    );
 }
 
 // ---------------------------------------------------------------- ESR
@@ -1653,7 +1590,7 @@ fn dtb_fixture_mutations_never_panic() {
         names
             .iter()
             .zip(&outcomes)
-            .map(|(what, h)| format!("{} {what}", h.0.get()))
+            .map(|(what, h)| format!("{} {what}", h.count()))
             .collect::<Vec<_>>()
             .join(", ")
     ));

@@ -11,10 +11,6 @@
 //! seed. Each property prints one `fuzz:` line with its count on stderr
 //! (written past the test harness's capture, so it shows in `cargo test`).
 
-use std::cell::Cell;
-use std::fmt::Debug;
-use std::io::Write;
-
 use guest_api::hyp::{self, Error};
 use guest_api::psci::{self, PowerState, PowerStateFormat, StateType};
 use guest_api::smccc::{FunctionId, Owner, Uid};
@@ -25,7 +21,6 @@ use guest_api::trace::{
 };
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::{Config, RngSeed, TestCaseResult, TestRunner};
 
 // ---------------------------------------------------------------- counts
 
@@ -91,77 +86,13 @@ const SEED: u64 = 0x6775_6573_7461_7069; // "guestapi"
 
 // ---------------------------------------------------------------- runner
 
-/// Writes one line to stderr past the test harness's output capture, so
-/// the counts appear in a plain `cargo test` run.
-fn report(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
-/// Runs `test` on `cases` inputs drawn from `strategy`, then prints how
-/// many inputs ran. Failures shrink to a minimal input before the panic.
-fn fuzz<S>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
-where
-    S: Strategy,
-    S::Value: Debug,
-{
-    let mut config = Config::with_cases(cases);
-    // Nothing is written into the source tree; the seed is fixed instead.
-    config.failure_persistence = None;
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(SEED);
-    }
-    let runs = Cell::new(0u64);
-    let result = TestRunner::new(config).run(&strategy, |v| {
-        runs.set(runs.get() + 1);
-        test(v)
-    });
-    report(&format!(
-        "fuzz: {name}: {cases} cases, {} inputs run",
-        runs.get()
-    ));
-    if let Err(e) = result {
-        panic!("{name}: {e}");
-    }
-}
-
-/// Counts the inputs that reached a branch, so a property can check that
-/// its generator is not degenerate (that the interesting cases do occur).
-#[derive(Default)]
-struct Hits(Cell<u64>);
-
-impl Hits {
-    fn hit(&self) {
-        self.0.set(self.0.get() + 1);
-    }
-
-    /// Asserts that at least `1/divisor` of `cases` inputs got here.
-    fn at_least(&self, cases: u32, divisor: u32, what: &str) {
-        let n = self.0.get();
-        assert!(
-            n >= u64::from(cases / divisor),
-            "only {n} of {cases} inputs were {what}"
-        );
-    }
-}
+#[path = "../../tests/fuzz_harness.rs"]
+mod harness;
+use harness::{fuzz, Hits};
 
 #[test]
 fn fuzz_counts() {
-    let mut targets: Vec<(&str, u64)> = Vec::new();
-    for &(target, _, cases) in COUNTS {
-        match targets.iter_mut().find(|t| t.0 == target) {
-            Some(t) => t.1 += u64::from(cases),
-            None => targets.push((target, u64::from(cases))),
-        }
-    }
-    let total: u64 = targets.iter().map(|t| t.1).sum();
-    for (target, n) in &targets {
-        report(&format!("fuzz counts: guest_api::{target}: {n} inputs"));
-    }
-    report(&format!(
-        "fuzz counts: guest-api total: {total} inputs in {} properties",
-        COUNTS.len()
-    ));
-    assert!(COUNTS.iter().all(|c| c.2 > 0));
+    harness::report_counts("guest_api", COUNTS, "");
 }
 
 // ---------------------------------------------------------------- inputs
