@@ -2,7 +2,8 @@
 #
 #   make run    build everything and boot the hypervisor with the bundled
 #               test guest on QEMU (4 cores), with a summary at the end
-#   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores
+#   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores, then
+#               Debian's Linux as the guest (make test-linux)
 #   make loom   exhaustive interleavings of the cross-core request protocol
 #   make run-linux  Debian's arm64 Linux kernel as the guest (4 cores)
 #
@@ -19,7 +20,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu
 
-.PHONY: all deps images run run-linux test-linux linux-guest test test-host test-qemu loom clean
+.PHONY: all deps images run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu loom clean
 
 all: images
 
@@ -78,13 +79,21 @@ linux-guest: deps
 run-linux: images linux-guest
 	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)
 
-# Linux with the tracemgr module: every CPU online, idle through CPU_SUSPEND,
-# hotplug, and enable/config/status/disable through sysfs on every CPU with
-# mode == hardware after each step. Not yet part of `make test` / CI.
+# Linux with the tracemgr module (tests/runner/tests/linux.rs, also part of
+# `make test`): every CPU online, the sysfs controls on every CPU, then from
+# CPU0 trace enabled and disabled on every CPU while the others idle through
+# CPU_SUSPEND and are unplugged and replugged 5 times each, mode == hardware
+# after every step; once with firmware returning from each power-down, once
+# with each power-down a real warm boot (test.powerdown).
 test-linux: images linux-guest
-	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 --tracemgr --timeout 400
+	$(CARGO) test -p runner --release --test linux -- --test-threads 1 --nocapture
 
-test: images
+# Boot time to /init of the same kernel on bare QEMU and under the
+# hypervisor, both with -icount and cpuidle.off=1.
+linux-boot-time: images linux-guest
+	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 --boot-time
+
+test: images linux-guest
 	@tests/run-tests.sh
 
 test-host: deps

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test (host unit tests, the loom models, then the QEMU
-# integration tests) and ends with one line that sums them up:
-# "tests: N passed, N failed".
+# integration tests with the test guest and with Linux) and ends with one
+# line that sums them up: "tests: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -13,6 +13,8 @@ cargo test -p guest-api 2>&1 | tee -a "$log" || status=1
 tests/loom.sh 2>&1 | tee -a "$log" || status=1
 # QEMU under TCG: at most two machines at once on a two-core host.
 RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test -p runner --release --test qemu 2>&1 | tee -a "$log" || status=1
+# Debian's Linux as the guest (make test-linux), one machine at a time.
+cargo test -p runner --release --test linux -- --test-threads 1 2>&1 | tee -a "$log" || status=1
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{s+=$6} END {print s+0}')
 if [ "$passed" -eq 0 ]; then status=1; fi

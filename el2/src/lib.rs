@@ -18,6 +18,7 @@ pub mod regs;
 pub mod request;
 pub mod sgi;
 pub mod stage2;
+pub mod stats;
 pub mod trace;
 pub mod vgic;
 

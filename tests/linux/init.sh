@@ -113,7 +113,97 @@ tracemgr_test() {
     rmmod tracemgr; r=$?
     check "rmmod tracemgr (status $r)" [ "$r" = 0 -a ! -d $tm ]
 }
+
+# The concurrent run (linuxtest.cycles=C linuxtest.rounds=R): pinned to CPU0,
+# a background loop takes every other CPU offline and back C times while the
+# foreground enables and disables trace on every CPU (with a reconfigure in
+# between), reading TRACE_STATUS after every step, until the hotplug loop is
+# done and at least R rounds ran. The other CPUs idle (CPU_SUSPEND) whenever
+# they are online and not serving a request. An operation on an offline CPU
+# fails with ENODEV (TARGET_OFF): counted, not an error. A status whose mode
+# and hardware disagree is a violation; so is any other failure.
+idle_total() {
+    t=0
+    for u in $cpus/cpu*/cpuidle/state1/usage; do [ -f "$u" ] && { read v < $u; t=$((t + v)); }; done
+    echo $t
+}
+stress_test() {
+    cycles=$1; rounds=$2
+    taskset -p 1 $$ >/dev/null || { say "FAIL taskset to CPU0"; return; }
+    ncpu=$(grep -c ^processor /proc/cpuinfo)
+    insmod /lib/modules/tracemgr.ko || { say "FAIL insmod for the concurrent run"; return; }
+    idle0=$(idle_total); req0=$(cat $tm/requests); t0=$(cut -d' ' -f1 /proc/uptime)
+    (
+        fails=0
+        i=0
+        while [ $i -lt $cycles ]; do
+            c=1
+            while [ $c -lt $ncpu ]; do
+                echo 0 > $cpus/cpu$c/online || fails=$((fails + 1))
+                echo 1 > $cpus/cpu$c/online || fails=$((fails + 1))
+                c=$((c + 1))
+            done
+            i=$((i + 1))
+        done
+        echo "$((cycles * (ncpu - 1))) $fails" > /tmp/hotplug.done
+    ) &
+    hp=$!
+    ops=0; checks=0; off=0; bad=0; violations=0; round=0
+    verify() { # verify <cpu> <what was done>: TRACE_STATUS's mode == hardware
+        if ! read st < $tm/cpu$1/status 2>/dev/null; then
+            # Offline (ENODEV), or back online by now: ask again to learn which.
+            st=$(cat $tm/cpu$1/status 2>&1) || {
+                case "$st" in
+                    *"No such device"*) off=$((off + 1)); return ;;
+                    *) bad=$((bad + 1)); say "status of cpu$1 after $2 failed: $st"; return ;;
+                esac
+            }
+        fi
+        checks=$((checks + 1))
+        case "$st" in
+            "mode=enabled hw=tracing powered=1 "*|"mode=disabled hw=stopped powered=1 "*) ;;
+            *) violations=$((violations + 1)); say "violation on cpu$1 after $2: $st" ;;
+        esac
+    }
+    step() { # step <cpu> <file> <value>: one write, then TRACE_STATUS
+        ops=$((ops + 1))
+        if ! echo $3 > $tm/cpu$1/$2 2>/tmp/err; then
+            read e < /tmp/err
+            case "$e" in
+                *"No such device"*) off=$((off + 1)) ;;
+                *) bad=$((bad + 1)); say "cpu$1 $2=$3 failed: $e" ;;
+            esac
+        fi
+        verify $1 "$2=$3"
+    }
+    while [ $round -lt $rounds ] || kill -0 $hp 2>/dev/null; do
+        c=0
+        while [ $c -lt $ncpu ]; do
+            step $c enable 1
+            [ $((round % 4)) = 1 ] && step $c config "0x2f 0x1000 0x2000"
+            [ $((round % 4)) = 3 ] && step $c config 0x3
+            step $c enable 0
+            c=$((c + 1))
+        done
+        round=$((round + 1))
+    done
+    wait $hp
+    read hotplugs hpfails < /tmp/hotplug.done
+    t1=$(cut -d' ' -f1 /proc/uptime); idle1=$(idle_total); req1=$(cat $tm/requests)
+    say "concurrent run: rounds=$round trace_ops=$ops status_checks=$checks target_off=$off other_errors=$bad violations=$violations hotplug_cycles=$hotplugs hotplug_failures=$hpfails idle_entries=$((idle1 - idle0)) hvc_requests=$((req1 - req0)) uptime=$t0..$t1"
+    check "concurrent run: mode == hardware in all $checks status reads ($violations violations)" [ "$violations" = 0 -a "$checks" -gt 0 ]
+    check "concurrent run: no error other than ENODEV ($bad)" [ "$bad" = 0 ]
+    check "concurrent run: $hotplugs hotplug cycles, $hpfails failures" [ "$hotplugs" = $((cycles * (ncpu - 1))) -a "$hpfails" = 0 ]
+    check "concurrent run: CPUs idled through CPU_SUSPEND ($((idle1 - idle0)) entries)" [ $((idle1 - idle0)) -gt 0 ]
+    check "concurrent run: $round rounds (at least $rounds)" [ "$round" -ge "$rounds" ]
+    check "concurrent run: every CPU online at the end ($(cat $cpus/online))" [ "$(cat $cpus/online)" = "0-$((ncpu - 1))" ]
+    rmmod tracemgr
+}
+
 grep -q linuxtest.tracemgr /proc/cmdline && tracemgr_test
+cycles=$(sed -n 's/.*linuxtest.cycles=\([0-9]*\).*/\1/p' /proc/cmdline)
+rounds=$(sed -n 's/.*linuxtest.rounds=\([0-9]*\).*/\1/p' /proc/cmdline)
+[ -n "$cycles" ] && stress_test "$cycles" "${rounds:-1}"
 
 if grep -q linuxtest=shell /proc/cmdline; then
     say "starting a shell (poweroff -f to leave)"

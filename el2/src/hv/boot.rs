@@ -14,6 +14,7 @@ use crate::arch::{self, layout, *};
 use crate::dtb::{self, Range};
 use crate::regs::GuestRegs;
 use crate::stage2::{self, Memory, Stage2};
+use crate::stats::Event;
 use crate::{bootargs, console, println};
 
 const HEAP_SIZE: usize = 2 << 20;
@@ -201,6 +202,13 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             r.end()
         );
     }
+    // Counter time since reset (virtual time under QEMU's -icount): what the
+    // hypervisor adds to a guest's boot.
+    let freq = cntfrq_el0::read().max(1);
+    println!(
+        "entering the guest {} us after reset",
+        cntpct_el0::read().saturating_mul(1_000_000) / freq
+    );
     CORES[0].entry.store(entry, Ordering::Relaxed);
     CORES[0].context.store(guest_dtb, Ordering::Relaxed);
     start_core(false)
@@ -264,6 +272,7 @@ fn start_core(warm: bool) -> ! {
     if warm {
         // Back from a power-down: the same restore as when firmware returns.
         tracing::restore_after_suspend();
+        core_state::count(Event::WarmBoot);
         log::debug!(
             "warm boot after a power-down suspend: trace and virtual CPU interface restored"
         );

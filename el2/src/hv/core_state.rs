@@ -13,6 +13,7 @@ use crate::gic_mmio::{Layout, VirtGic};
 use crate::mailbox::Mailbox;
 use crate::manager::CoreTrace;
 use crate::stage2::Stage2;
+use crate::stats::{Counters, Event};
 use crate::vgic::Pending;
 use guest_api::psci::PowerStateFormat;
 
@@ -41,6 +42,8 @@ pub struct Shared {
     pub pending_sgi: AtomicU32,
     /// PINGs this core has answered.
     pub pings: AtomicU64,
+    /// What this core did for the guest (written by this core only).
+    pub stats: Counters,
 }
 
 impl Shared {
@@ -52,6 +55,7 @@ impl Shared {
             mailbox: Mailbox::new(),
             pending_sgi: AtomicU32::new(0),
             pings: AtomicU64::new(0),
+            stats: Counters::new(),
         }
     }
 }
@@ -146,6 +150,11 @@ pub fn machine() -> &'static Machine {
 /// This core's shared state.
 pub fn me() -> &'static Shared {
     &CORES[arch::core_index()]
+}
+
+/// Counts `event` for this core.
+pub fn count(event: Event) {
+    me().stats.count(event);
 }
 
 /// Marks this core running and able to take requests. `cold` is a power-on

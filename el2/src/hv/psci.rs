@@ -14,6 +14,7 @@ use super::core_state::{self, machine, me, power, CORES};
 use super::{gic, tracing};
 use crate::arch;
 use crate::request::Request;
+use crate::stats::{Event, Totals};
 use crate::vgic;
 
 /// Context bit that marks a warm boot (a CPU_SUSPEND that powered down).
@@ -21,6 +22,12 @@ pub const WARM_BOOT: u64 = 1 << 8;
 
 fn fw(args: [u64; 4]) -> i64 {
     arch::smc(args)[0] as i64
+}
+
+/// Logs what every core counted (`stats:` line; the Linux test and the
+/// benchmarks read it).
+pub fn log_totals() {
+    log::info!("stats: {}", Totals::of(CORES.iter().map(|c| &c.stats)));
 }
 
 fn in_guest_ram(addr: u64) -> bool {
@@ -137,7 +144,9 @@ fn psci_call(call: Call) -> i64 {
                 arch::secondary_entry_address(),
                 idx as u64,
             ]);
-            if r != ret::SUCCESS {
+            if r == ret::SUCCESS {
+                core_state::count(Event::CpuOn);
+            } else {
                 core.power.store(power::OFF, Ordering::Release);
             }
             r
@@ -149,14 +158,18 @@ fn psci_call(call: Call) -> i64 {
             tracing::power_off();
             me.power.store(power::OFF, Ordering::Release);
             me.mailbox.close(
-                &mut |words| match Request::from_words(words) {
-                    Ok(req) => tracing::serve(req),
-                    Err(e) => [e.code() as u64, 0, 0, 0, 0, 0],
+                &mut |words| {
+                    core_state::count(Event::RequestServed);
+                    match Request::from_words(words) {
+                        Ok(req) => tracing::serve(req),
+                        Err(e) => [e.code() as u64, 0, 0, 0, 0, 0],
+                    }
                 },
                 &mut || arch::wfe(),
             );
             arch::sev();
             log::debug!("CPU_OFF");
+            core_state::count(Event::CpuOff);
             let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
             // Only a refusal returns: the core stays on, trace disabled.
             core_state::come_online(false);
@@ -175,6 +188,7 @@ fn psci_call(call: Call) -> i64 {
             }
             // A virtual interrupt already pending would not wake the
             // physical core: return at once, as a wake-up would.
+            core_state::count(Event::Suspend);
             let lrs = gic::HwListRegisters(m.list_registers);
             if vgic::any_pending(&lrs) {
                 return ret::SUCCESS;
@@ -188,8 +202,10 @@ fn psci_call(call: Call) -> i64 {
                 idx | WARM_BOOT,
             ];
             if state.kind == StateType::Standby {
+                core_state::count(Event::SuspendStandby);
                 return fw(args);
             }
+            core_state::count(Event::SuspendPowerDown);
             // Power-down: validate (done), quiesce and save, firmware, then
             // one restore for both ways back.
             me.entry.store(entry, Ordering::Relaxed);
@@ -228,10 +244,12 @@ fn psci_call(call: Call) -> i64 {
         Call::MigrateInfoType => fw([psci::MIGRATE_INFO_TYPE as u64, 0, 0, 0]),
         Call::SystemOff => {
             log::info!("guest asked for SYSTEM_OFF");
+            log_totals();
             fw([psci::SYSTEM_OFF as u64, 0, 0, 0])
         }
         Call::SystemReset => {
             log::info!("guest asked for SYSTEM_RESET");
+            log_totals();
             fw([psci::SYSTEM_RESET as u64, 0, 0, 0])
         }
     }

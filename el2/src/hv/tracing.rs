@@ -20,6 +20,7 @@ use super::gic;
 use crate::arch;
 use crate::manager::{self, CoreTrace, Hardware, Mode};
 use crate::request::Request;
+use crate::stats::Event;
 
 pub use crate::trace::Backend;
 
@@ -55,8 +56,10 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
         return answer;
     }
     if idx == arch::core_index() {
+        core_state::count(Event::RequestLocal);
         return serve(req);
     }
+    core_state::count(Event::RequestRemote);
     let mpidr = m.platform.cpus()[idx];
     let r = CORES[idx].mailbox.send(
         req.to_words(),
@@ -70,7 +73,10 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
         },
     );
     arch::sev();
-    r.unwrap_or_else(|_| error(Error::TargetOff))
+    r.unwrap_or_else(|_| {
+        core_state::count(Event::RequestTargetOff);
+        error(Error::TargetOff)
+    })
 }
 
 /// Serves this core's mailbox, if something is posted. Runs on the owning
@@ -78,9 +84,12 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
 pub fn serve_mailbox() {
     let served = me()
         .mailbox
-        .serve(&mut |words| match Request::from_words(words) {
-            Ok(req) => serve(req),
-            Err(e) => error(e),
+        .serve(&mut |words| {
+            core_state::count(Event::RequestServed);
+            match Request::from_words(words) {
+                Ok(req) => serve(req),
+                Err(e) => error(e),
+            }
         });
     if served {
         arch::sev();

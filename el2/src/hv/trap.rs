@@ -13,6 +13,7 @@ use crate::gic_mmio::{self, Effect, MAINTENANCE_INTID};
 use crate::inject::{self, Fault, GuestState};
 use crate::regs::GuestRegs;
 use crate::sgi::{self, HYP_SGI};
+use crate::stats::Event;
 use crate::vgic;
 
 /// Synchronous exceptions from the guest.
@@ -149,6 +150,7 @@ fn smccc(regs: &mut GuestRegs, imm: u16) {
         regs.x[0] = guest_api::smccc::NOT_SUPPORTED as u64;
         return;
     }
+    core_state::count(Event::GuestCall);
     let (r, n) = psci::dispatch(regs.smccc_args());
     regs.x[..n].copy_from_slice(&r[..n]);
 }

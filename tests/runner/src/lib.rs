@@ -98,6 +98,10 @@ pub struct Config {
     /// Record when this text first appears in the output
     /// ([`Outcome::mark_at`]).
     pub mark: Option<String>,
+    /// QEMU's `-icount shift=N,sleep=off`: virtual time advances with
+    /// instructions executed (2^N ns each), so guest-visible times are
+    /// repeatable and comparable between runs.
+    pub icount: Option<u32>,
 }
 
 impl Config {
@@ -120,12 +124,13 @@ impl Config {
             interactive: false,
             cpu_features: String::new(),
             mark: None,
+            icount: None,
         }
     }
 
     /// QEMU's `-machine`, `-cpu`, `-smp` and `-m` arguments for this run.
     pub fn machine_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "-machine".into(),
             "virt,virtualization=on,gic-version=3".into(),
             "-cpu".into(),
@@ -138,7 +143,12 @@ impl Config {
             self.cores.to_string(),
             "-m".into(),
             format!("{}M", self.memory_mib),
-        ]
+        ];
+        if let Some(shift) = self.icount {
+            args.push("-icount".into());
+            args.push(format!("shift={shift},sleep=off"));
+        }
+        args
     }
 }
 

@@ -33,6 +33,9 @@ const INITRD: u64 = 0x4c00_0000;
 /// The idle state's phandle in the guest tree (QEMU's own phandles count
 /// down from 0x8000 and up from 1).
 const IDLE_PHANDLE: u32 = 0x7000;
+/// `-icount` shift for `--boot-time`: 2^3 = 8 ns of virtual time per
+/// instruction (a 125 MHz core), near real speed for this kernel's timers.
+const BOOT_TIME_ICOUNT: u32 = 3;
 /// What /init prints first.
 const MARK: &str = "linux-init: reached /init";
 
@@ -48,6 +51,10 @@ struct Args {
     bootargs: String,
     timeout: u64,
     hypervisor: Option<PathBuf>,
+    icount: Option<u32>,
+    cycles: Option<u32>,
+    rounds: u32,
+    boot_time: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -63,6 +70,10 @@ fn parse() -> Result<Args, String> {
         bootargs: String::new(),
         timeout: 600,
         hypervisor: None,
+        icount: None,
+        cycles: None,
+        rounds: 1,
+        boot_time: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -78,6 +89,12 @@ fn parse() -> Result<Args, String> {
             "--switches" => a.switches = it.next().unwrap_or_default(),
             "--bootargs" => a.bootargs = it.next().unwrap_or_default(),
             "--timeout" => a.timeout = it.next().and_then(|v| v.parse().ok()).unwrap_or(600),
+            "--icount" => {
+                a.icount = Some(number(it.next(), "--icount")?);
+            }
+            "--cycles" => a.cycles = Some(number(it.next(), "--cycles")?),
+            "--rounds" => a.rounds = number(it.next(), "--rounds")?,
+            "--boot-time" => a.boot_time = true,
             _ => return Err(format!("unknown argument {x}")),
         }
     }
@@ -85,6 +102,11 @@ fn parse() -> Result<Args, String> {
         return Err("--cores takes 1 to 8".into());
     }
     Ok(a)
+}
+
+fn number(v: Option<String>, what: &str) -> Result<u32, String> {
+    v.and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{what} takes a number"))
 }
 
 /// The Image header's image_size (bytes from the load address the kernel
@@ -184,7 +206,41 @@ fn edit_dtb(
     Ok(())
 }
 
-fn report(out: &Outcome, bare: bool, cores: usize) -> bool {
+/// Lines that mean the kernel or the hypervisor went wrong: kernel
+/// warnings, oopses, BUGs, RCU stalls, lockups and hung tasks; a hypervisor
+/// FATAL/PANIC or an abort it injected; a trace-state violation seen by /init.
+const PROBLEMS: &[&str] = &[
+    "WARNING:",
+    "Oops",
+    "Internal error",
+    "Unable to handle",
+    "Kernel panic",
+    "BUG:",
+    "Call trace:",
+    "rcu: INFO",
+    "self-detected stall",
+    "detected stalls",
+    "soft lockup",
+    "hard LOCKUP",
+    "blocked for more than",
+    "failed to come online",
+    "FATAL",
+    "PANIC",
+    "inject",
+    "linux-init: violation",
+];
+
+/// The guest uptime (s) at which /init started, as /init printed it.
+fn init_uptime(out: &Outcome) -> Option<f64> {
+    let l = out.lines_with(MARK).next()?;
+    let rest = &l[l.find("uptime ")? + 7..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Prints what happened; true if the run passed: /init reached, every check
+/// passed, no problem line, and a clean power-off (QEMU's exit status 0
+/// after PSCI SYSTEM_OFF) before the timeout.
+fn report(out: &Outcome, bare: bool, cores: usize, shell: bool) -> bool {
     let passed = out.lines_with("linux-init: PASS").count();
     let failed = out.lines_with("linux-init: FAIL").count();
     let reached = out.lines_with(MARK).next();
@@ -215,31 +271,54 @@ fn report(out: &Outcome, bare: bool, cores: usize) -> bool {
             }
         }
     }
-    for l in out.lines_with("linux-init: nproc=") {
+    for l in out
+        .lines_with("linux-init: nproc=")
+        .chain(out.lines_with("entering the guest"))
+        .chain(out.lines_with("linux-init: concurrent run:"))
+        .chain(out.lines_with("stats:"))
+    {
         println!("{l}");
     }
-    let faults: Vec<&str> = out
+    let problems: Vec<&str> = out
         .output
         .lines()
-        .filter(|l| {
-            l.contains("FATAL")
-                || l.contains("inject")
-                || l.contains("Internal error")
-                || l.contains("Unable to handle")
-                || l.contains("Kernel panic")
-                || l.contains("rcu: INFO")
-                || l.contains("failed to come online")
-                || l.contains("WARNING:")
-        })
+        .filter(|l| PROBLEMS.iter().any(|p| l.contains(p)))
         .collect();
-    if !faults.is_empty() {
-        println!("problems seen ({}):", faults.len());
-        for l in faults.iter().take(20) {
+    if !problems.is_empty() {
+        println!("problems seen ({}):", problems.len());
+        for l in problems.iter().take(20) {
             println!("  {l}");
         }
     }
+    // The hypervisor's own count: every request posted to another core was
+    // served there exactly once, or answered TARGET_OFF (a Linux guest
+    // sends no PINGs, which would also count as served).
+    let mut accounted = true;
+    if let (Some(remote), Some(off), Some(served)) = (
+        out.number_after("stats:", "trace_remote"),
+        out.number_after("stats:", "target_off"),
+        out.number_after("stats:", "served_for_others"),
+    ) {
+        accounted = remote == off + served;
+        println!(
+            "hypervisor: {remote} requests posted to another core = {off} TARGET_OFF + {served} served: {}",
+            if accounted { "ok" } else { "MISMATCH" }
+        );
+    } else if !bare && !shell {
+        println!("no `stats:` line from the hypervisor");
+        accounted = false;
+    }
+    let clean_exit = !out.timed_out && out.status == Some(0);
+    if !clean_exit && !shell {
+        println!("no clean power-off");
+    }
     println!("init checks: {passed} passed, {failed} failed ({cores} cores)");
-    reached.is_some() && failed == 0 && passed > 0
+    reached.is_some()
+        && failed == 0
+        && passed > 0
+        && problems.is_empty()
+        && accounted
+        && (clean_exit || shell)
 }
 
 fn main() -> ExitCode {
@@ -254,7 +333,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match boot(&a) {
+    let r = if a.boot_time {
+        boot_time(&a)
+    } else {
+        boot(&a).map(|(ok, _)| ok)
+    };
+    match r {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -264,7 +348,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn boot(a: &Args) -> Result<bool, String> {
+fn boot(a: &Args) -> Result<(bool, Outcome), String> {
     let dir: PathBuf = runner::build_dir().join("linux");
     let image = dir.join("kernel/Image");
     let initrd = dir.join("initramfs.cpio.gz");
@@ -294,6 +378,9 @@ fn boot(a: &Args) -> Result<bool, String> {
     if a.tracemgr {
         bootargs.push_str(" linuxtest.tracemgr");
     }
+    if let Some(c) = a.cycles {
+        bootargs.push_str(&format!(" linuxtest.cycles={c} linuxtest.rounds={}", a.rounds));
+    }
     if !a.bootargs.is_empty() {
         bootargs.push(' ');
         bootargs.push_str(&a.bootargs);
@@ -309,6 +396,7 @@ fn boot(a: &Args) -> Result<bool, String> {
     cfg.cpu_features = a.cpu.clone();
     cfg.timeout = Duration::from_secs(if a.shell { 24 * 3600 } else { a.timeout });
     cfg.mark = Some(MARK.into());
+    cfg.icount = a.icount;
     let mut switches = a.switches.clone();
     if a.debug {
         switches.push_str(" log=debug");
@@ -364,5 +452,59 @@ fn boot(a: &Args) -> Result<bool, String> {
         runner::run(&cfg)?
     };
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(report(&out, a.bare, a.cores))
+    let ok = report(&out, a.bare, a.cores, a.shell);
+    Ok((ok, out))
+}
+
+/// `--boot-time`: the same kernel and initramfs to /init on bare QEMU and
+/// under the hypervisor, both with `-icount` (virtual time from instructions,
+/// so the figures repeat) and `cpuidle.off=1` (bare QEMU cannot run the idle
+/// states); compares the guest's uptime at /init, plus the hypervisor's own
+/// time from reset to entering the guest.
+fn boot_time(a: &Args) -> Result<bool, String> {
+    let shift = a.icount.unwrap_or(BOOT_TIME_ICOUNT);
+    let mut results = Vec::new();
+    for bare in [true, false] {
+        let run = Args {
+            bare,
+            idle: false,
+            tracemgr: false,
+            cycles: None,
+            shell: false,
+            icount: Some(shift),
+            cpu: a.cpu.clone(),
+            switches: a.switches.clone(),
+            bootargs: a.bootargs.clone(),
+            hypervisor: a.hypervisor.clone(),
+            ..*a
+        };
+        let (ok, out) = boot(&run)?;
+        let uptime = init_uptime(&out).filter(|_| ok);
+        // "entering the guest <N> us after reset" (hypervisor only).
+        let hyp_us: Option<u64> = out.lines_with("entering the guest").next().and_then(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "guest")
+                .nth(1)?
+                .parse()
+                .ok()
+        });
+        results.push((bare, uptime, hyp_us, out.elapsed));
+    }
+    println!("== boot time to /init, {} cores, -icount shift={shift},sleep=off, cpuidle.off=1 ==", a.cores);
+    println!("| run | guest uptime at /init | hypervisor boot to guest entry | wall |");
+    println!("|---|---|---|---|");
+    for (bare, up, hyp, wall) in &results {
+        println!(
+            "| {} | {} | {} | {:.1} s |",
+            if *bare { "bare QEMU" } else { "under the hypervisor" },
+            up.map_or("FAILED".into(), |u| format!("{u:.2} s")),
+            hyp.map_or("-".into(), |h| format!("{:.1} ms", h as f64 / 1000.0)),
+            wall.as_secs_f64()
+        );
+    }
+    let (Some(bare), Some(hyp)) = (results[0].1, results[1].1) else {
+        return Ok(false);
+    };
+    println!("boot-time ratio (hypervisor / bare, guest uptime at /init): {:.3}", hyp / bare);
+    Ok(true)
 }
