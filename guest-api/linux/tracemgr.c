@@ -21,6 +21,8 @@
  * sysfs, /sys/kernel/tracemgr/:
  *   abi_version            "1.0"
  *   requests, errors       hypervisor calls made / calls that returned an error
+ *   id_aa64dfr0            ID_AA64DFR0_EL1 as read on the reading CPU: the
+ *                          trace fields are 0 (the hypervisor hides its units)
  *   cpuN/enable            read: 1 if the core's trace mode is ENABLED, else 0
  *                          (TRACE_STATUS); write 1: TRACE_ENABLE with the
  *                          core's config; write 0: TRACE_DISABLE
@@ -61,6 +63,7 @@
 #include <linux/smp.h>
 #include <linux/sysfs.h>
 #include <asm/cputype.h>
+#include <asm/sysreg.h>
 
 #include "tracemgr.h"
 
@@ -379,7 +382,19 @@ static ssize_t abi_version_show(struct kobject *kobj, struct kobj_attribute *att
 	return sysfs_emit(buf, "%llu.%llu\n", tracemgr_abi >> 16, tracemgr_abi & 0xffff);
 }
 
+/*
+ * ID_AA64DFR0_EL1 as this CPU reads it (the hypervisor traps the read and
+ * clears TraceVer, TraceFilt and TraceBuffer: the trace hardware is its
+ * own). Read raw, not through the kernel's sanitised copy.
+ */
+static ssize_t id_aa64dfr0_show(struct kobject *kobj, struct kobj_attribute *attr,
+				char *buf)
+{
+	return sysfs_emit(buf, "%#llx\n", (unsigned long long)read_sysreg_s(SYS_ID_AA64DFR0_EL1));
+}
+
 static struct kobj_attribute requests_attr = __ATTR_RO(requests);
+static struct kobj_attribute id_aa64dfr0_attr = __ATTR_RO(id_aa64dfr0);
 static struct kobj_attribute errors_attr = __ATTR_RO(errors);
 static struct kobj_attribute abi_version_attr = __ATTR_RO(abi_version);
 
@@ -387,6 +402,7 @@ static struct attribute *tracemgr_attrs[] = {
 	&requests_attr.attr,
 	&errors_attr.attr,
 	&abi_version_attr.attr,
+	&id_aa64dfr0_attr.attr,
 	NULL,
 };
 

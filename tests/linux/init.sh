@@ -74,6 +74,11 @@ tracemgr_test() {
     check "insmod tracemgr.ko (status $r)" [ "$r" = 0 -a -d $tm ]
     [ -d $tm ] || return
     say "tracemgr abi_version=$(cat $tm/abi_version)"
+    # No trace hardware of its own: TraceVer [7:4], TraceFilt [43:40] and
+    # TraceBuffer [47:44] of ID_AA64DFR0_EL1 read 0 (the kernel's own
+    # CoreSight/TRBE drivers would find nothing to drive).
+    dfr0=$(cat $tm/id_aa64dfr0)
+    check "ID_AA64DFR0_EL1 $dfr0 shows no trace unit, filter or buffer" [ $(( dfr0 & 0xff00000000f0 )) = 0 ]
     for c in $tm/cpu[0-9]*; do
         n=${c##*/cpu}
         [ "$n" = 0 ] || [ "$(cat $cpus/cpu$n/online)" = 1 ] || continue
