@@ -6,7 +6,9 @@
 # Debian archive keyring) and an apt.conf that keeps every state and cache
 # under APT_DIR, and exports APT_CONFIG.
 apt_env() {
-    _apt=$1
+    # apt reads Dir:: paths relative to its own directories: make it absolute.
+    mkdir -p "$1"
+    _apt=$(cd "$1" && pwd)
     _archs=$2
     _host=$(dpkg --print-architecture)
     _keyring=/usr/share/keyrings/debian-archive-keyring.gpg
