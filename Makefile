@@ -5,6 +5,7 @@
 #   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores, then
 #               Debian's Linux as the guest (make test-linux)
 #   make loom   exhaustive interleavings of the cross-core request protocol
+#   make bench  costs against their baselines (target/bench/)
 #   make run-linux  Debian's arm64 Linux kernel as the guest (4 cores)
 #
 # Both install what they need first (`make deps`): the Rust targets through
@@ -20,7 +21,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu
 
-.PHONY: all deps images run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu loom clean
+.PHONY: all deps images bench run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu loom clean
 
 all: images
 
@@ -104,6 +105,21 @@ test-qemu: images
 
 loom: deps
 	@tests/loom.sh
+
+# Costs against their baselines in one run (tests/runner/src/bin/bench.rs):
+# QEMU with -icount, the guest's PMU counting EL2 instructions, on 1, 2, 4
+# and 8 cores, with the hypervisor and with it built without the trace
+# manager (build/el2-bare.bin). Writes target/bench/results.json and
+# table.md, and draws target/bench/cost.png (Debian's python3-matplotlib).
+bench: images
+	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET) --features bare-relay --target-dir target/bare
+	$(OBJCOPY) -O binary target/bare/$(HYP_TARGET)/release/el2 $(BUILD)/el2-bare.bin
+	@/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || { \
+	    echo "bench: installing python3-matplotlib (to draw the plot)"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3-matplotlib; }
+	$(CARGO) run -q -p runner --release --bin bench
+	/usr/bin/python3 tests/bench/plot.py target/bench/results.json target/bench/cost.png
 
 clean:
 	$(CARGO) clean

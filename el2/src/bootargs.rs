@@ -1,10 +1,13 @@
 //! The hypervisor's command line (/chosen/bootargs of its own device tree).
 //!
-//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown]`:
+//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown] [bench]`:
 //! where the runner loaded the guest kernel image and the guest's device
 //! tree (hex with 0x, or decimal). `test.powerdown` is a test switch: a
 //! power-down CPU_SUSPEND loses EL2 and trace state and comes back through
-//! the warm-boot entry even where firmware only waits (QEMU). Unknown words
+//! the warm-boot entry even where firmware only waits (QEMU). `bench` lets
+//! the guest's PMU event counters count at EL2 (MDCR_EL2.HPMD = 0), so a
+//! benchmark guest can measure the hypervisor's instructions; without it
+//! the guest cannot observe EL2 through the PMU. Unknown words
 //! are ignored, so that the same line can carry the runner's notes.
 
 /// What the command line asks for.
@@ -18,6 +21,8 @@ pub struct Args {
     pub log: log::LevelFilter,
     /// `test.powerdown`: simulate power loss in power-down suspends.
     pub simulate_power_loss: bool,
+    /// `bench`: the guest's PMU may count EL2 events.
+    pub guest_counts_el2: bool,
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -34,6 +39,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
         guest_dtb: None,
         log: log::LevelFilter::Info,
         simulate_power_loss: false,
+        guest_counts_el2: false,
     };
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -41,6 +47,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
             "guest.entry" => args.guest_entry = Some(number(value).ok_or(word)?),
             "guest.dtb" => args.guest_dtb = Some(number(value).ok_or(word)?),
             "test.powerdown" if value.is_empty() => args.simulate_power_loss = true,
+            "bench" if value.is_empty() => args.guest_counts_el2 = true,
             "log" => {
                 args.log = match value {
                     "error" => log::LevelFilter::Error,
@@ -70,6 +77,9 @@ mod tests {
         assert!(!a.simulate_power_loss);
         assert_eq!(parse("").unwrap().guest_entry, None);
         assert!(parse("test.powerdown").unwrap().simulate_power_loss);
+        assert!(!parse("test.powerdown").unwrap().guest_counts_el2);
+        assert!(parse("log=info bench").unwrap().guest_counts_el2);
+        assert!(!parse("bench=1").unwrap().guest_counts_el2);
     }
 
     #[test]

@@ -180,6 +180,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         power_state_format,
         list_registers: gic::list_register_count(),
         simulate_power_loss: args.simulate_power_loss,
+        guest_counts_el2: args.guest_counts_el2,
     });
     println!(
         "hypervisor memory {:#x}..{:#x} (image {} KiB, bss {} KiB, stacks {} KiB); stage 2: {} tables",
@@ -189,6 +190,13 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         layout::bss_size() / 1024,
         layout::stacks_size() / 1024,
         m.stage2.table_count()
+    );
+    println!(
+        "memory per core: stack {} B, core-local state {} B, shared state {} B, trace buffer {} B",
+        layout::stacks_size() / dtb::MAX_CPUS as u64,
+        core::mem::size_of::<core_state::Local>(),
+        core::mem::size_of::<core_state::Shared>(),
+        tracing::BUFFER_SIZE
     );
     let (ours, full) = crate::trace::access_counts();
     println!(
@@ -327,6 +335,9 @@ const CPTR: u64 = 0xff | (1 << 9) | (1 << 12) | (1 << 13) | (1 << 20);
 /// buffer's owner and traps EL1's TRB* accesses, E2PB (13:12) = 0b11 leaves
 /// the statistical profiling buffer to the guest.
 const MDCR_TRACE_OWNER: u64 = (1 << 10) | (1 << 19) | (0b11 << 12);
+/// MDCR_EL2.HPMD (bit 17, FEAT_PMUv3p1): the guest's event counters do not
+/// count at EL2.
+const MDCR_HPMD: u64 = 1 << 17;
 /// SCTLR_EL1 at guest entry: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
@@ -342,8 +353,11 @@ fn init_el2(m: &Machine) {
     if (id_aa64pfr0_el1::read() >> 32) & 0xf != 0 {
         zcr_el2::write(0xf); // the guest may use any SVE vector length
     }
-    // HPMN = PMCR_EL0.N: every event counter belongs to the guest.
-    mdcr_el2::write(MDCR_TRACE_OWNER | ((pmcr_el0::read() >> 11) & 0x1f));
+    // HPMN = PMCR_EL0.N: every event counter belongs to the guest. HPMD
+    // keeps them from counting at EL2 (what the hypervisor does is not the
+    // guest's to measure) unless the `bench` switch asks for it.
+    let hpmd = if m.guest_counts_el2 { 0 } else { MDCR_HPMD };
+    mdcr_el2::write(MDCR_TRACE_OWNER | hpmd | ((pmcr_el0::read() >> 11) & 0x1f));
     hstr_el2::write(0);
     vpidr_el2::write(midr_el1::read());
     vmpidr_el2::write(mpidr_el1::read());

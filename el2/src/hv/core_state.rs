@@ -129,6 +129,8 @@ pub struct Machine {
     /// lost, so the warm-boot restore path runs where firmware never powers
     /// down (QEMU).
     pub simulate_power_loss: bool,
+    /// Switch `bench`: the guest's PMU counters may count at EL2.
+    pub guest_counts_el2: bool,
 }
 
 static MACHINE: spin::Once<Machine> = spin::Once::new();

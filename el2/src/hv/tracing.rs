@@ -41,12 +41,21 @@ pub fn buffer(idx: usize) -> crate::dtb::Range {
     crate::dtb::Range::new(base, BUFFER_SIZE as u64)
 }
 
+/// False in the `bare-relay` build (the benchmarks' baseline): no trace
+/// manager, so the trace calls answer NOT_SUPPORTED and suspend saves and
+/// restores only what any hypervisor must (the guest's virtual CPU
+/// interface).
+const TRACE_MANAGER: bool = !cfg!(feature = "bare-relay");
+
 fn error(e: Error) -> [u64; 6] {
     [e.code() as u64, 0, 0, 0, 0, 0]
 }
 
 /// A guest's request about core `target` (an MPIDR), from the calling core.
 pub fn call(target: u64, req: Request) -> [u64; 6] {
+    if !TRACE_MANAGER {
+        return error(Error::NotSupported);
+    }
     let m = machine();
     let Some(idx) = m.guest_cpu_index(target) else {
         return error(Error::InvalidParameter);
@@ -170,19 +179,25 @@ pub fn backend_kind() -> abi::Backend {
 
 /// CPU_ON: the core starts with trace disabled.
 pub fn power_on() {
-    trace().power_on();
+    if TRACE_MANAGER {
+        trace().power_on();
+    }
 }
 
 /// CPU_OFF: trace stops and the mode becomes Disabled.
 pub fn power_off() {
-    trace().power_off();
+    if TRACE_MANAGER {
+        trace().power_off();
+    }
 }
 
 /// Before a power-down CPU_SUSPEND: quiesce trace and save what the core
 /// will lose (the trace unit's dynamic state, the guest's virtual CPU
 /// interface). Nothing is observable until `restore_after_suspend`.
 pub fn save_for_power_down() {
-    trace().suspend_save();
+    if TRACE_MANAGER {
+        trace().suspend_save();
+    }
     // SAFETY: as in `trace`.
     let local = unsafe { core_state::local() };
     local.vcpu_if = Some(gic::VcpuInterface::save(machine().list_registers));
@@ -196,6 +211,9 @@ pub fn restore_after_suspend() {
     if let Some(v) = local.vcpu_if.take() {
         v.restore();
     }
+    if !TRACE_MANAGER {
+        return;
+    }
     if let Err(e) = trace().resume_restore() {
         log::warn!("trace could not be restored after suspend ({e:?}): left disabled");
     }
@@ -203,7 +221,9 @@ pub fn restore_after_suspend() {
 
 /// What a real power-down does to the trace unit (model only).
 pub fn lose_power() {
-    trace().backend.power_loss();
+    if TRACE_MANAGER {
+        trace().backend.power_loss();
+    }
 }
 
 /// The deliberately wrong strategy of the seed's race, for tests only: the

@@ -12,7 +12,8 @@
 //! unexpected exception ends the run with status 3; `test=trace [ops=N]
 //! [expect-violations]` checks the trace manager: its ABI, the guest's
 //! isolation from the trace hardware and a concurrency stress on every
-//! core; `test=story` is the trace manager's demonstration for `make run`).
+//! core; `test=story` is the trace manager's demonstration for `make run`;
+//! `test=bench` measures for `make bench`).
 //! Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
@@ -29,6 +30,8 @@ mod console;
 
 #[cfg(target_os = "none")]
 mod arch;
+#[cfg(target_os = "none")]
+mod bench;
 #[cfg(target_os = "none")]
 mod calls;
 #[cfg(target_os = "none")]
@@ -141,6 +144,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
             expect_violations,
         } => tracesuite::run(ops, expect_violations),
         platform::Scenario::Story => story::run(),
+        platform::Scenario::Bench => bench::run(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

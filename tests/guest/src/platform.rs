@@ -55,6 +55,8 @@ pub enum Scenario {
     Trace { ops: u32, expect_violations: bool },
     /// `test=story`: the trace manager at work, told for `make run`.
     Story,
+    /// `test=bench`: measurements for `make bench`.
+    Bench,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -106,7 +108,8 @@ impl Platform {
                 Some(Err(_)) => Scenario::Invalid("ops= is not a decimal number of operations"),
             },
             "story" => Scenario::Story,
-            _ => Scenario::Invalid("unknown test= (expected smp, hypmem, fault, trace or story)"),
+            "bench" => Scenario::Bench,
+            _ => Scenario::Invalid("unknown test= (expected smp, hypmem, fault, trace, story or bench)"),
         }
     }
 }

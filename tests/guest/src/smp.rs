@@ -39,6 +39,8 @@ pub enum Cmd {
     PowerDown = 10,
     /// TRACE_DISABLE of core `arg`.
     TraceDisable = 11,
+    /// This core's share of the benchmark's all-to-all run (`arg` requests).
+    BenchAllToAll = 12,
 }
 
 impl Cmd {
@@ -55,6 +57,7 @@ impl Cmd {
             9 => Cmd::TraceStress,
             10 => Cmd::PowerDown,
             11 => Cmd::TraceDisable,
+            12 => Cmd::BenchAllToAll,
             _ => return None,
         })
     }
@@ -72,6 +75,7 @@ impl Cmd {
             Cmd::TraceStress => "trace-stress",
             Cmd::PowerDown => "power-down",
             Cmd::TraceDisable => "trace-disable",
+            Cmd::BenchAllToAll => "bench-all-to-all",
         }
     }
 }
@@ -230,6 +234,10 @@ fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
         Cmd::TraceStress => stress::secondary(seq),
         Cmd::PowerDown => story::power_down(arg),
         Cmd::TraceDisable => story::disable_other(arg as usize),
+        Cmd::BenchAllToAll => {
+            crate::bench::pmu_init();
+            crate::bench::all_to_all_share(arg)
+        }
     }
 }
 
