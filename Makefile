@@ -45,6 +45,8 @@ images: deps
 	cp target/$(HYP_TARGET)/release/el2 $(BUILD)/el2.elf
 	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET) --features naive-strategy --target-dir target/naive
 	$(OBJCOPY) -O binary target/naive/$(HYP_TARGET)/release/el2 $(BUILD)/el2-naive.bin
+	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET) --features bare-relay --target-dir target/bare
+	$(OBJCOPY) -O binary target/bare/$(HYP_TARGET)/release/el2 $(BUILD)/el2-bare.bin
 	$(CARGO) build -q -p test-guest --release --target $(GUEST_TARGET)
 	$(OBJCOPY) -O binary target/$(GUEST_TARGET)/release/test-guest $(BUILD)/test-guest.bin
 	@ls -l $(BUILD)/el2.bin $(BUILD)/test-guest.bin | awk '{print "image", $$9, $$5, "bytes"}'
@@ -112,8 +114,6 @@ loom: deps
 # manager (build/el2-bare.bin). Writes target/bench/results.json and
 # table.md, and draws target/bench/cost.png (Debian's python3-matplotlib).
 bench: images
-	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET) --features bare-relay --target-dir target/bare
-	$(OBJCOPY) -O binary target/bare/$(HYP_TARGET)/release/el2 $(BUILD)/el2-bare.bin
 	@/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || { \
 	    echo "bench: installing python3-matplotlib (to draw the plot)"; \
 	    $(SUDO) apt-get update -qq && \

@@ -13,6 +13,8 @@ cargo test -p guest-api 2>&1 | tee -a "$log" || status=1
 tests/loom.sh 2>&1 | tee -a "$log" || status=1
 # QEMU under TCG: at most two machines at once on a two-core host.
 RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test -p runner --release --test qemu 2>&1 | tee -a "$log" || status=1
+# make bench still measures and its figures keep their order (2 cores).
+cargo test -p runner --release --test bench 2>&1 | tee -a "$log" || status=1
 # Debian's Linux as the guest (make test-linux), one machine at a time.
 cargo test -p runner --release --test linux -- --test-threads 1 2>&1 | tee -a "$log" || status=1
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

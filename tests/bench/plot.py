@@ -2,10 +2,11 @@
 """Draws target/bench/cost.png from target/bench/results.json (make bench).
 
 Left: instructions per operation against core count (EL2 instructions,
-solid; guest-visible instructions, dashed) for the null hypercall, remote
-status and enable, and the suspend cycle with trace on against the bare
-PSCI relay. Right: all-to-all throughput, requests per core per million
-guest instructions, against core count.
+solid; guest-visible instructions, dashed) for the null hypercall, local
+enable, remote status and enable, and the suspend cycle with trace on
+against the bare PSCI relay. Right: all-to-all throughput in requests per
+million guest instructions, per core and for all cores together, against
+core count.
 
 Uses Debian's python3-matplotlib (make bench installs it).
 """
@@ -51,7 +52,10 @@ left.grid(True, which="both", alpha=0.3)
 left.legend(fontsize=8)
 
 tput = [r["all_to_all"]["requests_per_core_per_million_instructions"] for r in runs]
-right.plot(cores, tput, marker="o")
+total = [r["all_to_all"]["requests_per_million_instructions"] for r in runs]
+right.plot(cores, tput, marker="o", label="per core")
+right.plot(cores, total, marker="s", label="all cores together")
+right.legend(fontsize=8)
 right.set_xscale("log", base=2)
 right.set_xticks(cores, [str(c) for c in cores])
 right.set_xlabel("cores")

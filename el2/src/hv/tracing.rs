@@ -91,15 +91,13 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
 /// Serves this core's mailbox, if something is posted. Runs on the owning
 /// core only, from its SGI handler or while it waits itself.
 pub fn serve_mailbox() {
-    let served = me()
-        .mailbox
-        .serve(&mut |words| {
-            core_state::count(Event::RequestServed);
-            match Request::from_words(words) {
-                Ok(req) => serve(req),
-                Err(e) => error(e),
-            }
-        });
+    let served = me().mailbox.serve(&mut |words| {
+        core_state::count(Event::RequestServed);
+        match Request::from_words(words) {
+            Ok(req) => serve(req),
+            Err(e) => error(e),
+        }
+    });
     if served {
         arch::sev();
     }

@@ -189,7 +189,8 @@ fn suspend_cycles(op: &str) -> Result<(), Msg> {
 }
 
 /// Start and end (virtual counter) of each core's all-to-all share.
-static SPAN: [[AtomicU64; 2]; MAX_CPUS] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_CPUS];
+static SPAN: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_CPUS];
 
 /// This core's share of the all-to-all run: `n` TRACE_STATUS requests to
 /// the other cores in turn (to itself on one core).
@@ -229,8 +230,14 @@ fn all_to_all() -> Result<(), Msg> {
             None => fail!("cpu{i}: all-to-all share {}", smp::progress(i, *seq)),
         }
     }
-    let start = (0..p.ncpus).map(|i| SPAN[i][0].load(Ordering::Acquire)).min().unwrap_or(0);
-    let end = (0..p.ncpus).map(|i| SPAN[i][1].load(Ordering::Acquire)).max().unwrap_or(0);
+    let start = (0..p.ncpus)
+        .map(|i| SPAN[i][0].load(Ordering::Acquire))
+        .min()
+        .unwrap_or(0);
+    let end = (0..p.ncpus)
+        .map(|i| SPAN[i][1].load(Ordering::Acquire))
+        .max()
+        .unwrap_or(0);
     println!(
         "bench: all_to_all cores={} requests={} ticks={}",
         p.ncpus,
@@ -260,7 +267,11 @@ fn bench() -> Result<(), Msg> {
     };
     println!(
         "bench: trace manager {}",
-        if manager { "present" } else { "absent (bare relay)" }
+        if manager {
+            "present"
+        } else {
+            "absent (bare relay)"
+        }
     );
     if manager {
         trace_ops(me, "local")?;

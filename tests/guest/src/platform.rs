@@ -109,7 +109,9 @@ impl Platform {
             },
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,
-            _ => Scenario::Invalid("unknown test= (expected smp, hypmem, fault, trace, story or bench)"),
+            _ => Scenario::Invalid(
+                "unknown test= (expected smp, hypmem, fault, trace, story or bench)",
+            ),
         }
     }
 }

@@ -34,13 +34,24 @@ fn count(summary: &str, marker: &str, key: &str) -> u64 {
 /// Runs Linux with the concurrent run; returns the runner's summary.
 fn linux(extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_linux"))
-        .args(["--cores", "4", "--tracemgr", "--cycles", CYCLES, "--rounds", ROUNDS])
+        .args([
+            "--cores",
+            "4",
+            "--tracemgr",
+            "--cycles",
+            CYCLES,
+            "--rounds",
+            ROUNDS,
+        ])
         .args(["--timeout", "900"])
         .args(extra)
         .output()
         .expect("run the linux runner");
     let text = String::from_utf8_lossy(&out.stdout);
-    let summary = text.find("== summary").map_or("", |i| &text[i..]).to_string();
+    let summary = text
+        .find("== summary")
+        .map_or("", |i| &text[i..])
+        .to_string();
     println!("{summary}");
     assert!(
         out.status.success(),
@@ -50,13 +61,21 @@ fn linux(extra: &[&str]) -> String {
     );
     // The concurrent run really overlapped trace requests with idle and
     // hotplug: some requests found their CPU offline, and cores idled.
-    for key in ["target_off", "idle_entries", "hotplug_cycles", "status_checks"] {
+    for key in [
+        "target_off",
+        "idle_entries",
+        "hotplug_cycles",
+        "status_checks",
+    ] {
         assert!(
             count(&summary, "concurrent run:", key) > 0,
             "{key} is 0 or missing:\n{summary}"
         );
     }
-    assert!(count(&summary, "stats:", "powerdown") > 0, "no power-down CPU_SUSPEND:\n{summary}");
+    assert!(
+        count(&summary, "stats:", "powerdown") > 0,
+        "no power-down CPU_SUSPEND:\n{summary}"
+    );
     summary
 }
 

@@ -379,7 +379,10 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
         bootargs.push_str(" linuxtest.tracemgr");
     }
     if let Some(c) = a.cycles {
-        bootargs.push_str(&format!(" linuxtest.cycles={c} linuxtest.rounds={}", a.rounds));
+        bootargs.push_str(&format!(
+            " linuxtest.cycles={c} linuxtest.rounds={}",
+            a.rounds
+        ));
     }
     if !a.bootargs.is_empty() {
         bootargs.push(' ');
@@ -490,13 +493,20 @@ fn boot_time(a: &Args) -> Result<bool, String> {
         });
         results.push((bare, uptime, hyp_us, out.elapsed));
     }
-    println!("== boot time to /init, {} cores, -icount shift={shift},sleep=off, cpuidle.off=1 ==", a.cores);
+    println!(
+        "== boot time to /init, {} cores, -icount shift={shift},sleep=off, cpuidle.off=1 ==",
+        a.cores
+    );
     println!("| run | guest uptime at /init | hypervisor boot to guest entry | wall |");
     println!("|---|---|---|---|");
     for (bare, up, hyp, wall) in &results {
         println!(
             "| {} | {} | {} | {:.1} s |",
-            if *bare { "bare QEMU" } else { "under the hypervisor" },
+            if *bare {
+                "bare QEMU"
+            } else {
+                "under the hypervisor"
+            },
             up.map_or("FAILED".into(), |u| format!("{u:.2} s")),
             hyp.map_or("-".into(), |h| format!("{:.1} ms", h as f64 / 1000.0)),
             wall.as_secs_f64()
@@ -505,6 +515,9 @@ fn boot_time(a: &Args) -> Result<bool, String> {
     let (Some(bare), Some(hyp)) = (results[0].1, results[1].1) else {
         return Ok(false);
     };
-    println!("boot-time ratio (hypervisor / bare, guest uptime at /init): {:.3}", hyp / bare);
+    println!(
+        "boot-time ratio (hypervisor / bare, guest uptime at /init): {:.3}",
+        hyp / bare
+    );
     Ok(true)
 }

@@ -1,0 +1,81 @@
+//! `make bench` keeps working: the `bench` binary on 2 cores (QEMU with
+//! -icount, a few seconds), its results.json complete, and the relations
+//! that must hold whatever the exact figures are. No timing is asserted:
+//! the figures are instruction counts, and the test checks their order.
+
+use std::process::Command;
+
+/// The number after `"<key>": {"<field>": ` inside the run for `cores`.
+fn figure(json: &str, cores: u32, key: &str, field: &str) -> f64 {
+    let run = json
+        .split("{\"cores\": ")
+        .find(|r| r.starts_with(&format!("{cores},")))
+        .unwrap_or_else(|| panic!("no run for {cores} cores in:\n{json}"));
+    let at = run
+        .find(&format!("\"{key}\": "))
+        .unwrap_or_else(|| panic!("no {key} in:\n{run}"));
+    let rest = &run[at..];
+    let f = rest
+        .find(&format!("\"{field}\": "))
+        .unwrap_or_else(|| panic!("no {key}.{field}"));
+    rest[f + field.len() + 4..]
+        .split([',', '}'])
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key}.{field} is not a number"))
+}
+
+#[test]
+fn bench_measures_every_operation_against_its_baseline() {
+    let dir = runner::tempdir().expect("temporary directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["--cores", "2", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("run the bench binary");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read_to_string(dir.join("results.json")).expect("results.json");
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{text}");
+    let el2 = |k: &str| figure(&json, 2, k, "el2_instructions");
+    let guest = |k: &str| figure(&json, 2, k, "guest_instructions");
+    // The floor is the cheapest; every call costs EL2 instructions.
+    let null = el2("null");
+    assert!(null > 50.0, "null hypercall: {null}");
+    for op in [
+        "local_enable",
+        "local_status",
+        "local_disable",
+        "remote_enable",
+        "remote_status",
+        "remote_disable",
+        "suspend_bare_relay",
+        "suspend_trace_off",
+        "suspend_trace_on",
+    ] {
+        assert!(el2(op) > null, "{op} {} <= null {null}", el2(op));
+        assert!(guest(op) >= el2(op), "{op}: guest-visible < EL2");
+    }
+    // A remote request is the local one plus the SGI round trip.
+    for op in ["enable", "status", "disable"] {
+        let (l, r) = (el2(&format!("local_{op}")), el2(&format!("remote_{op}")));
+        assert!(r > l, "remote {op} {r} <= local {l}");
+    }
+    // The trace manager costs something at suspend only when trace is on.
+    let (bare, off, on) = (
+        el2("suspend_bare_relay"),
+        el2("suspend_trace_off"),
+        el2("suspend_trace_on"),
+    );
+    assert!(
+        bare <= off && off < on,
+        "suspend: bare {bare}, off {off}, on {on}"
+    );
+    assert!(json.contains("\"ours\": ") && json.contains("\"full_readback\": "));
+    assert!(figure(&json, 2, "all_to_all", "requests") > 0.0);
+}
