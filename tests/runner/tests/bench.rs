@@ -79,3 +79,25 @@ fn bench_measures_every_operation_against_its_baseline() {
     assert!(json.contains("\"ours\": ") && json.contains("\"full_readback\": "));
     assert!(figure(&json, 2, "all_to_all", "requests") > 0.0);
 }
+
+/// Without the `bench` switch the guest's PMU cannot see EL2 (MDCR_EL2.HPMD):
+/// its EL2-only counter stays at 0 across hypercalls, while the same counter
+/// at EL1 does count.
+#[test]
+fn guest_pmu_cannot_count_el2_without_the_bench_switch() {
+    let mut cfg = runner::Config::test_guest(1, "test=bench");
+    cfg.icount = Some(0);
+    let out = runner::run(&cfg).expect("run QEMU");
+    assert_eq!(out.status, Some(0), "bench guest failed:\n{}", out.output);
+    let null = out
+        .lines_with("bench: op=null ")
+        .next()
+        .unwrap_or_else(|| panic!("no null line:\n{}", out.output));
+    println!("{null}");
+    assert!(null.contains(" el2=0 "), "EL2 visible to the guest: {null}");
+    let insns = out.number_after("bench: op=null ", "insns").expect("insns");
+    assert!(
+        insns > 0,
+        "the guest's own instructions were not counted: {null}"
+    );
+}
