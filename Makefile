@@ -17,7 +17,7 @@ OBJCOPY      := aarch64-linux-gnu-objcopy
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:package pairs that `deps` makes sure of.
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
-                $(OBJCOPY):binutils-aarch64-linux-gnu
+                $(OBJCOPY):binutils-aarch64-linux-gnu trc_pkt_lister:libopencsd-bin
 
 .PHONY: all deps images run run-linux test-linux linux-guest test test-host test-qemu loom clean
 

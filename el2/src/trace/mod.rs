@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod ete;
 pub mod model;
+pub mod packet;
 pub mod readback;
 #[cfg(test)]
 pub mod recorder;
