@@ -212,7 +212,7 @@ mod tests {
         assert!(t.snapshot().consistent());
         assert_eq!(
             t.backend.model().unwrap().peek(crate::trace::Reg::TrbPtr),
-            BUF.base + 0x80
+            BUF.base + crate::trace::START_BYTES
         );
 
         t.disable().unwrap();
