@@ -851,7 +851,7 @@ mod tests {
     // Trace data: what the writer stored, per thread (tests run in parallel).
     std::thread_local! {
         static MEM: std::cell::RefCell<std::collections::BTreeMap<u64, u8>> =
-            std::cell::RefCell::new(std::collections::BTreeMap::new());
+            const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
     }
 
     fn store(addr: u64, bytes: &[u8]) {
