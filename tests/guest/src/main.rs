@@ -63,6 +63,8 @@ mod trace_calls;
 mod tracesuite;
 #[cfg(target_os = "none")]
 mod trap;
+#[cfg(target_os = "none")]
+mod tracedata;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
@@ -141,6 +143,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
             expect_violations,
         } => tracesuite::run(ops, expect_violations),
         platform::Scenario::Story => story::run(),
+        platform::Scenario::TraceData => tracedata::run(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

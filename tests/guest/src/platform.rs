@@ -55,6 +55,8 @@ pub enum Scenario {
     Trace { ops: u32, expect_violations: bool },
     /// `test=story`: the trace manager at work, told for `make run`.
     Story,
+    /// `test=tracedata`: trace data read out and printed for decoding.
+    TraceData,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -89,6 +91,7 @@ impl Platform {
         match test {
             "smp" => Scenario::Smp { resume_selftest },
             "fault" => Scenario::Fault,
+            "tracedata" => Scenario::TraceData,
             "hypmem" => match hypmem.map(parse_hex) {
                 Some(Some(addr)) => Scenario::HypMem { addr },
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),
