@@ -9,6 +9,8 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test -p el2 --lib --test fuzz 2>&1 | tee -a "$log" || status=1
 cargo test -p guest-api 2>&1 | tee -a "$log" || status=1
+# The snapshot writer, and the ETE encoder decoded by OpenCSD's trc_pkt_lister.
+cargo test -p runner --release --lib --test decode 2>&1 | tee -a "$log" || status=1
 # Every interleaving (within bounds) of the cross-core request protocol.
 tests/loom.sh 2>&1 | tee -a "$log" || status=1
 # QEMU under TCG: at most two machines at once on a two-core host.

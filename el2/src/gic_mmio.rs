@@ -31,8 +31,13 @@ use crate::dtb::{Range, MAX_CPUS};
 pub const REDIST_STRIDE: u64 = 0x2_0000;
 /// INTID of the GIC maintenance interrupt (a PPI), used by EL2.
 pub const MAINTENANCE_INTID: u32 = 25;
-/// PPIs the guest may configure: 16..32 except the maintenance interrupt.
-pub const GUEST_PPIS: u32 = 0xffff_0000 & !(1 << MAINTENANCE_INTID);
+/// INTID of the TRBE's interrupt (a level-sensitive PPI, 15 = INTID 31, as
+/// FVP Base's device tree binds it): EL2 owns the trace buffer, so the
+/// interrupt is EL2's, never the guest's.
+pub const TRBE_INTID: u32 = 31;
+/// PPIs the guest may configure: 16..32 except the maintenance and TRBE
+/// interrupts.
+pub const GUEST_PPIS: u32 = 0xffff_0000 & !(1 << MAINTENANCE_INTID) & !(1 << TRBE_INTID);
 
 /// Where an emulated access lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,8 +311,9 @@ pub fn emulate(
                 }
                 (0x1_0c00, 4) if write.is_none() => 0xaaaa_aaaa,
                 (0x1_0c04, 4) => {
-                    // Two bits per PPI; the maintenance interrupt's field is kept.
-                    let keep = 0b11u64 << (2 * (MAINTENANCE_INTID - 16));
+                    // Two bits per PPI; EL2's interrupts' fields are kept.
+                    let keep = (0b11u64 << (2 * (MAINTENANCE_INTID - 16)))
+                        | (0b11u64 << (2 * (TRBE_INTID - 16)));
                     match write {
                         Some(w) => {
                             let cur = hw.read(pa, 4);
@@ -415,10 +421,47 @@ mod tests {
         emulate(&l, &v, &mut hw, rd(0, 0x1_0180), 4, Some(0xffff_0000));
         assert_eq!(
             hw.writes,
-            vec![(0x080a_0000 + 0x1_0180, 4, 0xffff_0000 & !(1 << 25))]
+            vec![(
+                0x080a_0000 + 0x1_0180,
+                4,
+                0xffff_0000 & !(1 << 25) & !(1 << 31)
+            )]
         );
         emulate(&l, &v, &mut hw, rd(0, 0x1_0400 + 25), 1, Some(0xff));
         assert_eq!(hw.writes.len(), 1, "priority of PPI 25 untouched");
+    }
+
+    #[test]
+    fn trbe_ppi_is_protected() {
+        let (l, v, mut hw) = (layout(), VirtGic::new(), FakeHw::default());
+        hw.write(0x080a_0000 + 0x1_0100, 4, 1 << TRBE_INTID);
+        hw.writes.clear();
+        // Enable, disable, pending, active: the TRBE bit never reaches the GIC.
+        for reg in [0x1_0100, 0x1_0180, 0x1_0200, 0x1_0280, 0x1_0300, 0x1_0380] {
+            emulate(&l, &v, &mut hw, rd(0, reg), 4, Some(1 << TRBE_INTID));
+        }
+        assert!(hw.writes.is_empty(), "{:x?}", hw.writes);
+        // Priority and configuration.
+        emulate(
+            &l,
+            &v,
+            &mut hw,
+            rd(0, 0x1_0400 + TRBE_INTID as u64),
+            1,
+            Some(0x10),
+        );
+        assert!(hw.writes.is_empty(), "{:x?}", hw.writes);
+        hw.write(0x080a_0000 + 0x1_0c04, 4, 0);
+        hw.writes.clear();
+        emulate(&l, &v, &mut hw, rd(0, 0x1_0c04), 4, Some(0xffff_ffff));
+        assert_eq!(
+            hw.writes[0].2 & (0b11 << 30),
+            0,
+            "ICFGR1 field of PPI 15 kept"
+        );
+        // The guest does not see it enabled either.
+        let (r, _) = emulate(&l, &v, &mut hw, rd(0, 0x1_0100), 4, None);
+        assert_eq!(r & (1 << TRBE_INTID), 0);
     }
 
     #[test]

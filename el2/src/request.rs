@@ -21,12 +21,19 @@ pub enum Request {
     TraceDisable,
     /// TRACE_STATUS.
     TraceStatus,
+    /// TRACE_READ: copy trace data from `offset` to the guest's buffer
+    /// (already checked against the guest's RAM by the caller).
+    TraceRead { offset: u64, ipa: u64, size: u64 },
+    /// TRACE_STATS.
+    TraceStats,
 }
 
 const PING: u64 = 1;
 const ENABLE: u64 = 2;
 const DISABLE: u64 = 3;
 const STATUS: u64 = 4;
+const READ: u64 = 5;
+const STATS: u64 = 6;
 
 impl Request {
     /// The four mailbox words.
@@ -39,6 +46,8 @@ impl Request {
             }
             Request::TraceDisable => [DISABLE, 0, 0, 0],
             Request::TraceStatus => [STATUS, 0, 0, 0],
+            Request::TraceRead { offset, ipa, size } => [READ, offset, ipa, size],
+            Request::TraceStats => [STATS, 0, 0, 0],
         }
     }
 
@@ -51,6 +60,12 @@ impl Request {
             }
             DISABLE => Request::TraceDisable,
             STATUS => Request::TraceStatus,
+            READ => Request::TraceRead {
+                offset: w[1],
+                ipa: w[2],
+                size: w[3],
+            },
+            STATS => Request::TraceStats,
             _ => return Err(Error::NotSupported),
         })
     }
@@ -80,6 +95,12 @@ mod tests {
             Request::Ping { from: 3 },
             Request::TraceDisable,
             Request::TraceStatus,
+            Request::TraceStats,
+            Request::TraceRead {
+                offset: 0x100,
+                ipa: 0x4800_0000,
+                size: 4096,
+            },
         ];
         all.extend(cfgs.map(Request::TraceEnable));
         for r in all {

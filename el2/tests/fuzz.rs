@@ -407,7 +407,7 @@ fn request_from_words() {
         "request::Request::from_words",
         REQUEST_DECODE_CASES,
         (
-            prop_oneof![4 => 0u64..6, 1 => any::<u64>()],
+            prop_oneof![4 => 0u64..8, 1 => any::<u64>()],
             prop_oneof![config_word(), any::<u64>()],
             bound(),
             bound(),
@@ -429,9 +429,13 @@ fn request_from_words() {
                         }
                         Request::TraceDisable => prop_assert_eq!(w0, 3),
                         Request::TraceStatus => prop_assert_eq!(w0, 4),
+                        Request::TraceRead { offset, ipa, size } => {
+                            prop_assert_eq!((w0, offset, ipa, size), (5, w1, w2, w3))
+                        }
+                        Request::TraceStats => prop_assert_eq!(w0, 6),
                     }
                 }
-                Err(Error::NotSupported) => prop_assert!(!(1..=4).contains(&w0)),
+                Err(Error::NotSupported) => prop_assert!(!(1..=6).contains(&w0)),
                 Err(Error::InvalidParameter) => {
                     prop_assert_eq!(w0, 2);
                     prop_assert!(TraceConfig::decode(w1, w2, w3).is_err());

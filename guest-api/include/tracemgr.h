@@ -19,6 +19,21 @@
  *                 out: x0 = 0 or error, x1 = state word, x2 = generation,
  *                      x3 = active config word (0 when disabled),
  *                      x4/x5 = active filter start/end (0 when none)
+ *   TRACE_READ    in:  x1 = target MPIDR, x2 = offset in the target's trace
+ *                      data, x3 = guest buffer IPA (READ_ALIGN aligned),
+ *                      x4 = buffer size (1..READ_MAX)
+ *                 out: x0 = 0 or error, x1 = bytes copied, x2 = next offset,
+ *                      x3 = bytes remaining after it (loop until 0)
+ *   TRACE_STATS   in:  x1 = target MPIDR
+ *                 out: x0 = 0 or error, x1 = bytes written, x2 = wraps,
+ *                      x3 = bytes lost, x4 = flags (STATS_FULL, STATS_ERROR,
+ *                      EC in STATS_EC_MASK), x5 = bytes TRACE_READ can return
+ *
+ * Trace data is the raw ETE packet stream the core's TRBE wrote (no
+ * formatter frames), oldest byte at offset 0; a TRACE_ENABLE starts a new
+ * capture. TRACE_READ refuses (INVALID_PARAMETER) a buffer that is not
+ * inside the guest's RAM, a misaligned IPA, a size of 0 or above READ_MAX,
+ * and an offset past the end of the data.
  *
  * Invariant: mode ENABLED <=> hardware TRACING, on every core.
  * TRACE_ENABLE on an enabled core reconfigures it (one commit) and always
@@ -57,12 +72,22 @@ typedef uint64_t tracemgr_u64;
 #define TRACEMGR_TRACE_ENABLE (0xc6000010U)
 #define TRACEMGR_TRACE_DISABLE (0xc6000011U)
 #define TRACEMGR_TRACE_STATUS (0xc6000012U)
+#define TRACEMGR_TRACE_READ (0xc6000013U)
+#define TRACEMGR_TRACE_STATS (0xc6000014U)
+
+/* TRACE_READ limits and TRACE_STATS flags (x4). */
+#define TRACEMGR_READ_MAX (0x100000ULL)
+#define TRACEMGR_READ_ALIGN (8ULL)
+#define TRACEMGR_STATS_FULL (0x1ULL)
+#define TRACEMGR_STATS_ERROR (0x2ULL)
+#define TRACEMGR_STATS_EC_SHIFT (8)
+#define TRACEMGR_STATS_EC_MASK (0x3f00ULL)
 
 /* ABI revision: REVISION returns major in x0 and minor in x1;
  * ABI_VERSION returns (major << 16) | minor. */
 #define TRACEMGR_ABI_MAJOR (1ULL)
-#define TRACEMGR_ABI_MINOR (0ULL)
-#define TRACEMGR_ABI_VERSION_VALUE (0x10000ULL)
+#define TRACEMGR_ABI_MINOR (1ULL)
+#define TRACEMGR_ABI_VERSION_VALUE (0x10001ULL)
 
 /* Config word (x2 of TRACE_ENABLE, x3 of TRACE_STATUS). EL0 or EL1 is
  * required; EL2 is never traced. Any other bit is INVALID_PARAMETER. */

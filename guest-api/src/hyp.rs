@@ -12,8 +12,10 @@
 //! | TRACE_ENABLE        | `0xC600_0010` | x1 = target MPIDR, x2 = config, x3 = filter start, x4 = filter end | x0 = 0, x1 = target's generation after the commit |
 //! | TRACE_DISABLE       | `0xC600_0011` | x1 = target MPIDR          | x0 = 0, x1 = target's generation after the call  |
 //! | TRACE_STATUS        | `0xC600_0012` | x1 = target MPIDR          | x0 = 0, x1 = state word, x2 = generation, x3 = active config word, x4/x5 = active filter start/end |
+//! | TRACE_READ          | `0xC600_0013` | x1 = target MPIDR, x2 = offset, x3 = guest IPA, x4 = size | x0 = 0, x1 = bytes copied, x2 = next offset, x3 = bytes remaining |
+//! | TRACE_STATS         | `0xC600_0014` | x1 = target MPIDR          | x0 = 0, x1 = bytes written, x2 = wraps, x3 = bytes lost, x4 = flags, x5 = bytes available |
 //!
-//! The three TRACE calls, their config and state words and their semantics
+//! The TRACE calls, their config and state words and their semantics
 //! are documented in [`crate::trace`].
 //!
 //! Errors (in x0; on an error only x0 is defined): NOT_SUPPORTED (-1) for
@@ -23,8 +25,9 @@
 //! yet); TARGET_OFF (-5) when the target core is powered off;
 //! HARDWARE_FAULT (-6) when the trace hardware failed a request (trace left disabled).
 //!
-//! Service revision (REVISION, ABI_VERSION): 1.0, the first with the trace
-//! calls; 0.1 had CALL_COUNT..PING only.
+//! Service revision (REVISION, ABI_VERSION): 1.1, which added TRACE_READ and
+//! TRACE_STATS; 1.0 was the first with the trace calls; 0.1 had
+//! CALL_COUNT..PING only.
 //!
 //! PING travels the same path as every cross-core request: the calling
 //! core posts it in the target's mailbox and sends the hypervisor's SGI;
@@ -48,13 +51,15 @@ pub const FEATURES: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0001).encod
 pub const PING: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0002).encode();
 
 /// The calls of the service, for CALL_COUNT and FEATURES.
-pub const CALLS: [u32; 6] = [
+pub const CALLS: [u32; 8] = [
     ABI_VERSION,
     FEATURES,
     PING,
     trace::TRACE_ENABLE,
     trace::TRACE_DISABLE,
     trace::TRACE_STATUS,
+    trace::TRACE_READ,
+    trace::TRACE_STATS,
 ];
 
 /// This hypervisor's identity: 08f433e7-b7bf-4fc8-b7aa-ccd84170f67c.
@@ -65,7 +70,7 @@ pub const UID: Uid = Uid([
 /// Service revision reported by REVISION.
 pub const REVISION_MAJOR: u64 = 1;
 /// Service revision reported by REVISION.
-pub const REVISION_MINOR: u64 = 0;
+pub const REVISION_MINOR: u64 = 1;
 /// ABI_VERSION's answer: major 1, minor 0.
 pub const ABI_VERSION_VALUE: u64 = (REVISION_MAJOR << 16) | REVISION_MINOR;
 
@@ -133,6 +138,16 @@ pub enum Call {
     TraceDisable { target: u64 },
     /// TRACE_STATUS(target MPIDR).
     TraceStatus { target: u64 },
+    /// TRACE_READ(target MPIDR, offset, guest IPA, size): arguments as
+    /// given, validated by the hypervisor.
+    TraceRead {
+        target: u64,
+        offset: u64,
+        ipa: u64,
+        size: u64,
+    },
+    /// TRACE_STATS(target MPIDR).
+    TraceStats { target: u64 },
 }
 
 impl Call {
@@ -159,6 +174,13 @@ impl Call {
             },
             trace::TRACE_DISABLE => Call::TraceDisable { target: x[1] },
             trace::TRACE_STATUS => Call::TraceStatus { target: x[1] },
+            trace::TRACE_READ => Call::TraceRead {
+                target: x[1],
+                offset: x[2],
+                ipa: x[3],
+                size: x[4],
+            },
+            trace::TRACE_STATS => Call::TraceStats { target: x[1] },
             _ => return None,
         })
     }
@@ -178,7 +200,16 @@ mod tests {
         assert_eq!(ABI_VERSION, 0xC600_0000);
         assert_eq!(FEATURES, 0xC600_0001);
         assert_eq!(PING, 0xC600_0002);
-        assert_eq!(CALLS[3..], [0xC600_0010, 0xC600_0011, 0xC600_0012]);
+        assert_eq!(
+            CALLS[3..],
+            [
+                0xC600_0010,
+                0xC600_0011,
+                0xC600_0012,
+                0xC600_0013,
+                0xC600_0014
+            ]
+        );
     }
 
     #[test]
@@ -273,7 +304,7 @@ mod tests {
             Some(Call::TraceStatus { target: 3 })
         );
         // Neighbours of the trace IDs, and the 32-bit forms, are not calls.
-        for id in [0xC600_000Fu64, 0xC600_0013, 0x8600_0010, 0x8600_0012] {
+        for id in [0xC600_000Fu64, 0xC600_0015, 0x8600_0010, 0x8600_0012] {
             assert_eq!(Call::decode([id, 0, CONFIG_EL1, 0, 0, 0]), None, "{id:#x}");
         }
         assert_eq!(
@@ -300,9 +331,9 @@ mod tests {
 
     #[test]
     fn revision_is_1_0() {
-        assert_eq!((REVISION_MAJOR, REVISION_MINOR), (1, 0));
-        assert_eq!(ABI_VERSION_VALUE, 0x1_0000);
-        assert_eq!(CALLS.len(), 6);
+        assert_eq!((REVISION_MAJOR, REVISION_MINOR), (1, 1));
+        assert_eq!(ABI_VERSION_VALUE, 0x1_0001);
+        assert_eq!(CALLS.len(), 8);
     }
 
     #[test]

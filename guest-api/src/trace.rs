@@ -13,9 +13,39 @@
 //! | TRACE_DISABLE | `0xC600_0011` | x1 = target MPIDR                                                     | x0 = 0 or error, x1 = the target's generation after the call                                          |
 //! | TRACE_STATUS  | `0xC600_0012` | x1 = target MPIDR                                                     | x0 = 0 or error, x1 = state word, x2 = generation, x3 = active config word (0 when disabled), x4 = active filter start, x5 = active filter end (both 0 when there is no filter) |
 //!
+//! | TRACE_READ    | `0xC600_0013` | x1 = target MPIDR, x2 = offset in the target's trace data, x3 = guest buffer IPA, x4 = buffer size | x0 = 0 or error, x1 = bytes copied, x2 = next offset, x3 = bytes remaining after it |
+//! | TRACE_STATS   | `0xC600_0014` | x1 = target MPIDR                                                     | x0 = 0 or error, x1 = bytes written, x2 = wraps, x3 = bytes lost, x4 = flags ([`STATS_FULL`], [`STATS_ERROR`], EC), x5 = bytes available to TRACE_READ |
+//!
 //! x3 and x4 of TRACE_ENABLE are read only when the config word has
 //! [`CONFIG_ADDR_FILTER`]; otherwise they are ignored. On an error only x0
 //! is defined.
+//!
+//! # Trace data (TRACE_READ, TRACE_STATS)
+//!
+//! Each core's trace buffer belongs to the hypervisor (64 KiB per core,
+//! never mapped for the guest). TRACE_ENABLE starts a new capture: the
+//! buffer restarts empty and the statistics at zero. The capture survives
+//! TRACE_DISABLE, CPU_SUSPEND (with or without power loss) and stays
+//! readable until the next TRACE_ENABLE of that core. The buffer runs in
+//! fill mode: when it is full, collection stops ([`STATS_FULL`]) and what
+//! the trace unit goes on producing is lost (counted in bytes where the
+//! backend can count it: the QEMU model does, real TRBE cannot and reports 0
+//! with the flag set).
+//!
+//! The data is the raw ETE packet stream the TRBE wrote, oldest byte at
+//! offset 0: a CoreSight "source_data" buffer for one trace unit (no
+//! formatter frames). TRACE_READ copies up to x4 bytes from offset x2 into
+//! guest memory at IPA x3 and returns how many it copied, the offset to ask
+//! for next, and how many bytes remain after it; a guest loops until x3 is
+//! 0. The read is served by the target core itself (its trace hardware is
+//! drained first, so a read of a tracing core sees everything up to the
+//! call), never by another core while the target may be writing.
+//!
+//! TRACE_READ's arguments are INVALID_PARAMETER when: the buffer is empty
+//! (x4 = 0) or larger than [`READ_MAX`]; the IPA is not a multiple of
+//! [`READ_ALIGN`]; [x3, x3 + x4) is not inside one region of the guest's
+//! RAM (so never the hypervisor's memory); or the offset is past the end of
+//! the data. All are checked before anything is copied.
 //!
 //! # Errors (x0)
 //!
@@ -96,6 +126,97 @@ pub const TRACE_ENABLE: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0010).e
 pub const TRACE_DISABLE: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0011).encode();
 /// TRACE_STATUS(x1 = target MPIDR).
 pub const TRACE_STATUS: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0012).encode();
+/// TRACE_READ(x1 = target MPIDR, x2 = offset, x3 = guest IPA, x4 = size).
+pub const TRACE_READ: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0013).encode();
+/// TRACE_STATS(x1 = target MPIDR).
+pub const TRACE_STATS: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0014).encode();
+
+/// Largest TRACE_READ buffer (x4): 1 MiB.
+pub const READ_MAX: u64 = 1 << 20;
+/// Required alignment of TRACE_READ's guest buffer IPA (x3).
+pub const READ_ALIGN: u64 = 8;
+
+/// TRACE_STATS x4: the buffer filled and collection stopped.
+pub const STATS_FULL: u64 = 1 << 0;
+/// TRACE_STATS x4: the buffer stopped on an error (TRBSR.EC in [`STATS_EC_MASK`]).
+pub const STATS_ERROR: u64 = 1 << 1;
+/// TRACE_STATS x4: TRBSR_EL1.EC of the error, in bits [13:8].
+pub const STATS_EC_SHIFT: u32 = 8;
+/// TRACE_STATS x4: mask of the EC field.
+pub const STATS_EC_MASK: u64 = 0x3f << STATS_EC_SHIFT;
+
+/// TRACE_READ's answer (x1..x3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Bytes copied into the guest buffer.
+    pub copied: u64,
+    /// The offset to read from next.
+    pub next: u64,
+    /// Bytes after `next` not yet read.
+    pub remaining: u64,
+}
+
+impl ReadResult {
+    /// x0..x3 of the successful answer.
+    pub const fn to_registers(&self) -> [u64; 6] {
+        [0, self.copied, self.next, self.remaining, 0, 0]
+    }
+
+    /// Decodes x0..x3 as the guest receives them.
+    pub fn from_registers(r: [u64; 6]) -> Result<ReadResult, hyp::Error> {
+        if r[0] != 0 {
+            return Err(hyp::Error::from_code(r[0] as i64).unwrap_or(hyp::Error::InvalidParameter));
+        }
+        Ok(ReadResult {
+            copied: r[1],
+            next: r[2],
+            remaining: r[3],
+        })
+    }
+}
+
+/// TRACE_STATS's answer (x1..x5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes the buffer took since TRACE_ENABLE.
+    pub written: u64,
+    /// Times the buffer wrapped (0 in fill mode).
+    pub wraps: u64,
+    /// Bytes lost because the buffer was full (where countable).
+    pub lost: u64,
+    /// [`STATS_FULL`], [`STATS_ERROR`] and the EC.
+    pub flags: u64,
+    /// Bytes TRACE_READ can return.
+    pub available: u64,
+}
+
+impl Stats {
+    /// x0..x5 of the successful answer.
+    pub const fn to_registers(&self) -> [u64; 6] {
+        [
+            0,
+            self.written,
+            self.wraps,
+            self.lost,
+            self.flags,
+            self.available,
+        ]
+    }
+
+    /// Decodes x0..x5 as the guest receives them.
+    pub fn from_registers(r: [u64; 6]) -> Result<Stats, hyp::Error> {
+        if r[0] != 0 {
+            return Err(hyp::Error::from_code(r[0] as i64).unwrap_or(hyp::Error::InvalidParameter));
+        }
+        Ok(Stats {
+            written: r[1],
+            wraps: r[2],
+            lost: r[3],
+            flags: r[4],
+            available: r[5],
+        })
+    }
+}
 
 /// Config bit: trace the guest's EL0.
 pub const CONFIG_EL0: u64 = 1 << 0;
@@ -499,6 +620,35 @@ mod tests {
             assert!(f.fast && f.is_64);
             assert_eq!(f.owner, Owner::VendorHyp);
         }
+    }
+
+    #[test]
+    fn trace_data_ids_and_answers() {
+        assert_eq!(TRACE_READ, 0xC600_0013);
+        assert_eq!(TRACE_STATS, 0xC600_0014);
+        let r = ReadResult {
+            copied: 4096,
+            next: 8192,
+            remaining: 12,
+        };
+        assert_eq!(ReadResult::from_registers(r.to_registers()), Ok(r));
+        assert_eq!(
+            ReadResult::from_registers([(-3i64) as u64, 1, 2, 3, 0, 0]),
+            Err(hyp::Error::InvalidParameter)
+        );
+        let s = Stats {
+            written: 100,
+            wraps: 0,
+            lost: 7,
+            flags: STATS_FULL,
+            available: 100,
+        };
+        assert_eq!(Stats::from_registers(s.to_registers()), Ok(s));
+        assert_eq!(
+            Stats::from_registers([(-5i64) as u64, 0, 0, 0, 0, 0]),
+            Err(hyp::Error::TargetOff)
+        );
+        assert_eq!(STATS_EC_MASK & (STATS_FULL | STATS_ERROR), 0);
     }
 
     #[test]

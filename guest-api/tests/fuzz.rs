@@ -581,6 +581,13 @@ fn hyp_call_decode() {
                 },
                 trace::TRACE_DISABLE => hyp::Call::TraceDisable { target: x1 },
                 trace::TRACE_STATUS => hyp::Call::TraceStatus { target: x1 },
+                trace::TRACE_READ => hyp::Call::TraceRead {
+                    target: x1,
+                    offset: x2,
+                    ipa: x3,
+                    size: x4,
+                },
+                trace::TRACE_STATS => hyp::Call::TraceStats { target: x1 },
                 id => return Err(TestCaseError::fail(format!("{id:#x} decoded to {c:?}"))),
             };
             prop_assert_eq!(c, expected);
@@ -607,6 +614,13 @@ fn hyp_call() -> impl Strategy<Value = hyp::Call> + Clone {
         reg().prop_map(|target| Ping { target }),
         reg().prop_map(|target| TraceDisable { target }),
         reg().prop_map(|target| TraceStatus { target }),
+        reg().prop_map(|target| TraceStats { target }),
+        (reg(), reg(), reg(), reg()).prop_map(|(target, offset, ipa, size)| TraceRead {
+            target,
+            offset,
+            ipa,
+            size
+        }),
         (reg(), valid_trace_config()).prop_map(|(target, c)| TraceEnable {
             target,
             config: Ok(c)
@@ -634,6 +648,20 @@ fn hyp_encode(c: hyp::Call, junk: [u64; 5]) -> [u64; 6] {
         Ping { target } => with_target(hyp::PING, target),
         TraceDisable { target } => with_target(trace::TRACE_DISABLE, target),
         TraceStatus { target } => with_target(trace::TRACE_STATUS, target),
+        TraceStats { target } => with_target(trace::TRACE_STATS, target),
+        TraceRead {
+            target,
+            offset,
+            ipa,
+            size,
+        } => [
+            u64::from(trace::TRACE_READ),
+            target,
+            offset,
+            ipa,
+            size,
+            junk[4],
+        ],
         TraceEnable { target, config } => {
             let (w, s, e) = match config {
                 Ok(cfg) => {

@@ -89,6 +89,12 @@ sysreg!(/// Physical counter.
     cntpct_el0, "cntpct_el0");
 sysreg!(/// Counter frequency.
     cntfrq_el0, "cntfrq_el0");
+sysreg!(/// Virtual counter (the guest's view of time: trace timestamps).
+    cntvct_el0, "cntvct_el0");
+sysreg!(/// The guest's context ID (traced in context packets).
+    contextidr_el1, "contextidr_el1");
+sysreg!(/// Cache Type Register (DminLine).
+    ctr_el0, "ctr_el0");
 
 sysreg!(/// GIC: EL2 system register enable.
     icc_sre_el2, "S3_4_C12_C9_5");
@@ -156,6 +162,22 @@ pub fn ich_lr_write(n: usize, v: u64) {
 pub fn isb() {
     // SAFETY: a barrier has no memory-safety preconditions.
     unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Cleans the data cache lines of `[addr, addr + len)` to the point of
+/// coherency, then waits: data EL2 wrote into guest memory is visible to a
+/// guest running with its caches off.
+pub fn clean_dcache_to_poc(addr: u64, len: u64) {
+    let line = 4u64 << ((ctr_el0::read() >> 16) & 0xf);
+    let mut a = addr & !(line - 1);
+    let end = addr.saturating_add(len);
+    while a < end {
+        // SAFETY: a cache clean by VA changes no memory contents; `a` is an
+        // address the caller just wrote through EL2's identity map.
+        unsafe { asm!("dc cvac, {0}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    dsb_sy();
 }
 
 /// Full-system data synchronization barrier.

@@ -91,6 +91,25 @@ fn hyp_call(call: hyp::Call) -> ([u64; 6], usize) {
             Err(e) => ([e.error().code() as u64, 0, 0, 0, 0, 0], 1),
         },
         hyp::Call::TraceDisable { target } => (tracing::call(target, Request::TraceDisable), 2),
+        hyp::Call::TraceRead {
+            target,
+            offset,
+            ipa,
+            size,
+        } => {
+            // The guest's buffer is checked here, before anything is sent;
+            // the owning core checks the offset against its data.
+            let ram = machine().guest.memory();
+            if let Err(e) = crate::trace::data::check_guest_buffer(ipa, size, ram) {
+                return ([e.code() as u64, 0, 0, 0, 0, 0], 1);
+            }
+            let r = tracing::call(target, Request::TraceRead { offset, ipa, size });
+            (r, if r[0] == 0 { 4 } else { 1 })
+        }
+        hyp::Call::TraceStats { target } => {
+            let r = tracing::call(target, Request::TraceStats);
+            (r, if r[0] == 0 { 6 } else { 1 })
+        }
         hyp::Call::TraceStatus { target } => {
             // An invalid MPIDR is refused before anything is sent.
             let r = tracing::call(target, Request::TraceStatus);

@@ -33,6 +33,37 @@ struct Buffers([[u8; BUFFER_SIZE]; crate::dtb::MAX_CPUS]);
 /// The trace buffers: the hypervisor's memory, never mapped for the guest.
 static mut BUFFERS: Buffers = Buffers([[0; BUFFER_SIZE]; crate::dtb::MAX_CPUS]);
 
+/// Stores trace bytes into EL2's trace buffers, and nowhere else: the
+/// model's writer. Bytes outside every core's buffer are dropped.
+fn store_trace(addr: u64, bytes: &[u8]) {
+    let all = buffer(0);
+    let end = all.base + (BUFFER_SIZE * crate::dtb::MAX_CPUS) as u64;
+    let Some(last) = addr.checked_add(bytes.len() as u64) else {
+        return;
+    };
+    if addr < all.base || last > end {
+        return;
+    }
+    // SAFETY: [addr, last) lies inside BUFFERS (checked above), which only
+    // the trace hardware or model of the owning core writes, and this runs
+    // on that core (the model belongs to it).
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+}
+
+/// Copies `len` bytes of EL2's trace buffer at `from` to guest RAM at `to`.
+///
+/// # Safety
+/// `[from, from + len)` is inside the calling core's trace buffer and
+/// `[to, to + len)` inside the guest's RAM (checked by
+/// `trace::data::check_guest_buffer`), which EL2 maps as Normal memory and
+/// never uses itself.
+unsafe fn copy_to_guest(from: u64, to: u64, len: u64) {
+    // SAFETY: the caller's promise; the two ranges cannot overlap (the
+    // guest's RAM never includes the hypervisor's).
+    unsafe { core::ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, len as usize) };
+    arch::clean_dcache_to_poc(to, len);
+}
+
 /// The buffer of core `idx`.
 pub fn buffer(idx: usize) -> crate::dtb::Range {
     // SAFETY: only the address is taken; the buffer is written by the trace
@@ -121,6 +152,23 @@ pub fn serve(req: Request) -> [u64; 6] {
             Ok(generation) => [0, generation, 0, 0, 0, 0],
             Err(e) => hardware_fault(e),
         },
+        Request::TraceRead { offset, ipa, size } => {
+            let t = trace();
+            let view = t.backend.view();
+            match crate::trace::data::plan(&view, offset, size) {
+                Ok((chunks, result)) => {
+                    for c in chunks.iter().filter(|c| c.len != 0) {
+                        // SAFETY: `plan` keeps each chunk inside this core's
+                        // buffer and inside [0, size) of the guest's buffer,
+                        // which the caller checked against the guest's RAM.
+                        unsafe { copy_to_guest(view.buffer.base + c.from, ipa + c.to, c.len) };
+                    }
+                    result.to_registers()
+                }
+                Err(e) => error(e),
+            }
+        }
+        Request::TraceStats => trace().backend.stats().to_registers(),
         Request::TraceStatus => {
             let t = trace();
             let snap = t.snapshot();
@@ -165,9 +213,43 @@ fn trace() -> &'static mut CoreTrace<Backend> {
     // SAFETY: EL2 on this core, interrupts masked; callers hold no other
     // reference from `local()` while they use this one.
     let local = unsafe { core_state::local() };
-    local
-        .trace
-        .get_or_insert_with(|| CoreTrace::new(Backend::probe(arch::core_index())))
+    local.trace.get_or_insert_with(|| {
+        let mut b = Backend::probe(arch::core_index());
+        b.set_model_writer(store_trace);
+        CoreTrace::new(b)
+    })
+}
+
+/// A guest exception EL2 took on this core, for the trace (the QEMU model
+/// records it; real trace hardware needs nothing). `spsr` gives the guest's
+/// exception level.
+pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u64) {
+    let t = trace();
+    let Mode::Enabled(cfg) = t.mode() else {
+        return;
+    };
+    let ev = crate::trace::GuestEvent {
+        kind,
+        el: ((spsr >> 2) & 0b11) as u8,
+        address: elr,
+        timestamp: arch::cntvct_el0::read(),
+        context_id: arch::contextidr_el1::read() as u32,
+        vmid: 0,
+    };
+    t.backend.guest_event(&ev, Some(&cfg));
+}
+
+/// The TRBE interrupt (real hardware): handled on this core, never
+/// forwarded to the guest.
+pub fn buffer_interrupt() {
+    let t = trace();
+    let cfg = match t.mode() {
+        Mode::Enabled(cfg) => Some(cfg),
+        Mode::Disabled => None,
+    };
+    if let Some(ev) = t.backend.buffer_interrupt(cfg.as_ref()) {
+        log::debug!("trace buffer interrupt: {ev:?}");
+    }
 }
 
 /// The kind of trace backend this core drives.

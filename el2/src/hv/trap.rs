@@ -9,7 +9,7 @@ use super::{gic, psci, tracing};
 use crate::arch::{self, *};
 use crate::debug_view;
 use crate::esr::{self, Trap};
-use crate::gic_mmio::{self, Effect, MAINTENANCE_INTID};
+use crate::gic_mmio::{self, Effect, MAINTENANCE_INTID, TRBE_INTID};
 use crate::inject::{self, Fault, GuestState};
 use crate::regs::GuestRegs;
 use crate::sgi::{self, HYP_SGI};
@@ -20,7 +20,18 @@ use crate::vgic;
 #[no_mangle]
 extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
     let esr = esr_el2::read();
-    match esr::decode(esr) {
+    let trap = esr::decode(esr);
+    {
+        use crate::trace::packet::ExceptionType as E;
+        let kind = match trap {
+            Trap::Hvc { .. } | Trap::Smc { .. } => E::Call,
+            Trap::DataAbort { .. } => E::DataFault,
+            Trap::InstructionAbort { .. } => E::InstFault,
+            _ => E::Trap,
+        };
+        tracing::guest_event(kind, regs.elr, regs.spsr);
+    }
+    match trap {
         Trap::Hvc { imm } => smccc(regs, imm),
         Trap::Smc { imm } => {
             // A trapped SMC's ELR points at the SMC itself.
@@ -228,7 +239,12 @@ pub(super) fn flush_list_registers() {
 
 /// Physical interrupts, all of which are taken at EL2 (HCR_EL2.IMO).
 #[no_mangle]
-extern "C" fn handle_guest_irq(_regs: &mut GuestRegs) {
+extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
+    tracing::guest_event(
+        crate::trace::packet::ExceptionType::Irq,
+        regs.elr,
+        regs.spsr,
+    );
     let lr_count = machine().list_registers;
     loop {
         let (intid, prio) = gic::acknowledge();
@@ -245,6 +261,11 @@ extern "C" fn handle_guest_irq(_regs: &mut GuestRegs) {
             // Refill now: the maintenance interrupt is a level that stays
             // asserted until the list registers change.
             flush_list_registers();
+        } else if intid == TRBE_INTID {
+            // EL2's own (the guest never sees it). Level-sensitive: lower it
+            // (TRBSR.IRQ) before deactivating.
+            tracing::buffer_interrupt();
+            gic::deactivate(intid);
         } else if intid < 16 {
             // A physical SGI the hypervisor never sends: drop it.
             gic::deactivate(intid);

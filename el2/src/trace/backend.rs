@@ -2,10 +2,16 @@
 //! ETE and TRBE where the core has them, the model elsewhere (QEMU). Each
 //! backend owns its core's buffer, so the manager's calls need no addresses.
 
-use guest_api::trace::{Backend as AbiBackend, TraceConfig};
+// On the host only the model variant exists, so `if let Backend::Model`
+// cannot fail there; on the target it can.
+#![allow(irrefutable_let_patterns)]
 
+use guest_api::trace::{Backend as AbiBackend, Stats, TraceConfig};
+use guest_api::trace::{STATS_EC_SHIFT, STATS_ERROR, STATS_FULL};
+
+use super::data::BufferView;
 use super::ete::{Ete, HwState, SavedState, TraceError};
-use super::model::TraceModel;
+use super::model::{GuestEvent, TraceModel, TRBSR_BSC_FULL, TRBSR_IRQ, TRBSR_S, TRBSR_WRAP};
 use super::Probe;
 use crate::dtb::Range;
 use crate::manager::{Hardware, HwFault, TraceBackend};
@@ -27,6 +33,8 @@ pub enum Backend {
         ete: Ete<HwTraceRegs>,
         /// The core's trace buffer.
         buffer: Range,
+        /// What EL2 knows of the capture.
+        log: BufferLog,
     },
     /// The model, for a core without usable trace hardware.
     Model {
@@ -34,12 +42,94 @@ pub enum Backend {
         ete: Ete<TraceModel>,
         /// The core's trace buffer.
         buffer: Range,
+        /// What EL2 knows of the capture.
+        log: BufferLog,
     },
+}
+
+/// EL2's record of the current capture: where the buffer stood when it was
+/// last stopped, and the TRBE events seen. Updated on the owning core only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferLog {
+    /// A capture exists (TRACE_ENABLE since power-up).
+    pub started: bool,
+    /// TRBPTR when the buffer was last stopped.
+    pub ptr: u64,
+    /// TRBSR when the buffer was last stopped.
+    pub sr: u64,
+    /// TRBE interrupts handled.
+    pub irqs: u64,
+    /// The buffer filled (fill mode) and stopped collecting.
+    pub full: bool,
+    /// TRBSR.EC of an error that stopped the buffer.
+    pub error: Option<u8>,
+}
+
+/// TRBSR_EL1.EC [31:26].
+const TRBSR_EC_SHIFT: u32 = 26;
+
+/// What a TRBE interrupt reported, from TRBSR_EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferEvent {
+    /// EC 0, MSS.BSC = full: the buffer filled and stopped (fill mode).
+    Full,
+    /// EC 0, the pointer wrapped (wrap mode).
+    Wrapped,
+    /// EC 0 without a known cause (e.g. a trigger event).
+    Management,
+    /// Any other EC: a fault on the buffer's memory (stage 1 or 2 abort,
+    /// granule protection) or an IMPLEMENTATION DEFINED error; collection
+    /// stopped.
+    Error(u8),
+}
+
+impl BufferEvent {
+    /// Classifies TRBSR_EL1.
+    pub fn classify(sr: u64) -> BufferEvent {
+        let ec = ((sr >> TRBSR_EC_SHIFT) & 0x3f) as u8;
+        if ec != 0 {
+            BufferEvent::Error(ec)
+        } else if sr & TRBSR_S != 0 && sr & 0x3f == TRBSR_BSC_FULL {
+            BufferEvent::Full
+        } else if sr & TRBSR_WRAP != 0 {
+            BufferEvent::Wrapped
+        } else {
+            BufferEvent::Management
+        }
+    }
 }
 
 /// The trace ID of core `idx`: unique per core, never 0.
 pub const fn trace_id(idx: usize) -> u8 {
     (idx as u8 & 0x3f) + 1
+}
+
+/// Runs `f` on the driver, with the trace-unit trap opened on hardware.
+macro_rules! with_ete {
+    ($self:ident, |$ete:ident, $buffer:ident| $body:expr) => {
+        match $self {
+            #[cfg(target_os = "none")]
+            Backend::Hardware {
+                ete: $ete,
+                buffer: $buffer,
+                ..
+            } => {
+                let _open = TraceAccess::open();
+                #[allow(unused_variables)]
+                let $buffer = *$buffer;
+                $body
+            }
+            Backend::Model {
+                ete: $ete,
+                buffer: $buffer,
+                ..
+            } => {
+                #[allow(unused_variables)]
+                let $buffer = *$buffer;
+                $body
+            }
+        }
+    };
 }
 
 impl Backend {
@@ -51,10 +141,12 @@ impl Backend {
             Probe::Hardware => Backend::Hardware {
                 ete: Ete::new(HwTraceRegs, trace_id),
                 buffer,
+                log: BufferLog::default(),
             },
             _ => Backend::Model {
                 ete: Ete::new(TraceModel::new(), trace_id),
                 buffer,
+                log: BufferLog::default(),
             },
         }
     }
@@ -96,6 +188,150 @@ impl Backend {
         }
     }
 
+    /// The model with a writer installed, for EL2's own buffers.
+    pub fn set_model_writer(&mut self, w: super::model::Writer) {
+        if let Backend::Model { ete, .. } = self {
+            ete.regs.set_writer(w);
+        }
+    }
+
+    fn log(&mut self) -> &mut BufferLog {
+        match self {
+            #[cfg(target_os = "none")]
+            Backend::Hardware { log, .. } => log,
+            Backend::Model { log, .. } => log,
+        }
+    }
+
+    /// The core's trace buffer.
+    pub fn buffer(&self) -> Range {
+        match self {
+            #[cfg(target_os = "none")]
+            Backend::Hardware { buffer, .. } => *buffer,
+            Backend::Model { buffer, .. } => *buffer,
+        }
+    }
+
+    /// Records where the stopped buffer stands.
+    fn record_stopped(&mut self) {
+        let (ptr, sr) = with_ete!(self, |ete, buffer| ete.buffer_state());
+        let log = self.log();
+        if log.started {
+            log.ptr = ptr;
+            log.sr = sr;
+        }
+    }
+
+    /// A guest exception EL2 took (QEMU's model traces it; real trace
+    /// hardware sees the guest by itself). Then handles the buffer's
+    /// interrupt if the model raised it: the model drives no interrupt
+    /// line, so EL2 looks right after each emission.
+    pub fn guest_event(&mut self, ev: &GuestEvent, cfg: Option<&TraceConfig>) {
+        if let Backend::Model { ete, .. } = self {
+            if !ete.is_running() {
+                return;
+            }
+            ete.regs.event(ev);
+            if ete.regs.peek(super::Reg::TrbSR) & TRBSR_IRQ != 0 {
+                self.buffer_interrupt(cfg);
+            }
+        }
+    }
+
+    /// The TRBE interrupt, on the owning core: classify TRBSR, record it,
+    /// and lower the interrupt (TRBSR may only be written with the buffer
+    /// disabled). A tracing core goes through the full stop and restart,
+    /// keeping the pointer and TRBSR.S: a full buffer stays stopped (fill
+    /// mode: what follows is lost) and the hardware stays as the mode says.
+    /// Returns what happened, or `None` if TRBSR.IRQ was not set.
+    pub fn buffer_interrupt(&mut self, cfg: Option<&TraceConfig>) -> Option<BufferEvent> {
+        let (_, sr) = with_ete!(self, |ete, buffer| ete.buffer_state());
+        if sr & TRBSR_IRQ == 0 {
+            return None;
+        }
+        let event = BufferEvent::classify(sr);
+        let log = self.log();
+        log.irqs += 1;
+        match event {
+            BufferEvent::Full => log.full = true,
+            BufferEvent::Error(ec) => log.error = Some(ec),
+            _ => {}
+        }
+        match cfg {
+            Some(cfg) => {
+                let r = with_ete!(self, |ete, buffer| {
+                    let mut saved = ete.save();
+                    saved.trbsr &= !TRBSR_IRQ;
+                    ete.restore(cfg, buffer, &saved)
+                });
+                if let Err(e) = r {
+                    log::warn!("trace buffer could not be restarted after its interrupt: {e:?}");
+                }
+            }
+            None => with_ete!(self, |ete, buffer| ete
+                .write_status_stopped(sr & !TRBSR_IRQ)),
+        }
+        Some(event)
+    }
+
+    /// Drains the unit so the buffer holds everything traced so far, and
+    /// returns the buffer as TRACE_READ sees it. On the owning core.
+    pub fn view(&mut self) -> BufferView {
+        let running = with_ete!(self, |ete, buffer| ete.is_running());
+        let (ptr, sr) = if running {
+            with_ete!(self, |ete, buffer| {
+                ete.drain();
+                ete.buffer_state()
+            })
+        } else {
+            let l = *self.log();
+            (l.ptr, l.sr)
+        };
+        let buffer = self.buffer();
+        if !self.log().started {
+            return BufferView {
+                buffer,
+                ptr: buffer.base,
+                wrapped: false,
+            };
+        }
+        BufferView {
+            buffer,
+            ptr,
+            wrapped: sr & TRBSR_WRAP != 0,
+        }
+    }
+
+    /// TRACE_STATS's answer. On the owning core.
+    pub fn stats(&mut self) -> Stats {
+        let view = self.view();
+        let log = *self.log();
+        let mut flags = 0;
+        if log.full {
+            flags |= STATS_FULL;
+        }
+        if let Some(ec) = log.error {
+            flags |= STATS_ERROR | ((ec as u64) << STATS_EC_SHIFT);
+        }
+        let (written, wraps, lost) = match self {
+            Backend::Model { ete, .. } => {
+                let c = ete.regs.counts();
+                (c.written, c.wraps, c.lost)
+            }
+            // Real TRBE counts nothing: in fill mode the data held is all
+            // that was written, and what followed a full buffer is unknown.
+            #[cfg(target_os = "none")]
+            Backend::Hardware { .. } => (view.len(), u64::from(view.wrapped), 0),
+        };
+        Stats {
+            written,
+            wraps,
+            lost,
+            flags,
+            available: view.len(),
+        }
+    }
+
     /// The model, if this is one (tests and diagnostics).
     pub fn model(&self) -> Option<&TraceModel> {
         match self {
@@ -104,32 +340,6 @@ impl Backend {
             Backend::Hardware { .. } => None,
         }
     }
-}
-
-/// Runs `f` on the driver, with the trace-unit trap opened on hardware.
-macro_rules! with_ete {
-    ($self:ident, |$ete:ident, $buffer:ident| $body:expr) => {
-        match $self {
-            #[cfg(target_os = "none")]
-            Backend::Hardware {
-                ete: $ete,
-                buffer: $buffer,
-            } => {
-                let _open = TraceAccess::open();
-                #[allow(unused_variables)]
-                let $buffer = *$buffer;
-                $body
-            }
-            Backend::Model {
-                ete: $ete,
-                buffer: $buffer,
-            } => {
-                #[allow(unused_variables)]
-                let $buffer = *$buffer;
-                $body
-            }
-        }
-    };
 }
 
 fn fault(e: TraceError) -> HwFault {
@@ -143,11 +353,23 @@ impl TraceBackend for Backend {
     type Saved = SavedState;
 
     fn start(&mut self, cfg: &TraceConfig) -> Result<(), HwFault> {
+        // A new capture: the buffer restarts empty, the record with it.
+        let base = self.buffer().base;
+        *self.log() = BufferLog {
+            started: true,
+            ptr: base,
+            ..BufferLog::default()
+        };
+        if let Backend::Model { ete, .. } = self {
+            ete.regs.reset_counts();
+        }
         with_ete!(self, |ete, buffer| ete.start(cfg, buffer).map_err(fault))
     }
 
     fn stop(&mut self) -> Result<(), HwFault> {
-        with_ete!(self, |ete, buffer| ete.stop().map_err(fault))
+        let r = with_ete!(self, |ete, buffer| ete.stop().map_err(fault));
+        self.record_stopped();
+        r
     }
 
     fn hardware(&mut self) -> Hardware {
@@ -159,7 +381,13 @@ impl TraceBackend for Backend {
     }
 
     fn save(&mut self) -> SavedState {
-        with_ete!(self, |ete, buffer| ete.save())
+        let saved = with_ete!(self, |ete, buffer| ete.save());
+        if saved.was_tracing {
+            let log = self.log();
+            log.ptr = saved.trbptr;
+            log.sr = saved.trbsr;
+        }
+        saved
     }
 
     fn restore(&mut self, cfg: &TraceConfig, saved: &SavedState) -> Result<(), HwFault> {
@@ -212,7 +440,7 @@ mod tests {
         assert!(t.snapshot().consistent());
         assert_eq!(
             t.backend.model().unwrap().peek(crate::trace::Reg::TrbPtr),
-            BUF.base + 0x80
+            BUF.base + crate::trace::START_BYTES
         );
 
         t.disable().unwrap();
@@ -234,5 +462,139 @@ mod tests {
             Err(HwFault::Refused)
         );
         assert_eq!(b.hardware(), Hardware::Stopped);
+    }
+
+    fn hvc(i: u64) -> GuestEvent {
+        GuestEvent {
+            kind: crate::trace::packet::ExceptionType::Call,
+            el: 1,
+            address: 0x4420_0000 + 4 * i,
+            timestamp: 1000 + i,
+            context_id: 0,
+            vmid: 0,
+        }
+    }
+
+    #[test]
+    fn trace_backend_fill_mode_full_is_handled_and_counted() {
+        let mut t = core();
+        let cfg = TraceConfig {
+            el1: true,
+            timestamps: true,
+            ..TraceConfig::default()
+        };
+        t.enable(cfg).unwrap();
+        // 64 KiB hold a few thousand exception groups.
+        let mut irqs = 0;
+        for i in 0..10_000 {
+            t.backend.guest_event(&hvc(i), Some(&cfg));
+            if let Backend::Model { log, .. } = &t.backend {
+                irqs = log.irqs;
+            }
+        }
+        assert_eq!(irqs, 1, "one buffer-full interrupt");
+        let s = t.backend.stats();
+        assert_eq!(s.flags, STATS_FULL);
+        assert_eq!(s.available, BUF.size);
+        assert_eq!(s.written, BUF.size);
+        assert!(s.lost > 0);
+        // The interrupt was lowered, the hardware still matches the mode.
+        let m = t.backend.model().unwrap();
+        assert_eq!(m.peek(crate::trace::Reg::TrbSR) & TRBSR_IRQ, 0);
+        assert_ne!(m.peek(crate::trace::Reg::TrbSR) & TRBSR_S, 0);
+        assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+        assert!(t.snapshot().consistent());
+        // The data stays readable after disable; a new enable starts over.
+        t.disable().unwrap();
+        assert_eq!(t.backend.view().len(), BUF.size);
+        t.enable(cfg).unwrap();
+        let s = t.backend.stats();
+        assert_eq!((s.flags, s.lost), (0, 0));
+        assert_eq!(
+            s.available,
+            crate::trace::START_BYTES,
+            "only the start sync"
+        );
+    }
+
+    #[test]
+    fn trace_backend_view_drains_a_running_unit_and_survives_suspend() {
+        let mut t = core();
+        let cfg = TraceConfig {
+            el1: true,
+            ..TraceConfig::default()
+        };
+        assert!(
+            t.backend.view().is_empty(),
+            "nothing before the first enable"
+        );
+        t.enable(cfg).unwrap();
+        t.backend.guest_event(&hvc(1), Some(&cfg));
+        let one = t.backend.view().len();
+        assert_eq!(
+            one,
+            crate::trace::START_BYTES + 2 + 11,
+            "start, context, exception"
+        );
+        t.suspend_save();
+        t.backend.power_loss();
+        t.resume_restore().unwrap();
+        // The restart's sync point follows the data kept across power-down.
+        assert_eq!(t.backend.view().len(), one + crate::trace::START_BYTES);
+        assert_eq!(t.backend.model().unwrap().violations(), 0);
+        // Events while disabled are not traced.
+        t.disable().unwrap();
+        let n = t.backend.view().len();
+        t.backend.guest_event(&hvc(2), None);
+        assert_eq!(t.backend.view().len(), n);
+    }
+
+    #[test]
+    fn trace_backend_classifies_trbsr() {
+        assert_eq!(
+            BufferEvent::classify(TRBSR_IRQ | TRBSR_S | TRBSR_BSC_FULL),
+            BufferEvent::Full
+        );
+        assert_eq!(
+            BufferEvent::classify(TRBSR_IRQ | TRBSR_WRAP),
+            BufferEvent::Wrapped
+        );
+        assert_eq!(BufferEvent::classify(TRBSR_IRQ), BufferEvent::Management);
+        // EC 0b100101: stage 2 data abort on the buffer's memory.
+        assert_eq!(
+            BufferEvent::classify(TRBSR_IRQ | TRBSR_S | (0x25 << 26)),
+            BufferEvent::Error(0x25)
+        );
+        assert_eq!(
+            BufferEvent::classify((0x24 << 26) | TRBSR_S),
+            BufferEvent::Error(0x24)
+        );
+    }
+
+    #[test]
+    fn trace_backend_error_interrupt_is_reported_in_stats() {
+        let mut t = core();
+        let cfg = TraceConfig {
+            el1: true,
+            ..TraceConfig::default()
+        };
+        t.enable(cfg).unwrap();
+        // A stage-1 abort on the buffer, as hardware would report it: set
+        // TRBSR with the buffer stopped, then enabled again.
+        t.disable().unwrap();
+        if let Backend::Model { ete, .. } = &mut t.backend {
+            crate::trace::SysRegs::write(
+                &mut ete.regs,
+                crate::trace::Reg::TrbSR,
+                TRBSR_IRQ | TRBSR_S | (0x24 << 26),
+            );
+        }
+        assert_eq!(
+            t.backend.buffer_interrupt(None),
+            Some(BufferEvent::Error(0x24))
+        );
+        let s = t.backend.stats();
+        assert_eq!(s.flags, STATS_ERROR | (0x24 << STATS_EC_SHIFT));
+        assert_eq!(t.backend.buffer_interrupt(None), None, "lowered");
     }
 }

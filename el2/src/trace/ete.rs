@@ -608,6 +608,27 @@ impl<S: SysRegs> Ete<S> {
         quiesced
     }
 
+    /// Pushes the unit's trace into the buffer and completes the writes
+    /// (TSB CSYNC, DSB), so TRBPTR covers everything traced so far. Legal
+    /// while tracing: EL2 itself is never traced, so nothing is produced
+    /// meanwhile.
+    pub fn drain(&mut self) {
+        self.regs.tsb_csync();
+        self.regs.dsb();
+    }
+
+    /// TRBPTR_EL1 and TRBSR_EL1 as they are now.
+    pub fn buffer_state(&mut self) -> (u64, u64) {
+        (self.rd(Reg::TrbPtr), self.rd(Reg::TrbSR))
+    }
+
+    /// Writes TRBSR_EL1 with the buffer disabled (the only time it may be
+    /// written): how EL2 lowers the TRBE interrupt of a stopped buffer.
+    pub fn write_status_stopped(&mut self, sr: u64) {
+        self.wr(Reg::TrbSR, sr);
+        self.regs.isb();
+    }
+
     /// What the hardware does: Tracing iff TRCPRGCTLR.EN and TRBLIMITR.E
     /// are both set, Stopped iff both clear.
     pub fn hardware(&mut self) -> HwState {

@@ -13,8 +13,10 @@
 //! The real registers are `arch::trace_regs::HwTraceRegs` (target only).
 
 pub mod backend;
+pub mod data;
 pub mod ete;
 pub mod model;
+pub mod packet;
 pub mod readback;
 #[cfg(test)]
 pub mod recorder;

@@ -27,9 +27,26 @@
 //!   reset value). A restore that misses a register is caught by comparing
 //!   snapshots.
 //!
-//! The model holds no pointers and is `const`-constructible, so it can live
-//! in a per-core static.
+//! - Trace data (`event`): what EL2 sees of the guest on QEMU, as real ETE
+//!   packets (`super::packet`). When the unit becomes active it emits an
+//!   A-Sync, a Trace Info and a Trace On; each guest exception it is told
+//!   about becomes (after a new sync point every 2^TRCSYNCPR bytes)
+//!   a timestamp if TRCCONFIGR.TS, a context packet when the context
+//!   changed, and an exception packet with the preferred return address,
+//!   subject to TRFCR_EL1, TRCVICTLR's exception-level exclusions and the
+//!   address-range filter. Packets wait in the unit's FIFO until a TSB CSYNC
+//!   (or a full FIFO) moves them to the buffer at TRBPTR.
+//! - The buffer follows TRBLIMITR.FM: fill mode stops at LIMIT (TRBSR.S,
+//!   IRQ, MSS.BSC = full; the rest is lost and counted), wrap mode goes back
+//!   to BASE and raises the interrupt with TRBSR.WRAP, circular-buffer mode
+//!   wraps silently with TRBSR.WRAP. A stopped buffer (S) takes nothing.
+//!
+//! The model holds no data pointers and is `const`-constructible, so it can
+//! live in a per-core static. Its trace bytes reach memory through a writer
+//! function EL2 installs (`set_writer`), which stores only inside EL2's own
+//! trace buffers; without one, the pointer moves but nothing is stored.
 
+use super::packet::{self, Bytes, Context, ExceptionType, Sink};
 use super::regs::{Reg, SysRegs};
 
 /// TRCIDR0 of the modelled unit: bit 0 RES1, TRCBB (5), TRCCCI (7),
@@ -50,14 +67,57 @@ pub const MODEL_TRCIDR5: u64 = (4 << 9) | (7 << 16) | (4 << 25) | (2 << 28);
 /// TRBIDR_EL1: pointer alignment 2^6 bytes, programmable (P = 0).
 pub const MODEL_TRBIDR: u64 = 6;
 
-/// Bytes one TSB CSYNC moves from the unit into the buffer while trace is
-/// pending.
-pub const FLUSH_BYTES: u64 = 0x40;
+/// Bytes the unit emits when it starts: A-Sync, Trace Info, Trace On.
+pub const START_BYTES: u64 = (packet::ASYNC_LEN + 3 + 1) as u64;
+/// Capacity of the unit's internal FIFO.
+pub const FIFO_BYTES: usize = 256;
 
-const TRBSR_S: u64 = 1 << 17;
-const TRBSR_IRQ: u64 = 1 << 22;
+/// TRBSR_EL1.S: collection stopped.
+pub const TRBSR_S: u64 = 1 << 17;
+/// TRBSR_EL1.IRQ: the maintenance interrupt is asserted.
+pub const TRBSR_IRQ: u64 = 1 << 22;
+/// TRBSR_EL1.WRAP: the write pointer wrapped.
+pub const TRBSR_WRAP: u64 = 1 << 20;
 /// MSS.BSC = 0b000001: buffer filled (EC = 0, buffer management event).
-const TRBSR_BSC_FULL: u64 = 1;
+pub const TRBSR_BSC_FULL: u64 = 1;
+/// TRBLIMITR_EL1.FM [2:1].
+const FM_SHIFT: u32 = 1;
+const FM_FILL: u64 = 0b00;
+const FM_WRAP: u64 = 0b01;
+const CONFIGR_CID: u64 = 1 << 6;
+const CONFIGR_VMID: u64 = 1 << 7;
+const CONFIGR_TS: u64 = 1 << 11;
+
+/// Stores trace bytes at a physical address of the trace buffer.
+pub type Writer = fn(addr: u64, bytes: &[u8]);
+
+/// A guest exception taken to EL2, as the model traces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestEvent {
+    /// What kind of exception.
+    pub kind: ExceptionType,
+    /// The guest's exception level when it was taken (0 or 1).
+    pub el: u8,
+    /// The preferred return address (ELR_EL2).
+    pub address: u64,
+    /// The virtual count (CNTVCT), for the timestamp.
+    pub timestamp: u64,
+    /// CONTEXTIDR_EL1.
+    pub context_id: u32,
+    /// The guest's VMID.
+    pub vmid: u32,
+}
+
+/// What the model's buffer did beyond what TRBSR shows: exact counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelCounts {
+    /// Bytes stored in the buffer.
+    pub written: u64,
+    /// Times the pointer went back to BASE.
+    pub wraps: u64,
+    /// Bytes the buffer could not take (stopped or full).
+    pub lost: u64,
+}
 const OSLSR_OSLM_PE: u64 = 1 << 4;
 const OSLSR_OSLK: u64 = 1 << 1;
 
@@ -105,6 +165,13 @@ pub struct TraceModel {
     violations: u32,
     last: Option<Violation>,
     power_cycles: u32,
+    fifo: Bytes<FIFO_BYTES>,
+    /// Bytes emitted since the last sync point.
+    since_sync: u64,
+    /// The context last traced, if any since the last sync point.
+    last_context: Option<Context>,
+    writer: Option<Writer>,
+    counts: ModelCounts,
 }
 
 impl Default for TraceModel {
@@ -155,7 +222,124 @@ impl TraceModel {
             violations: 0,
             last: None,
             power_cycles: 0,
+            fifo: Bytes::new(),
+            since_sync: 0,
+            last_context: None,
+            writer: None,
+            counts: ModelCounts {
+                written: 0,
+                wraps: 0,
+                lost: 0,
+            },
         }
+    }
+
+    /// Where trace bytes go (EL2's store into its own buffers).
+    pub fn set_writer(&mut self, w: Writer) {
+        self.writer = Some(w);
+    }
+
+    /// Exact counts of what the buffer did.
+    pub fn counts(&self) -> ModelCounts {
+        self.counts
+    }
+
+    /// Forgets the counts (a new capture starts).
+    pub fn reset_counts(&mut self) {
+        self.counts = ModelCounts::default();
+    }
+
+    /// Bytes waiting in the unit's FIFO.
+    pub fn pending(&self) -> usize {
+        self.fifo.len()
+    }
+
+    /// A guest exception EL2 took on this core: traced if the unit is
+    /// tracing and its filters let the guest's level and address through.
+    pub fn event(&mut self, ev: &GuestEvent) {
+        if !self.tracing() || !self.traces(ev.el, ev.address) {
+            return;
+        }
+        let configr = self.regs[Reg::TrcConfigR.index()];
+        let ctx = Context {
+            el: ev.el,
+            aarch64: true,
+            non_secure: true,
+            vmid: (configr & CONFIGR_VMID != 0).then_some(ev.vmid),
+            context_id: (configr & CONFIGR_CID != 0).then_some(ev.context_id),
+        };
+        // The longest group: sync (15) + timestamp (10) + context (10) +
+        // exception and address (11).
+        let mut group = Bytes::<64>::new();
+        let period = 1u64 << (self.regs[Reg::TrcSyncPR.index()] & 0x1f).clamp(8, 20);
+        if self.since_sync >= period {
+            packet::a_sync(&mut group);
+            packet::trace_info(&mut group);
+            self.last_context = None;
+            self.since_sync = 0;
+        }
+        if configr & CONFIGR_TS != 0 {
+            packet::timestamp(&mut group, ev.timestamp);
+        }
+        if self.last_context != Some(ctx) {
+            packet::context(&mut group, &ctx);
+            self.last_context = Some(ctx);
+        }
+        packet::exception(&mut group, ev.kind);
+        packet::address(&mut group, ev.address);
+        self.emit(group.as_slice());
+    }
+
+    /// Whether TRFCR_EL1, TRCVICTLR and the address filter trace `el` at `addr`.
+    fn traces(&self, el: u8, addr: u64) -> bool {
+        let trfcr = self.regs[Reg::TrfcrEl1.index()];
+        let victlr = self.regs[Reg::TrcViCtlR.index()];
+        let level_ok = match el {
+            0 => trfcr & 1 != 0 && victlr & (1 << 20) == 0,
+            1 => trfcr & 2 != 0 && victlr & (1 << 21) == 0,
+            _ => false,
+        };
+        if !level_ok {
+            return false;
+        }
+        if self.written[Reg::TrcViIeCtlR.index()] && self.regs[Reg::TrcViIeCtlR.index()] & 1 != 0 {
+            let (lo, hi) = (
+                self.regs[Reg::TrcAcVR(0).index()],
+                self.regs[Reg::TrcAcVR(1).index()],
+            );
+            return lo <= addr && addr <= hi;
+        }
+        true
+    }
+
+    /// Puts bytes the unit generated into its FIFO, draining it to the
+    /// buffer first when they would not fit.
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.fifo.room() < bytes.len() {
+            self.flush();
+        }
+        for &b in bytes {
+            self.fifo.put(b);
+        }
+        self.since_sync += bytes.len() as u64;
+    }
+
+    /// The unit's start: a sync point and Trace On.
+    fn emit_start(&mut self) {
+        let mut group = Bytes::<{ START_BYTES as usize }>::new();
+        packet::a_sync(&mut group);
+        packet::trace_info(&mut group);
+        packet::trace_on(&mut group);
+        self.emit(group.as_slice());
+        self.since_sync = 0;
+        self.last_context = None;
+    }
+
+    /// Moves the FIFO to the buffer.
+    fn flush(&mut self) {
+        let fifo = self.fifo;
+        self.fifo.clear();
+        self.store(fifo.as_slice());
     }
 
     /// What a core power-down does to the trace hardware. Rule violations
@@ -169,6 +353,8 @@ impl TraceModel {
         self.active = false;
         self.unsynced = false;
         self.undrained = false;
+        self.fifo.clear();
+        self.last_context = None;
     }
 
     /// Broken rules so far.
@@ -234,7 +420,7 @@ impl TraceModel {
     /// in the buffer if the unit and buffer run, until the buffer fills.
     pub fn capture(&mut self, bytes: u64) {
         if self.tracing() {
-            self.advance(bytes);
+            self.advance(bytes, None);
         }
     }
 
@@ -253,18 +439,54 @@ impl TraceModel {
 
     /// Moves the write pointer; in fill mode a full buffer stops (TRBSR.S)
     /// and raises its interrupt.
-    fn advance(&mut self, bytes: u64) {
-        let sr = self.regs[Reg::TrbSR.index()];
-        if !self.trbe_enabled() || sr & TRBSR_S != 0 {
-            return;
-        }
-        let limit = self.regs[Reg::TrbLimitR.index()] & !0xfff;
-        let ptr = self.regs[Reg::TrbPtr.index()].saturating_add(bytes);
-        if ptr >= limit {
-            self.regs[Reg::TrbPtr.index()] = limit;
-            self.regs[Reg::TrbSR.index()] = (sr & !0xffff) | TRBSR_S | TRBSR_IRQ | TRBSR_BSC_FULL;
-        } else {
-            self.regs[Reg::TrbPtr.index()] = ptr;
+    /// Stores `data` at TRBPTR following the fill mode.
+    fn store(&mut self, data: &[u8]) {
+        self.advance(data.len() as u64, Some(data));
+    }
+
+    /// Moves TRBPTR over `bytes` bytes of trace, storing `data` (when
+    /// given, `bytes` long) through the writer.
+    fn advance(&mut self, bytes: u64, data: Option<&[u8]>) {
+        let mut done = 0u64;
+        while done < bytes {
+            let sr = self.regs[Reg::TrbSR.index()];
+            if !self.trbe_enabled() || sr & TRBSR_S != 0 {
+                self.counts.lost += bytes - done;
+                return;
+            }
+            let limitr = self.regs[Reg::TrbLimitR.index()];
+            let limit = limitr & !0xfff;
+            let base = self.regs[Reg::TrbBaseR.index()] & !0xfff;
+            let ptr = self.regs[Reg::TrbPtr.index()];
+            if ptr >= limit || ptr < base {
+                // Enabling with the pointer out of range was flagged; take
+                // nothing rather than write outside the buffer.
+                self.counts.lost += bytes - done;
+                return;
+            }
+            let n = (limit - ptr).min(bytes - done);
+            if let (Some(d), Some(w)) = (data, self.writer) {
+                w(ptr, &d[done as usize..(done + n) as usize]);
+            }
+            done += n;
+            self.counts.written += n;
+            if ptr + n < limit {
+                self.regs[Reg::TrbPtr.index()] = ptr + n;
+                continue;
+            }
+            match (limitr >> FM_SHIFT) & 0b11 {
+                FM_FILL => {
+                    self.regs[Reg::TrbPtr.index()] = limit;
+                    self.regs[Reg::TrbSR.index()] =
+                        (sr & !0xffff) | TRBSR_S | TRBSR_IRQ | TRBSR_BSC_FULL;
+                }
+                fm => {
+                    self.regs[Reg::TrbPtr.index()] = base;
+                    self.counts.wraps += 1;
+                    let irq = if fm == FM_WRAP { TRBSR_IRQ } else { 0 };
+                    self.regs[Reg::TrbSR.index()] = sr | TRBSR_WRAP | irq;
+                }
+            }
         }
     }
 
@@ -361,7 +583,11 @@ impl SysRegs for TraceModel {
             // Whatever the unit traced up to here may still sit in it.
             self.unsynced = true;
         }
+        let was = self.active;
         self.active = en && !self.os_lock;
+        if self.active && !was && self.trbe_enabled() {
+            self.emit_start();
+        }
     }
 
     fn dsb(&mut self) {
@@ -369,9 +595,9 @@ impl SysRegs for TraceModel {
     }
 
     fn tsb_csync(&mut self) {
-        if self.unsynced {
+        if self.unsynced || !self.fifo.is_empty() {
             self.unsynced = false;
-            self.advance(FLUSH_BYTES);
+            self.flush();
             self.undrained = true;
         }
     }
@@ -620,5 +846,189 @@ mod tests {
         assert_ne!(m.peek(Reg::TrcConfigR), first[Reg::TrcConfigR.index()]);
         // ID registers survive.
         assert_eq!(m.peek(Reg::TrcIdR(4)), MODEL_TRCIDR4);
+    }
+
+    // Trace data: what the writer stored, per thread (tests run in parallel).
+    std::thread_local! {
+        static MEM: std::cell::RefCell<std::collections::BTreeMap<u64, u8>> =
+            const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+    }
+
+    fn store(addr: u64, bytes: &[u8]) {
+        MEM.with(|m| {
+            let mut m = m.borrow_mut();
+            for (i, &b) in bytes.iter().enumerate() {
+                m.insert(addr + i as u64, b);
+            }
+        });
+    }
+
+    fn memory(from: u64, to: u64) -> Vec<u8> {
+        MEM.with(|m| m.borrow().range(from..to).map(|(_, &b)| b).collect())
+    }
+
+    const BASE: u64 = 0x1000_0000;
+
+    /// Enabled like `enable_by_hand`, with TRCCONFIGR and the fill mode
+    /// given, a one-page buffer, and the writer installed.
+    fn tracing_model(configr: u64, fm: u64) -> TraceModel {
+        MEM.with(|m| m.borrow_mut().clear());
+        let mut m = TraceModel::new();
+        m.set_writer(store);
+        m.write(Reg::OslarEl1, 0);
+        m.isb();
+        m.write(Reg::TrcPrgCtlr, 0);
+        m.isb();
+        m.write(Reg::TrcConfigR, configr);
+        m.write(Reg::TrcSyncPR, 8);
+        m.write(Reg::TrbLimitR, 0);
+        m.write(Reg::TrbBaseR, BASE);
+        m.write(Reg::TrbPtr, BASE);
+        m.write(Reg::TrbSR, 0);
+        m.isb();
+        m.write(
+            Reg::TrbLimitR,
+            (BASE + 0x1000) | (fm << 1) | (0b11 << 3) | 1,
+        );
+        m.write(Reg::TrfcrEl1, 0b11 | 0x20);
+        m.isb();
+        m.write(Reg::TrcPrgCtlr, 1);
+        m.isb();
+        assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+        m
+    }
+
+    fn hvc(address: u64, timestamp: u64) -> GuestEvent {
+        GuestEvent {
+            kind: ExceptionType::Call,
+            el: 1,
+            address,
+            timestamp,
+            context_id: 0x42,
+            vmid: 1,
+        }
+    }
+
+    #[test]
+    fn trace_model_emits_start_and_exception_packets_byte_exact() {
+        let mut m = tracing_model(1 | CONFIGR_TS | CONFIGR_CID, 0);
+        assert_eq!(
+            m.pending() as u64,
+            START_BYTES,
+            "start sync waits in the FIFO"
+        );
+        m.event(&hvc(0x4420_1234, 0x123456));
+        m.event(&hvc(0x4420_1240, 0x123500));
+        m.tsb_csync();
+        m.dsb();
+        let ptr = m.peek(Reg::TrbPtr);
+        let mut want = vec![0u8; 11];
+        want.extend([0x80, 0x01, 0x01, 0x00, 0x04]);
+        // Timestamp, context (EL1, AArch64, NS, CID), exception, address.
+        want.extend([0x02, 0xd6, 0xe8, 0x48]);
+        want.extend([0x81, 0xb1, 0x42, 0, 0, 0]);
+        want.extend([0x06, 0x05, 0x9d, 0x0d, 0x09, 0x20, 0x44, 0, 0, 0, 0]);
+        // Same context: no context packet.
+        want.extend([0x02, 0x80, 0xea, 0x48]);
+        want.extend([0x06, 0x05, 0x9d, 0x10, 0x09, 0x20, 0x44, 0, 0, 0, 0]);
+        assert_eq!(memory(BASE, ptr), want);
+        assert_eq!(ptr, BASE + want.len() as u64);
+        assert_eq!(m.counts().written, want.len() as u64);
+    }
+
+    #[test]
+    fn trace_model_filters_levels_and_addresses() {
+        let mut m = tracing_model(1, 0);
+        m.write(Reg::TrfcrEl1, 0); // TRFCR may change while the unit runs
+        m.event(&hvc(0x4420_0000, 1));
+        assert_eq!(m.pending() as u64, START_BYTES, "TRFCR prohibits EL1");
+        m.write(Reg::TrfcrEl1, 0b10);
+        m.event(&GuestEvent {
+            el: 0,
+            ..hvc(0x4420_0000, 1)
+        });
+        assert_eq!(m.pending() as u64, START_BYTES, "TRFCR prohibits EL0");
+        m.event(&hvc(0x4420_0000, 1));
+        assert!(m.pending() as u64 > START_BYTES);
+    }
+
+    #[test]
+    fn trace_model_address_filter_drops_events_outside_the_range() {
+        let mut m = tracing_model(1, 0);
+        m.write(Reg::TrcPrgCtlr, 0);
+        m.write(Reg::TrfcrEl1, 0);
+        m.isb();
+        m.write(Reg::TrcViIeCtlR, 1);
+        m.write(Reg::TrcAcVR(0), 0x4420_0000);
+        m.write(Reg::TrcAcVR(1), 0x4420_0fff);
+        m.write(Reg::TrfcrEl1, 0b11);
+        m.isb();
+        m.write(Reg::TrcPrgCtlr, 1);
+        m.isb();
+        let before = m.pending();
+        m.event(&hvc(0x4430_0000, 1));
+        assert_eq!(m.pending(), before);
+        m.event(&hvc(0x4420_0800, 1));
+        assert!(m.pending() > before);
+    }
+
+    #[test]
+    fn trace_model_fill_mode_stops_full_with_irq_and_counts_the_loss() {
+        let mut m = tracing_model(1 | CONFIGR_TS, 0);
+        // 4096 bytes hold about 270 exception groups.
+        for i in 0..400 {
+            m.event(&hvc(0x4420_0000 + 4 * i, 0x1000 + i));
+        }
+        m.tsb_csync();
+        assert_eq!(m.peek(Reg::TrbPtr), BASE + 0x1000);
+        let sr = m.peek(Reg::TrbSR);
+        assert_ne!(sr & TRBSR_S, 0);
+        assert_ne!(sr & TRBSR_IRQ, 0);
+        assert_eq!(sr & 0xffff, TRBSR_BSC_FULL);
+        assert_eq!(sr >> 26 & 0x3f, 0, "EC: buffer management event");
+        let c = m.counts();
+        assert_eq!(c.written, 0x1000);
+        assert!(c.lost > 0);
+        assert_eq!(c.wraps, 0);
+        // A stopped buffer takes nothing more.
+        m.event(&hvc(0x4420_0000, 0x9999));
+        m.tsb_csync();
+        assert_eq!(m.peek(Reg::TrbPtr), BASE + 0x1000);
+        assert!(m.counts().lost > c.lost);
+        // Periodic sync: A-Sync appears again after 256 bytes.
+        let data = memory(BASE, BASE + 0x1000);
+        let asyncs = data
+            .windows(12)
+            .filter(|w| w[..11].iter().all(|&b| b == 0) && w[11] == 0x80)
+            .count();
+        assert!(asyncs >= 0x1000 / 256 - 1, "{asyncs} sync points");
+    }
+
+    #[test]
+    fn trace_model_wrap_and_circular_modes_go_back_to_base() {
+        for (fm, irq) in [(0b01, true), (0b11, false)] {
+            let mut m = tracing_model(1 | CONFIGR_TS, fm);
+            for i in 0..400 {
+                m.event(&hvc(0x4420_0000 + 4 * i, 0x1000 + i));
+            }
+            m.tsb_csync();
+            let sr = m.peek(Reg::TrbSR);
+            assert_ne!(sr & TRBSR_WRAP, 0);
+            assert_eq!(sr & TRBSR_S, 0, "still collecting");
+            assert_eq!(sr & TRBSR_IRQ != 0, irq, "fm {fm:#b}");
+            let c = m.counts();
+            assert_eq!(c.wraps, 1);
+            assert_eq!(c.lost, 0);
+            assert_eq!(m.peek(Reg::TrbPtr), BASE + c.written - 0x1000);
+        }
+    }
+
+    #[test]
+    fn trace_model_power_loss_drops_the_fifo() {
+        let mut m = tracing_model(1, 0);
+        m.event(&hvc(0x4420_0000, 1));
+        assert!(m.pending() > 0);
+        m.power_loss();
+        assert_eq!(m.pending(), 0);
     }
 }

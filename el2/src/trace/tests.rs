@@ -702,7 +702,7 @@ fn trace_power_loss_and_restore_rebuild_exactly_what_start_wrote() {
         let captured = if c.el0 || c.el1 { 0x3000 } else { 0 };
         let saved = e.save();
         // Two TSB CSYNCs of the stop sequence each flushed the unit.
-        assert_eq!(saved.trbptr, BASE + captured + 2 * FLUSH_BYTES);
+        assert_eq!(saved.trbptr, BASE + captured + START_BYTES);
         e.regs.power_loss();
         assert_eq!(e.hardware(), HwState::Stopped);
         e.restore(&c, BUF, &saved).unwrap();
@@ -713,7 +713,7 @@ fn trace_power_loss_and_restore_rebuild_exactly_what_start_wrote() {
             Vec::<Reg>::new(),
             "{c:?}"
         );
-        assert_eq!(e.regs.peek(Reg::TrbPtr), BASE + captured + 2 * FLUSH_BYTES);
+        assert_eq!(e.regs.peek(Reg::TrbPtr), BASE + captured + START_BYTES);
         assert_eq!(e.regs.violations(), 0);
         // Trace goes on from where it was.
         e.regs.capture(0x100);

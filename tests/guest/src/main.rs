@@ -63,6 +63,8 @@ mod timer;
 #[cfg(target_os = "none")]
 mod trace_calls;
 #[cfg(target_os = "none")]
+mod tracedata;
+#[cfg(target_os = "none")]
 mod tracesuite;
 #[cfg(target_os = "none")]
 mod trap;
@@ -145,6 +147,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         } => tracesuite::run(ops, expect_violations),
         platform::Scenario::Story => story::run(),
         platform::Scenario::Bench => bench::run(),
+        platform::Scenario::TraceData => tracedata::run(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

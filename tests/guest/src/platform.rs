@@ -57,6 +57,8 @@ pub enum Scenario {
     Story,
     /// `test=bench`: measurements for `make bench`.
     Bench,
+    /// `test=tracedata`: trace data read out and printed for decoding.
+    TraceData,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -91,6 +93,7 @@ impl Platform {
         match test {
             "smp" => Scenario::Smp { resume_selftest },
             "fault" => Scenario::Fault,
+            "tracedata" => Scenario::TraceData,
             "hypmem" => match hypmem.map(parse_hex) {
                 Some(Some(addr)) => Scenario::HypMem { addr },
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),
@@ -110,7 +113,7 @@ impl Platform {
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, story or bench)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story or bench)",
             ),
         }
     }

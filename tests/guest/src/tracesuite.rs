@@ -22,7 +22,7 @@ const WAIT_MS: u64 = 5000;
 /// An MPIDR that names no core.
 const NO_CORE: u64 = 0xff00;
 /// The function ID right after the trace calls: not a call of the service.
-const UNKNOWN_ID: u32 = 0xC600_0013;
+const UNKNOWN_ID: u32 = 0xC600_0015;
 /// The address filter of the reconfiguration: the guest's first MiB.
 const FILTER: (u64, u64) = (0x4420_0000, 0x4430_0000);
 

@@ -11,6 +11,8 @@
 //! offers no LPIs). Pass or fail comes from QEMU's exit status (the guest
 //! exits through semihosting) and a timeout.
 
+pub mod snapshot;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

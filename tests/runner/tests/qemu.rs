@@ -281,3 +281,126 @@ fn story() {
     let out = run(&cfg);
     assert_passed(&out, &["cpu-on", "story"]);
 }
+
+/// Trace data end to end: the guest enables trace, traps, disables, reads
+/// its cores' buffers out through TRACE_READ and prints them; here they
+/// become a CoreSight snapshot that OpenCSD's trc_pkt_lister decodes, and
+/// the packets must match what the guest did.
+#[test]
+fn tracedata_decodes_with_opencsd() {
+    use runner::snapshot::{self, Capture, EteRegs};
+    let out = run(&Config::test_guest(2, "test=tracedata"));
+    assert_passed(&out, &["cpu-on", "tracedata"]);
+    // The image range, the number of HVCs and the config the guest used.
+    let head = out
+        .lines_with("tracedata: image ")
+        .next()
+        .unwrap_or_else(|| panic!("no image line: {}", explain(&out)));
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "image").unwrap();
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    let (start, end) = (hex(words[at + 1]), hex(words[at + 2]));
+    let calls: usize = words[at + 4].parse().unwrap();
+    // TRCCONFIGR as EL2 programs it for EL1 | timestamps | context ID:
+    // RES1 (0), CID (6), TS (11).
+    let configr = 1 | (1 << 6) | (1 << 11);
+    let mut captures = Vec::new();
+    for cpu in 0..2 {
+        let mut data = Vec::new();
+        let tag = format!("tracedata: cpu{cpu} ");
+        for line in out.lines_with(&tag) {
+            let rest = &line[line.find(&tag).unwrap() + tag.len()..];
+            let mut f = rest.split_whitespace();
+            let (Some(off), Some(bytes), None) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if off.len() != 6 || !off.chars().all(|c| c.is_ascii_hexdigit()) {
+                continue;
+            }
+            assert_eq!(
+                usize::from_str_radix(off, 16).unwrap(),
+                data.len(),
+                "{line}"
+            );
+            for i in (0..bytes.len()).step_by(2) {
+                data.push(u8::from_str_radix(&bytes[i..i + 2], 16).unwrap());
+            }
+        }
+        let end_line = format!("tracedata: cpu{cpu} end {}", data.len());
+        assert_eq!(
+            out.lines_with(&end_line).count(),
+            1,
+            "{end_line}: {}",
+            explain(&out)
+        );
+        captures.push(Capture {
+            cpu,
+            regs: EteRegs {
+                configr,
+                traceidr: cpu as u64 + 1,
+                idr0: el2::trace::MODEL_TRCIDR0,
+                idr1: snapshot::DEFAULT_TRCIDR1,
+                idr2: el2::trace::MODEL_TRCIDR2,
+                idr8: 0,
+                devarch: snapshot::ETE_DEVARCH,
+            },
+            data,
+        });
+    }
+    let dir = runner::tempdir().unwrap();
+    snapshot::write(&dir, &captures).unwrap();
+
+    // Core 0 traced itself: a sync point, then one Call exception per HVC
+    // (the PINGs and the TRACE_DISABLE), each with a timestamp and a return
+    // address inside the guest's image.
+    let listing = snapshot::list(&dir, 0, false).unwrap();
+    let p = snapshot::packets(&listing);
+    let names: Vec<&str> = p.iter().take(3).map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["I_ASYNC", "I_TRACE_INFO", "I_TRACE_ON"],
+        "{listing}"
+    );
+    assert!(snapshot::errors(&listing).is_empty(), "{listing}");
+    let mut exceptions = 0;
+    let mut last_ts = 0;
+    for (i, pk) in p.iter().enumerate() {
+        match pk.name.as_str() {
+            "I_EXCEPT" => {
+                assert!(pk.text.contains("Call"), "{pk:?}");
+                let addr = p[i + 1].hex_after("Addr=").unwrap();
+                assert_eq!(p[i + 1].name, "I_ADDR_L_64IS0", "{listing}");
+                assert!((start..end).contains(&addr), "{addr:#x}: {listing}");
+                exceptions += 1;
+            }
+            "I_TIMESTAMP" => {
+                let ts = pk.hex_after("Updated val = ").unwrap();
+                assert!(ts > last_ts, "timestamps must increase: {listing}");
+                last_ts = ts;
+            }
+            "I_CTXT" => assert!(pk.text.contains("EL1"), "{pk:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(exceptions, calls + 1, "{listing}");
+    // The full decode reports each exception with its return address.
+    let decoded = snapshot::list(&dir, 0, true).unwrap();
+    assert_eq!(
+        decoded
+            .matches("OCSD_GEN_TRC_ELEM_EXCEPTION(pref ret addr:")
+            .count(),
+        calls + 1,
+        "{decoded}"
+    );
+
+    // Core 1 was traced remotely: whatever it trapped, it decodes.
+    let listing = snapshot::list(&dir, 1, false).unwrap();
+    let p = snapshot::packets(&listing);
+    assert_eq!(
+        p.first().map(|p| p.name.as_str()),
+        Some("I_ASYNC"),
+        "{listing}"
+    );
+    assert!(snapshot::errors(&listing).is_empty(), "{listing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
