@@ -164,6 +164,19 @@ impl Platform {
     pub fn cpu_index(&self, mpidr: u64) -> Option<usize> {
         cpu_position(self.cpus(), mpidr)
     }
+
+    /// Index of the CPU a guest names as the target of a call (PSCI's
+    /// `target_cpu` and `target_affinity`, the trace calls' target MPIDR).
+    /// Unlike [`Platform::cpu_index`], which takes raw MPIDR_EL1 values,
+    /// every bit outside the affinity fields must be zero (PSCI: "bits
+    /// [63:40] and [31:24] must be zero"): a value with such bits names no
+    /// CPU.
+    pub fn target_index(&self, mpidr: u64) -> Option<usize> {
+        if mpidr & !MPIDR_AFFINITY_MASK != 0 {
+            return None;
+        }
+        cpu_position(self.cpus(), mpidr)
+    }
 }
 
 /// The parts of a guest DTB the hypervisor checks: its RAM and its CPUs.
@@ -194,6 +207,15 @@ impl GuestLayout {
     /// Whether `r` lies entirely inside one guest RAM range.
     pub fn contains(&self, r: &Range) -> bool {
         self.memory().iter().any(|m| m.contains_range(r))
+    }
+
+    /// Whether `entry` may be a guest entry point (PSCI CPU_ON and
+    /// power-down CPU_SUSPEND): an A64 instruction address, so a multiple
+    /// of 4, in the guest's RAM. Anything else is INVALID_ADDRESS before
+    /// any state changes; a misaligned one would otherwise start the core
+    /// with a PC alignment fault.
+    pub fn valid_entry(&self, entry: u64) -> bool {
+        entry.is_multiple_of(4) && self.memory().iter().any(|m| m.contains(entry))
     }
 }
 
@@ -1633,6 +1655,32 @@ mod tests {
     // ---------------------------------------------------------------- QEMU
 
     #[test]
+    fn guest_entry_points_are_aligned_addresses_in_guest_ram() {
+        let mut memory = [Range::new(0, 0); MAX_MEMORY_RANGES];
+        memory[0] = Range::new(0x4400_0000, 0x3c00_0000);
+        let g = GuestLayout {
+            memory,
+            memory_count: 1,
+            cpus: [0; MAX_CPUS],
+            cpu_count: 1,
+        };
+        assert!(g.valid_entry(0x4420_0000));
+        assert!(g.valid_entry(0x7fff_fffc));
+        for bad in [
+            0x4420_0002u64,
+            0x4420_0001,
+            0x4420_0003,
+            0x4008_0000,
+            0x43ff_fffc,
+            0x8000_0000,
+            0,
+            u64::MAX & !3,
+        ] {
+            assert!(!g.valid_entry(bad), "{bad:#x}");
+        }
+    }
+
+    #[test]
     fn qemu_smp4_fixture_gives_the_values_qemu_reported() {
         let p = parse_blob(SMP4).unwrap();
         assert_eq!(p.memory(), &[Range::new(0x4000_0000, GIB)]);
@@ -2112,6 +2160,18 @@ mod tests {
             "U and MT bits are not affinity"
         );
         assert_eq!(p.cpu_index(0x3), None);
+        // A guest's target must carry the affinity fields and nothing else.
+        assert_eq!(p.target_index(0x103), Some(3));
+        for bad in [
+            0x8000_0103u64,
+            0x4000_0103,
+            0x0100_0103,
+            0x100_0000_0103,
+            0x8000_0000_0000_0103,
+            u64::MAX,
+        ] {
+            assert_eq!(p.target_index(bad), None, "{bad:#x}");
+        }
 
         assert_eq!(
             parse_spec(&Spec {

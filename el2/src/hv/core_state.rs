@@ -177,9 +177,10 @@ pub fn come_online(cold: bool) {
 
 impl Machine {
     /// The core index of a guest vCPU's MPIDR: one the guest's device tree
-    /// lists (vCPUs are pinned 1:1 to the physical cores of the same MPIDR).
+    /// lists (vCPUs are pinned 1:1 to the physical cores of the same MPIDR),
+    /// with every bit outside the affinity fields zero.
     pub fn guest_cpu_index(&self, mpidr: u64) -> Option<usize> {
-        let idx = self.platform.cpu_index(mpidr)?;
+        let idx = self.platform.target_index(mpidr)?;
         let phys = self.platform.cpus()[idx];
         self.guest.cpus().contains(&phys).then_some(idx)
     }

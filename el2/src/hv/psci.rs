@@ -30,8 +30,9 @@ pub fn log_totals() {
     log::info!("stats: {}", Totals::of(CORES.iter().map(|c| &c.stats)));
 }
 
-fn in_guest_ram(addr: u64) -> bool {
-    machine().guest.memory().iter().any(|r| r.contains(addr))
+/// A guest entry point: 4-byte aligned, in the guest's RAM.
+fn valid_entry(addr: u64) -> bool {
+    machine().guest.valid_entry(addr)
 }
 
 /// Handles an SMCCC call from the guest; returns x0..x3 and how many of
@@ -139,7 +140,7 @@ fn psci_call(call: Call) -> i64 {
             let Some(idx) = m.guest_cpu_index(target) else {
                 return ret::INVALID_PARAMETERS;
             };
-            if !in_guest_ram(entry) {
+            if !valid_entry(entry) {
                 return ret::INVALID_ADDRESS;
             }
             let core = &CORES[idx];
@@ -202,7 +203,7 @@ fn psci_call(call: Call) -> i64 {
             let Some(state) = PowerState::parse(power_state, m.power_state_format) else {
                 return ret::INVALID_PARAMETERS;
             };
-            if state.kind == StateType::PowerDown && !in_guest_ram(entry) {
+            if state.kind == StateType::PowerDown && !valid_entry(entry) {
                 return ret::INVALID_ADDRESS;
             }
             // A virtual interrupt already pending would not wake the

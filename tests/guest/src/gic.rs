@@ -44,6 +44,12 @@ const ENABLED: u32 = 0xff | (1 << timer::VTIMER_INTID);
 /// Each core's RD_base.
 static RD_BASE: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
+/// Core `core`'s RD_base (its SGI_base frame is 64 KiB above), once that
+/// core has set up its redistributor.
+pub fn rd_base(core: usize) -> usize {
+    RD_BASE[core].load(Ordering::Relaxed)
+}
+
 fn rd(offset: usize) -> usize {
     RD_BASE[arch::core_index()].load(Ordering::Relaxed) + offset
 }

@@ -28,7 +28,7 @@ pub fn run(addr: u64) -> u64 {
     report.finish()
 }
 
-fn check_abort(addr: u64, write: bool, c: Caught) -> Result<(), Msg> {
+pub fn check_abort(addr: u64, write: bool, c: Caught) -> Result<(), Msg> {
     let iss = c.iss();
     let dfsc = iss & 0x3f;
     let wnr = (iss >> 6) & 1 == 1;

@@ -135,7 +135,7 @@ fn id_aa64dfr0() -> (u64, Option<Caught>) {
 }
 
 /// OSLSR_EL1 (S2_0_C1_C1_4).
-fn oslsr() -> Result<u64, Caught> {
+pub fn oslsr() -> Result<u64, Caught> {
     let (v, caught) = trap::catching(|| {
         let v: u64;
         // SAFETY: reads the OS lock status, which has no side effects; a
@@ -147,7 +147,7 @@ fn oslsr() -> Result<u64, Caught> {
 }
 
 /// Writes OSLAR_EL1 (S2_0_C1_C0_4): 1 locks, 0 unlocks.
-fn oslar(v: u64) -> Result<(), Caught> {
+pub fn oslar(v: u64) -> Result<(), Caught> {
     let ((), caught) = trap::catching(|| {
         // SAFETY: sets or clears the OS lock, which under the hypervisor is
         // the guest's own virtual lock (nothing else in this guest uses

@@ -35,7 +35,11 @@ mod bench;
 #[cfg(target_os = "none")]
 mod calls;
 #[cfg(target_os = "none")]
+mod fuzz;
+#[cfg(target_os = "none")]
 mod gic;
+#[cfg(target_os = "none")]
+mod hostile;
 #[cfg(target_os = "none")]
 mod hypmem;
 #[cfg(target_os = "none")]
@@ -148,6 +152,8 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Story => story::run(),
         platform::Scenario::Bench => bench::run(),
         platform::Scenario::TraceData => tracedata::run(),
+        platform::Scenario::Fuzz { seed, calls } => fuzz::run(seed, calls),
+        platform::Scenario::Hostile => hostile::run(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

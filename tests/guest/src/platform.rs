@@ -37,6 +37,8 @@ pub struct Platform {
     pub psci_conduit: Conduit,
     /// `/chosen/bootargs`.
     pub bootargs: Option<&'static str>,
+    /// The guest's RAM: the first region of `/memory`, (base, size).
+    pub ram: (u64, u64),
 }
 
 /// What `/chosen/bootargs` asks for.
@@ -59,6 +61,11 @@ pub enum Scenario {
     Bench,
     /// `test=tracedata`: trace data read out and printed for decoding.
     TraceData,
+    /// `test=fuzz [seed=N] [calls=N]`: the ABI fuzz (see [`crate::fuzz`]).
+    Fuzz { seed: u64, calls: u32 },
+    /// `test=hostile`: hostile register, memory, GIC and argument probes
+    /// (see [`crate::hostile`]).
+    Hostile,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -77,6 +84,8 @@ impl Platform {
         let mut resume_selftest = false;
         let mut ops = None;
         let mut expect_violations = false;
+        let mut seed = None;
+        let mut calls = None;
         for word in args.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("test=") {
                 test = v;
@@ -84,6 +93,10 @@ impl Platform {
                 hypmem = Some(v);
             } else if let Some(v) = word.strip_prefix("ops=") {
                 ops = Some(v);
+            } else if let Some(v) = word.strip_prefix("seed=") {
+                seed = Some(v);
+            } else if let Some(v) = word.strip_prefix("calls=") {
+                calls = Some(v);
             } else if word == "resume-selftest" {
                 resume_selftest = true;
             } else if word == "expect-violations" {
@@ -112,8 +125,24 @@ impl Platform {
             },
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,
+            "hostile" => Scenario::Hostile,
+            "fuzz" => {
+                let seed = match seed.map(|v| v.parse::<u64>().ok().or_else(|| parse_hex(v))) {
+                    None => crate::fuzz::DEFAULT_SEED,
+                    Some(Some(s)) => s,
+                    Some(None) => return Scenario::Invalid("seed= is not a number"),
+                };
+                match calls.map(|v| v.parse::<u32>()) {
+                    None => Scenario::Fuzz {
+                        seed,
+                        calls: crate::fuzz::DEFAULT_CALLS,
+                    },
+                    Some(Ok(calls)) => Scenario::Fuzz { seed, calls },
+                    Some(Err(_)) => Scenario::Invalid("calls= is not a decimal number"),
+                }
+            }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story or bench)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz or hostile)",
             ),
         }
     }
@@ -252,6 +281,13 @@ fn parse(fdt: &Fdt<'static>) -> Result<Platform, &'static str> {
         .and_then(|n| n.property("bootargs"))
         .and_then(|p| p.as_str());
 
+    let ram = fdt
+        .memory()
+        .regions()
+        .next()
+        .map(|r| (r.starting_address as u64, r.size.unwrap_or(0) as u64))
+        .ok_or("no /memory region")?;
+
     Ok(Platform {
         ncpus,
         cpus_in_dtb,
@@ -262,5 +298,6 @@ fn parse(fdt: &Fdt<'static>) -> Result<Platform, &'static str> {
         uart: uart.starting_address as usize,
         psci_conduit,
         bootargs,
+        ram,
     })
 }

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use crate::arch::{self, MAX_CPUS};
 use crate::report::Msg;
-use crate::{calls, gic, irq, isolation, platform, story, stress, suite, timer};
+use crate::{calls, fuzz, gic, hostile, irq, isolation, platform, story, stress, suite, timer};
 
 /// Commands the boot core gives secondaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +41,10 @@ pub enum Cmd {
     TraceDisable = 11,
     /// This core's share of the benchmark's all-to-all run (`arg` requests).
     BenchAllToAll = 12,
+    /// This core's share of the ABI fuzz.
+    Fuzz = 13,
+    /// This core's part of the hostile system-register walk and OS lock.
+    Hostile = 14,
 }
 
 impl Cmd {
@@ -58,6 +62,8 @@ impl Cmd {
             10 => Cmd::PowerDown,
             11 => Cmd::TraceDisable,
             12 => Cmd::BenchAllToAll,
+            13 => Cmd::Fuzz,
+            14 => Cmd::Hostile,
             _ => return None,
         })
     }
@@ -76,6 +82,8 @@ impl Cmd {
             Cmd::PowerDown => "power-down",
             Cmd::TraceDisable => "trace-disable",
             Cmd::BenchAllToAll => "bench-all-to-all",
+            Cmd::Fuzz => "abi-fuzz",
+            Cmd::Hostile => "sysreg-walk",
         }
     }
 }
@@ -238,6 +246,8 @@ fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
             crate::bench::pmu_init();
             crate::bench::all_to_all_share(arg)
         }
+        Cmd::Fuzz => fuzz::secondary(),
+        Cmd::Hostile => hostile::local(),
     }
 }
 

@@ -48,6 +48,9 @@ impl fmt::Display for Caught {
 #[derive(Debug)]
 struct Slot {
     armed: AtomicBool,
+    /// An instruction fetch is probed: resume at the link register (x30)
+    /// instead of after the faulting instruction, which is the target.
+    fetch: AtomicBool,
     hit: AtomicBool,
     esr: AtomicU64,
     far: AtomicU64,
@@ -57,6 +60,7 @@ struct Slot {
 static SLOTS: [Slot; MAX_CPUS] = [const {
     Slot {
         armed: AtomicBool::new(false),
+        fetch: AtomicBool::new(false),
         hit: AtomicBool::new(false),
         esr: AtomicU64::new(0),
         far: AtomicU64::new(0),
@@ -84,6 +88,18 @@ pub fn catching<R>(f: impl FnOnce() -> R) -> (R, Option<Caught>) {
     (r, caught)
 }
 
+/// Like [`catching`], for `f` that branches (with the return address in
+/// x30) to code that may not be fetched: an instruction abort resumes at
+/// x30, since stepping over the faulting "instruction" would land on the
+/// next unfetchable one.
+pub fn catching_fetch<R>(f: impl FnOnce() -> R) -> (R, Option<Caught>) {
+    let slot = &SLOTS[arch::core_index()];
+    slot.fetch.store(true, Ordering::Relaxed);
+    let r = catching(f);
+    slot.fetch.store(false, Ordering::Relaxed);
+    r
+}
+
 /// Called by the synchronous vector: takes the exception if a catch is
 /// armed on this core (recording it and stepping over the instruction).
 pub fn on_sync(frame: &mut Frame) -> bool {
@@ -95,6 +111,11 @@ pub fn on_sync(frame: &mut Frame) -> bool {
     slot.far.store(arch::far_el1(), Ordering::Relaxed);
     slot.elr.store(frame.elr, Ordering::Relaxed);
     slot.hit.store(true, Ordering::Relaxed);
-    frame.elr += 4;
+    // EC 0x21: instruction abort taken without a change in exception level.
+    if slot.fetch.load(Ordering::Relaxed) && (arch::esr_el1() >> 26) & 0x3f == 0x21 {
+        frame.elr = frame.x[30];
+    } else {
+        frame.elr += 4;
+    }
     true
 }
