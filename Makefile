@@ -6,6 +6,7 @@
 #               Debian's Linux as the guest (make test-linux)
 #   make loom   exhaustive interleavings of the cross-core request protocol
 #   make bench  costs against their baselines (target/bench/)
+#   make stress the trace stress at length (1,000,000 operations on 8 cores)
 #   make run-linux  Debian's arm64 Linux kernel as the guest (4 cores)
 #
 # Both install what they need first (`make deps`): the Rust targets through
@@ -21,7 +22,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu trc_pkt_lister:libopencsd-bin
 
-.PHONY: all deps images bench run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu test-fvp loom clean
+.PHONY: all deps images bench run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu test-fvp loom stress clean
 
 all: images
 
@@ -126,6 +127,16 @@ bench: images
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3-matplotlib; }
 	$(CARGO) run -q -p runner --release --bin bench
 	/usr/bin/python3 tests/bench/plot.py target/bench/results.json target/bench/cost.png
+
+# The trace stress at length: 8 cores x STRESS_OPS operations (1,000,000 in
+# all by default), TRACE_STATUS checked after every one, decided by the
+# guest's exit status and its summary (ops, violations, errors). Long under
+# TCG: see README ("Adversarial suite") for measured times.
+STRESS_OPS     ?= 125000
+STRESS_TIMEOUT ?= 21600
+stress: images
+	TM_STRESS_OPS=$(STRESS_OPS) TM_STRESS_TIMEOUT=$(STRESS_TIMEOUT) \
+	    $(CARGO) test -p runner --release --test qemu -- --ignored --nocapture trace_stress_long
 
 clean:
 	$(CARGO) clean

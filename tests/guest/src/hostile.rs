@@ -548,15 +548,16 @@ fn gic_hostile() -> Result<(), Msg> {
     step(&mut s, "GICR_IGROUPR0 = 0, IGRPMODR0 = ~0");
     let prio15 = sgi(me) + 0x400 + 12;
     let saved_prio = r32(prio15).unwrap_or(0);
+    // IPRIORITYR6 holds PPIs 24..27: only PPI 25's byte is hostile (PPI
+    // 27 is this guest's own timer).
+    let prio25 = sgi(me) + 0x400 + 24;
+    let saved_prio25 = r32(prio25).unwrap_or(0);
     write_ok(&mut s, "GICR_IPRIORITYR3", prio15, 0xffff_ffff);
-    write_ok(
-        &mut s,
-        "GICR_IPRIORITYR6",
-        sgi(me) + 0x400 + 24,
-        0xffff_ffff,
-    );
+    write_ok(&mut s, "GICR_IPRIORITYR6", prio25, saved_prio25 | 0xff00);
+    expect_read(&mut s, "GICR_IPRIORITYR6 PPI 25 byte", prio25, 0xff00, 0);
     step(&mut s, "GICR_IPRIORITYR of SGI 15 and PPI 25 = 0xff");
     write_ok(&mut s, "GICR_IPRIORITYR3", prio15, saved_prio);
+    write_ok(&mut s, "GICR_IPRIORITYR6", prio25, saved_prio25);
     let icfgr1 = sgi(me) + 0xc04;
     let saved_cfg = r32(icfgr1).unwrap_or(0);
     write_ok(&mut s, "GICR_ICFGR1", icfgr1, saved_cfg ^ (0b11 << 18));

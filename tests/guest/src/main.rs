@@ -148,7 +148,8 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Trace {
             ops,
             expect_violations,
-        } => tracesuite::run(ops, expect_violations),
+            deadline_s,
+        } => tracesuite::run(ops, expect_violations, deadline_s * 1000),
         platform::Scenario::Story => story::run(),
         platform::Scenario::Bench => bench::run(),
         platform::Scenario::TraceData => tracedata::run(),

@@ -54,7 +54,12 @@ pub enum Scenario {
     Fault,
     /// `test=trace [ops=N] [expect-violations]`: the trace manager's ABI,
     /// isolation and concurrency stress (`ops` operations per core).
-    Trace { ops: u32, expect_violations: bool },
+    /// `deadline=S` bounds the stress (seconds of counter time).
+    Trace {
+        ops: u32,
+        expect_violations: bool,
+        deadline_s: u64,
+    },
     /// `test=story`: the trace manager at work, told for `make run`.
     Story,
     /// `test=bench`: measurements for `make bench`.
@@ -85,6 +90,7 @@ impl Platform {
         let mut ops = None;
         let mut expect_violations = false;
         let mut seed = None;
+        let mut deadline = None;
         let mut calls = None;
         for word in args.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("test=") {
@@ -95,6 +101,8 @@ impl Platform {
                 ops = Some(v);
             } else if let Some(v) = word.strip_prefix("seed=") {
                 seed = Some(v);
+            } else if let Some(v) = word.strip_prefix("deadline=") {
+                deadline = Some(v);
             } else if let Some(v) = word.strip_prefix("calls=") {
                 calls = Some(v);
             } else if word == "resume-selftest" {
@@ -112,16 +120,24 @@ impl Platform {
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),
                 None => Scenario::Invalid("test=hypmem needs hypmem=<hex address>"),
             },
-            "trace" => match ops.map(|v| v.parse::<u32>()) {
-                None => Scenario::Trace {
+            "trace" => match (
+                ops.map(|v| v.parse::<u32>()),
+                deadline.map_or(Ok(crate::stress::DEADLINE_MS / 1000), |v| v.parse::<u64>()),
+            ) {
+                (_, Err(_)) => Scenario::Invalid("deadline= is not a decimal number of seconds"),
+                (None, Ok(deadline_s)) => Scenario::Trace {
                     ops: crate::stress::DEFAULT_OPS,
                     expect_violations,
+                    deadline_s,
                 },
-                Some(Ok(ops)) => Scenario::Trace {
+                (Some(Ok(ops)), Ok(deadline_s)) => Scenario::Trace {
                     ops,
                     expect_violations,
+                    deadline_s,
                 },
-                Some(Err(_)) => Scenario::Invalid("ops= is not a decimal number of operations"),
+                (Some(Err(_)), _) => {
+                    Scenario::Invalid("ops= is not a decimal number of operations")
+                }
             },
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,

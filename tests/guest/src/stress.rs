@@ -30,11 +30,11 @@
 //! be, off or suspended) tells the other cores when TARGET_OFF is an
 //! acceptable answer.
 //!
-//! Core 0 waits for all (at most [`DEADLINE_MS`] of counter time in
-//! all), then prints one line:
+//! Core 0 waits for all (at most `deadline=S` seconds of counter time,
+//! [`DEADLINE_MS`] unless the bootargs say otherwise), then prints one line:
 //!
 //! ```text
-//! guest: trace-stress ops=<n> checks=<n> violations=<n> errors=<n> suspends=<n> offline=<n> target_off=<n>
+//! guest: trace-stress ops=<n> checks=<n> violations=<n> errors=<n> suspends=<n> offline=<n> target_off=<n> ms=<n>
 //! ```
 //!
 //! `checks` counts every TRACE_STATUS made, each answer checked (the one
@@ -58,7 +58,7 @@ use crate::{gic, platform, timer};
 
 /// Operations per core unless the bootargs say `ops=N`.
 pub const DEFAULT_OPS: u32 = 400;
-/// Bound of the whole stress, in counter time.
+/// Bound of the whole stress, in counter time, unless `deadline=` says.
 /// Generous: on a two-CPU host, QEMU runs eight vCPUs that mostly wait
 /// for each other's cross-core requests, and `make test` runs two QEMUs
 /// at once; the runner's own timeout is 240 s.
@@ -749,7 +749,7 @@ pub fn all_back_on() -> Result<(), Msg> {
 }
 
 /// Runs the stress on every online core; the check's result.
-pub fn run(ops: u32, expect_violations: bool) -> Result<(), Msg> {
+pub fn run(ops: u32, expect_violations: bool, deadline_ms: u64) -> Result<(), Msg> {
     let p = platform::get();
     let n = p.ncpus;
     let boot = smp::boot_core();
@@ -762,7 +762,7 @@ pub fn run(ops: u32, expect_violations: bool) -> Result<(), Msg> {
     OFF.store(IDLE, Ordering::Relaxed);
     ABORT.store(false, Ordering::Relaxed);
     let t0 = timer::now();
-    DEADLINE.store(t0 + timer::ms_to_ticks(DEADLINE_MS), Ordering::Release);
+    DEADLINE.store(t0 + timer::ms_to_ticks(deadline_ms), Ordering::Release);
     println!(
         "trace-stress: {cores} core(s) x {ops} operations{}",
         if expect_violations {
@@ -798,7 +798,7 @@ pub fn run(ops: u32, expect_violations: bool) -> Result<(), Msg> {
                 if smp::done(i, s).is_none() {
                     stuck[i] = true;
                     println!(
-                        "trace-stress: cpu{i} did not finish within {DEADLINE_MS} ms ({}):",
+                        "trace-stress: cpu{i} did not finish within {deadline_ms} ms ({}):",
                         smp::progress(i, s)
                     );
                     describe(i);
@@ -821,7 +821,7 @@ pub fn run(ops: u32, expect_violations: bool) -> Result<(), Msg> {
         describe(i);
     }
     println!(
-        "guest: trace-stress ops={} checks={} violations={} errors={} suspends={} offline={} target_off={}",
+        "guest: trace-stress ops={} checks={} violations={} errors={} suspends={} offline={} target_off={} ms={elapsed_ms}",
         total.ops,
         total.checks,
         total.violations,

@@ -27,12 +27,15 @@ const UNKNOWN_ID: u32 = 0xC600_0015;
 const FILTER: (u64, u64) = (0x4420_0000, 0x4430_0000);
 
 /// Runs the scenario; the exit status.
-pub fn run(ops: u32, expect_violations: bool) -> u64 {
+pub fn run(ops: u32, expect_violations: bool, deadline_ms: u64) -> u64 {
     let mut report = Report::new();
     report.check("cpu-on", suite::cpu_on());
     report.check("trace-abi", trace_abi());
     report.check("trace-isolation", trace_isolation());
-    report.check("trace-stress", stress::run(ops, expect_violations));
+    report.check(
+        "trace-stress",
+        stress::run(ops, expect_violations, deadline_ms),
+    );
     report.check("trace-final", trace_final());
     report.finish()
 }

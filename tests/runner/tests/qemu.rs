@@ -404,3 +404,148 @@ fn tracedata_decodes_with_opencsd() {
     assert!(snapshot::errors(&listing).is_empty(), "{listing}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------
+// The adversarial suite (README, "Adversarial suite").
+
+/// The ABI fuzz's seed; any other reproduces with `test=fuzz seed=<n>`.
+const FUZZ_SEED: u64 = 0x5eed_0000_ad0e_2026;
+/// Calls in all, over the four cores.
+const FUZZ_CALLS: u64 = 100_000;
+
+/// A seeded hostile guest makes 100,000 HVC and SMC calls with random
+/// function IDs and arguments from four cores at once (PSCI, SMCCC arch,
+/// the vendor service, trace calls, unknown IDs; no destructive PSCI
+/// call). Every answer must be one the ABI documents for that call; after
+/// it every core's trace status is coherent and the ordinary calls work.
+#[test]
+fn abi_fuzz_4_cores() {
+    let mut cfg = Config::test_guest(4, &format!("test=fuzz seed={FUZZ_SEED} calls={FUZZ_CALLS}"));
+    cfg.timeout = std::time::Duration::from_secs(420);
+    let out = run(&cfg);
+    assert_passed(&out, &["cpu-on", "abi-fuzz", "fuzz-after"]);
+    let n = |k| {
+        out.number_after("guest: abi-fuzz", k)
+            .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
+    };
+    assert_eq!(n("seed"), FUZZ_SEED, "{}", explain(&out));
+    assert!(n("calls") >= FUZZ_CALLS, "{}", explain(&out));
+    assert_eq!(n("hvc") + n("smc"), n("calls"), "{}", explain(&out));
+    assert_eq!(n("undocumented"), 0, "{}", explain(&out));
+    for class in ["random", "arch", "psci", "hyp", "trace", "imm"] {
+        assert!(
+            n(class) >= n("calls") / 50,
+            "class {class} hardly hit: {}",
+            explain(&out)
+        );
+    }
+    println!(
+        "abi fuzz: seed={FUZZ_SEED:#x} calls={} hvc={} smc={} random={} arch={} psci={} hyp={} trace={} imm={} undocumented=0 in {:.1} s",
+        n("calls"),
+        n("hvc"),
+        n("smc"),
+        n("random"),
+        n("arch"),
+        n("psci"),
+        n("hyp"),
+        n("trace"),
+        n("imm"),
+        out.elapsed.as_secs_f64()
+    );
+}
+
+/// A hostile guest on four cores: every trace register encoding read and
+/// written from EL1 is UNDEFINED, the OS lock is virtual, the hypervisor's
+/// memory aborts reads, writes, pairs and fetches, hostile GIC writes are
+/// ignored or virtual (SGI 15 keeps working), and calls with hostile
+/// arguments are refused without changing anything.
+#[test]
+fn hostile_guest_4_cores() {
+    let out = run(&Config::test_guest(4, "test=hostile"));
+    assert_passed(
+        &out,
+        &[
+            "cpu-on",
+            "sysreg-walk",
+            "hypmem",
+            "gic-hostile",
+            "hostile-args",
+            "alive",
+        ],
+    );
+    let n = |marker, k| {
+        out.number_after(marker, k)
+            .unwrap_or_else(|| panic!("no {marker} {k}= in: {}", explain(&out)))
+    };
+    // op0 = 2, op1 = 1 (2048), TRB* (8), TRFCR_EL1 and TRFCR_EL2.
+    assert_eq!(n("guest: sysreg-walk", "registers"), 2058);
+    assert_eq!(n("guest: sysreg-walk", "cores"), 4);
+    assert_eq!(
+        out.lines_with("accesses to 2058 trace registers UNDEFINED")
+            .filter(|l| l.contains("4116 of 4116"))
+            .count(),
+        4,
+        "{}",
+        explain(&out)
+    );
+    assert_eq!(
+        n("guest: hypmem", "aborts"),
+        4 * n("guest: hypmem", "addresses")
+    );
+    assert!(n("guest: gic-hostile", "steps") >= 10, "{}", explain(&out));
+    assert!(
+        n("guest: hostile-args", "refused") >= 250,
+        "{}",
+        explain(&out)
+    );
+}
+
+/// `make stress`: the trace stress at length on 8 cores (by default
+/// 125,000 operations per core, 1,000,000 in all), with TRACE_STATUS
+/// checked after every operation. Not part of `make test`: run with
+/// `cargo test -p runner --release --test qemu -- --ignored trace_stress_long`;
+/// `TM_STRESS_OPS` (per core) and `TM_STRESS_TIMEOUT` (seconds) change it.
+#[test]
+#[ignore = "long: run by `make stress`"]
+fn trace_stress_long() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let cores = 8u64;
+    let ops = env("TM_STRESS_OPS", 125_000);
+    let timeout = env("TM_STRESS_TIMEOUT", 6 * 3600);
+    let mut cfg = Config::test_guest(
+        cores as usize,
+        &format!(
+            "test=trace ops={ops} deadline={}",
+            timeout.saturating_sub(60)
+        ),
+    );
+    cfg.hypervisor_switches = "test.powerdown".into();
+    cfg.timeout = std::time::Duration::from_secs(timeout);
+    let out = run(&cfg);
+    let n = |k| {
+        out.number_after("guest: trace-stress", k)
+            .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
+    };
+    println!(
+        "long trace stress on {cores} cores: ops={} checks={} violations={} errors={} suspends={} offline={} target_off={} guest ms={} wall {:.0} s",
+        n("ops"),
+        n("checks"),
+        n("violations"),
+        n("errors"),
+        n("suspends"),
+        n("offline"),
+        n("target_off"),
+        n("ms"),
+        out.elapsed.as_secs_f64()
+    );
+    assert_passed(&out, &TRACE_CHECKS);
+    assert_eq!(n("ops"), ops * cores, "{}", explain(&out));
+    assert_eq!(n("violations"), 0);
+    assert_eq!(n("errors"), 0);
+    assert!(n("checks") >= n("ops"));
+}
