@@ -20,7 +20,9 @@
 //!
 //! Errors (in x0; on an error only x0 is defined): NOT_SUPPORTED (-1) for
 //! any other function ID in the service's range; INVALID_PARAMETER (-3) for
-//! an MPIDR that names no core of the guest, or an invalid trace config;
+//! an MPIDR that names no core of the guest (a target MPIDR carries the
+//! affinity fields Aff3..Aff0 only: any other bit set, such as MPIDR_EL1's
+//! RES1 bit 31, names no core), or an invalid trace config;
 //! DENIED (-4), reserved: the caller may not act on that core (not produced
 //! yet); TARGET_OFF (-5) when the target core is powered off;
 //! HARDWARE_FAULT (-6) when the trace hardware failed a request (trace left disabled).

@@ -52,7 +52,7 @@
 //! | error             | x0   | when                                                                                   |
 //! |-------------------|------|----------------------------------------------------------------------------------------|
 //! | NOT_SUPPORTED     | `-1` | the function ID is not one of the service's (a hypervisor older than ABI 1.0)          |
-//! | INVALID_PARAMETER | `-3` | the MPIDR names no core of the guest; or (TRACE_ENABLE) the config is invalid, see below |
+//! | INVALID_PARAMETER | `-3` | the MPIDR names no core of the guest (only the affinity fields, bits [39:32] and [23:0], may be set); or (TRACE_ENABLE) the config is invalid, see below |
 //! | DENIED            | `-4` | reserved: the caller may not trace that core. Not produced yet; guests must handle it   |
 //! | TARGET_OFF        | `-5` | the target core is powered off (its trace state is Disabled)                           |
 //! | HARDWARE_FAULT    | `-6` | the trace hardware did not complete the commit (a bounded wait gave up or a write was refused); the target's trace is left Disabled |

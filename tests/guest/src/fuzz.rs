@@ -396,7 +396,7 @@ fn random_entry(rng: &mut Rng) -> u64 {
         2 => arch::secondary_entry() + rng.pick(&[1, 2, 3]),
         3 => 0x4000_0000 + (rng.below(0x40_0000) & !3),
         4 => base + size + (rng.below(0x1000) & !3),
-        5 => rng.pick(&[0, u64::MAX & !3, 1 << 48, 0x0900_0000]),
+        5 => rng.pick(&[0, !3, 1 << 48, 0x0900_0000]),
         _ => rng.next(),
     }
 }

@@ -593,7 +593,7 @@ fn gic_hostile() -> Result<(), Msg> {
             &mut s,
             "other core's GICR_ICENABLER0",
             sgi(j) + 0x180,
-            u32::MAX & !(1 << 27),
+            !(1u32 << 27),
         );
         write_ok(&mut s, "other core's GICR_IGROUPR0", sgi(j) + 0x80, 0);
         write_ok(
@@ -782,7 +782,7 @@ fn hostile_args() -> Result<(), Msg> {
         (filt, lo, lo),
         (filt, 0, abi::FILTER_END_MAX + 4),
         (filt, abi::FILTER_END_MAX, abi::FILTER_END_MAX + 8),
-        (filt, 0, u64::MAX & !3),
+        (filt, 0, !3),
         (filt, u64::MAX - 3, 0),
         (filt, 1, 2),
         (filt, lo, lo + 1),

@@ -13,7 +13,10 @@
 //! [expect-violations]` checks the trace manager: its ABI, the guest's
 //! isolation from the trace hardware and a concurrency stress on every
 //! core; `test=story` is the trace manager's demonstration for `make run`;
-//! `test=bench` measures for `make bench`).
+//! `test=bench` measures for `make bench`;
+//! `test=fuzz [seed=N] [calls=N]` is the seeded ABI fuzz and `test=hostile`
+//! the hostile register, memory, GIC and argument probes, see `fuzz.rs` and
+//! `hostile.rs`).
 //! Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
