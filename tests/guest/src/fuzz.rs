@@ -11,7 +11,7 @@
 //! | `arch`   | 10 %  | owner 0: SMCCC_VERSION, SMCCC_ARCH_FEATURES, unknown arch IDs     |
 //! | `psci`   | 20 %  | owner 4: VERSION, FEATURES, AFFINITY_INFO, MIGRATE_INFO_TYPE, CPU_ON of a core that is on, unknown IDs |
 //! | `hyp`    | 20 %  | owner 6: CALL_COUNT, CALL_UID, REVISION, ABI_VERSION, FEATURES, PING, unknown 0x8600_xxxx / 0xC600_xxxx |
-//! | `trace`  | 25 %  | TRACE_ENABLE/DISABLE/STATUS with random targets and configs       |
+//! | `trace`  | 25 %  | TRACE_ENABLE/DISABLE/STATUS/STATS with random targets and configs; TRACE_READ only with buffers outside the guest's RAM |
 //! | `imm`    | 5 %   | `hvc #1` / `smc #1`: a non-zero immediate                         |
 //!
 //! Calls that would stop or suspend a core or the machine (CPU_SUSPEND,
@@ -209,6 +209,13 @@ pub fn valid_entry(entry: u64) -> bool {
     entry.is_multiple_of(4) && entry >= base && entry - base < size
 }
 
+/// Could (ipa, size) be a buffer TRACE_READ accepts (in the guest's RAM)?
+/// Conservative: any overlap with the RAM counts.
+fn valid_buffer(ipa: u64, size: u64) -> bool {
+    let (base, ram) = platform::get().ram;
+    ipa < base + ram && ipa.saturating_add(size) > base
+}
+
 fn is_destructive(id: u32) -> bool {
     (id >> 24) & 0x3f == 4 && DESTRUCTIVE_PSCI.contains(&(id as u16))
 }
@@ -322,6 +329,13 @@ pub fn expected(x: [u64; 6], r: [u64; 6]) -> Result<(), Msg> {
                 }
                 Ok(())
             }
+        },
+        // The generator never offers a valid buffer (see `generate`), and
+        // a bad buffer is refused before the target is looked at.
+        hyp::Call::TraceRead { .. } => want(invalid, "TRACE_READ(bad buffer)"),
+        hyp::Call::TraceStats { target } => match target_index(target) {
+            None => want(invalid, "TRACE_STATS(bad target)"),
+            Some(_) => want(0, "TRACE_STATS"),
         },
         hyp::Call::TraceDisable { target } => match target_index(target) {
             None => want(invalid, "TRACE_DISABLE(bad target)"),
@@ -493,7 +507,14 @@ fn generate(rng: &mut Rng) -> (usize, bool, [u64; 6]) {
             x[2] = word;
             x[3] = start;
             x[4] = end;
-            let id = rng.pick(&[abi::TRACE_ENABLE, abi::TRACE_DISABLE, abi::TRACE_STATUS]) as u64;
+            let id = rng.pick(&[
+                abi::TRACE_ENABLE,
+                abi::TRACE_DISABLE,
+                abi::TRACE_STATUS,
+                abi::TRACE_STATUS,
+                abi::TRACE_READ,
+                abi::TRACE_STATS,
+            ]) as u64;
             match rng.below(32) {
                 0 => id | (1 << 32),
                 1 => id | (1 << 16),
@@ -505,6 +526,11 @@ fn generate(rng: &mut Rng) -> (usize, bool, [u64; 6]) {
     if is_destructive(id as u32) {
         // Move it to an owner-4 number nobody defines.
         x[0] = (id & !0xffff) | 0x7f;
+    }
+    if x[0] == abi::TRACE_READ as u64 && valid_buffer(x[3], x[4]) {
+        // A valid TRACE_READ would write the guest's own memory: give it
+        // the hypervisor's instead, which must be refused.
+        x[3] = rng.pick(&[0x4000_0000, 0x4008_0000, 0x403f_f000]);
     }
     (class, hvc, x)
 }

@@ -828,6 +828,7 @@ fn hostile_args() -> Result<(), Msg> {
             ("TRACE_ENABLE", tc::enable(t, good, 0, 0)),
             ("TRACE_DISABLE", tc::disable(t)),
             ("TRACE_STATUS", tc::status(t)),
+            ("TRACE_STATS", calls::hyp6(abi::TRACE_STATS, [t, 0, 0, 0])),
             ("PING", calls::hyp6(hyp::PING, [t, 0, 0, 0])),
         ] {
             refused += expect_psci(
@@ -839,6 +840,37 @@ fn hostile_args() -> Result<(), Msg> {
         }
         unchanged(&mut s, format_args!("calls to MPIDR {t:#x}"), watched);
     }
+    // TRACE_READ into memory that is not the guest's, or a bad buffer.
+    let stub = STUBS.0.get() as u64;
+    let bufs: [(u64, u64); 9] = [
+        (0x4000_0000, 0x1000),
+        (0x4008_0000, 64),
+        (0x403f_f000, 0x1000),
+        (ram - 0x1000, 0x2000),
+        (ram + ram_size - 0x1000, 0x2000),
+        (stub, 0),
+        (stub + 1, 64),
+        (stub, abi::READ_MAX + 8),
+        (!0xfff, 0x2000),
+    ];
+    for (i, _) in watched {
+        for (ipa, size) in bufs {
+            for t in [p.mpidr[*i], p.mpidr[*i] | 1 << 31] {
+                refused += expect_psci(
+                    &mut s,
+                    format_args!("TRACE_READ(MPIDR {t:#x}, 0, {ipa:#x}, {size:#x})"),
+                    calls::hyp6(abi::TRACE_READ, [t, 0, ipa, size]).map(|r| r[0] as i64),
+                    &[invalid],
+                ) as u32;
+            }
+        }
+        unchanged(
+            &mut s,
+            format_args!("TRACE_READ with bad buffers (cpu{i})"),
+            watched,
+        );
+    }
+
     // Junk in x0[63:32] or in the function ID's reserved bits [23:16].
     for (i, _) in watched {
         for fid in [abi::TRACE_ENABLE, abi::TRACE_DISABLE] {
