@@ -141,9 +141,12 @@ pub fn have_decoder() -> bool {
 /// packets only or with the full decode (`-decode`), and returns its output.
 pub fn list(dir: &Path, cpu: usize, decode: bool) -> Result<String, String> {
     let mut cmd = Command::new(TRC_PKT_LISTER);
-    cmd.arg("-ss_dir")
-        .arg(dir)
-        .args(["-src_name", &buffer_name(cpu), "-logstdout"]);
+    // Any log file it writes lands in the snapshot, not the caller's tree.
+    cmd.current_dir(dir).args(["-ss_dir", "."]).args([
+        "-src_name",
+        &buffer_name(cpu),
+        "-logstdout",
+    ]);
     if decode {
         cmd.arg("-decode");
     }
