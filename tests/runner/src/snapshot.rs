@@ -130,7 +130,9 @@ pub fn write(dir: &Path, captures: &[Capture]) -> Result<(), String> {
 
 /// Whether `trc_pkt_lister` is installed.
 pub fn have_decoder() -> bool {
+    // It writes trc_pkt_lister.ppl into its working directory even for -help.
     Command::new(TRC_PKT_LISTER)
+        .current_dir(std::env::temp_dir())
         .arg("-help")
         .output()
         .map(|o| o.status.success() || !o.stdout.is_empty())
