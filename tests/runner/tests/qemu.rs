@@ -504,7 +504,9 @@ fn hostile_guest_4_cores() {
 /// 125,000 operations per core, 1,000,000 in all), with TRACE_STATUS
 /// checked after every operation. Not part of `make test`: run with
 /// `cargo test -p runner --release --test qemu -- --ignored trace_stress_long`;
-/// `TM_STRESS_OPS` (per core) and `TM_STRESS_TIMEOUT` (seconds) change it.
+/// `TM_STRESS_OPS` (per core) and `TM_STRESS_TIMEOUT` (seconds) change it,
+/// `TM_STRESS_ICOUNT=<shift>` runs it under `-icount` (as `make stress`
+/// does) and `TM_STRESS_HYPERVISOR=<image>` with another hypervisor image.
 #[test]
 #[ignore = "long: run by `make stress`"]
 fn trace_stress_long() {
@@ -526,6 +528,11 @@ fn trace_stress_long() {
     );
     cfg.hypervisor_switches = "test.powerdown".into();
     cfg.timeout = std::time::Duration::from_secs(timeout);
+    cfg.icount = std::env::var("TM_STRESS_ICOUNT").ok().and_then(|v| v.parse().ok());
+    if let Ok(h) = std::env::var("TM_STRESS_HYPERVISOR") {
+        // Another image, e.g. build/el2-naive.bin to see the checker catch it.
+        cfg.hypervisor = h.into();
+    }
     let out = run(&cfg);
     let n = |k| {
         out.number_after("guest: trace-stress", k)
