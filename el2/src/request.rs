@@ -89,6 +89,7 @@ mod tests {
                 cycles: true,
                 context_id: true,
                 filter: Some((0x4420_0000, 0x4430_0000)),
+                wrap: false,
             },
         ];
         let mut all = vec![

@@ -465,6 +465,7 @@ fn valid_trace_config() -> impl Strategy<Value = TraceConfig> + Clone {
                 let (lo, hi) = if a < b { (a, b) } else { (b, a + 1) };
                 (lo * 4, hi.min(FILTER_END_MAX / 4) * 4)
             }),
+            wrap: false,
         })
 }
 

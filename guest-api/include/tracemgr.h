@@ -97,7 +97,9 @@ typedef uint64_t tracemgr_u64;
 #define TRACEMGR_CONFIG_CYCLES (0x8ULL)
 #define TRACEMGR_CONFIG_CONTEXT_ID (0x10ULL)
 #define TRACEMGR_CONFIG_ADDR_FILTER (0x20ULL)
-#define TRACEMGR_CONFIG_ALL (0x3fULL)
+/* The buffer wraps, keeping the newest data (else it fills and stops). */
+#define TRACEMGR_CONFIG_WRAP (0x40ULL)
+#define TRACEMGR_CONFIG_ALL (0x7fULL)
 
 /* Address filter [start, end): start < end, both multiples of FILTER_ALIGN,
  * end <= FILTER_END_MAX (2^48). */

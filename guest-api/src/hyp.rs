@@ -275,10 +275,10 @@ mod tests {
         );
         // A bad config is still the TRACE_ENABLE call, carrying the error.
         assert_eq!(
-            Call::decode([trace::TRACE_ENABLE as u64, 2, 1 << 6 | CONFIG_EL1, 0, 0, 0]),
+            Call::decode([trace::TRACE_ENABLE as u64, 2, 1 << 7 | CONFIG_EL1, 0, 0, 0]),
             Some(Call::TraceEnable {
                 target: 2,
-                config: Err(ConfigError::UnknownBits(1 << 6))
+                config: Err(ConfigError::UnknownBits(1 << 7))
             })
         );
         assert_eq!(

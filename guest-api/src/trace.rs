@@ -71,9 +71,10 @@
 //! | 3   | [`CONFIG_CYCLES`]      | emit cycle counts                                            |
 //! | 4   | [`CONFIG_CONTEXT_ID`]  | trace context IDs (`CONTEXTIDR_EL1`)                         |
 //! | 5   | [`CONFIG_ADDR_FILTER`] | trace only addresses in \[x3, x4)                            |
+//! | 6   | [`CONFIG_WRAP`]        | the buffer wraps, keeping the newest data (else fills, stops) |
 //!
 //! EL2 is never traced: there is no bit for it. A config is invalid
-//! (INVALID_PARAMETER) when it sets any bit above bit 5, when it sets
+//! (INVALID_PARAMETER) when it sets any bit above bit 6, when it sets
 //! neither EL0 nor EL1, or when it sets ADDR_FILTER with start >= end,
 //! with start or end not a multiple of 4, or with end > 2^48.
 //!
@@ -230,8 +231,14 @@ pub const CONFIG_CYCLES: u64 = 1 << 3;
 pub const CONFIG_CONTEXT_ID: u64 = 1 << 4;
 /// Config bit: trace only inside [x3, x4).
 pub const CONFIG_ADDR_FILTER: u64 = 1 << 5;
+/// Config bit: the core's trace buffer wraps (TRBE circular-buffer mode):
+/// it keeps the newest data and never stops for being full; TRACE_STATS
+/// counts the wraps and TRACE_READ returns the data oldest first. Without
+/// it the buffer fills and stops (fill mode): the oldest data is kept,
+/// TRACE_STATS sets [`STATS_FULL`] and counts what was lost where it can.
+pub const CONFIG_WRAP: u64 = 1 << 6;
 /// Every defined config bit.
-pub const CONFIG_ALL: u64 = 0x3f;
+pub const CONFIG_ALL: u64 = 0x7f;
 
 /// Address filter bounds must be multiples of this (A64 instructions are 4 bytes).
 pub const FILTER_ALIGN: u64 = 4;
@@ -253,6 +260,8 @@ pub struct TraceConfig {
     pub context_id: bool,
     /// Trace only addresses in [start, end).
     pub filter: Option<(u64, u64)>,
+    /// The buffer wraps instead of filling and stopping ([`CONFIG_WRAP`]).
+    pub wrap: bool,
 }
 
 /// Why a config word (with its filter bounds) is invalid. Every variant is
@@ -311,6 +320,7 @@ impl TraceConfig {
             cycles: config & CONFIG_CYCLES != 0,
             context_id: config & CONFIG_CONTEXT_ID != 0,
             filter,
+            wrap: config & CONFIG_WRAP != 0,
         })
     }
 
@@ -333,6 +343,9 @@ impl TraceConfig {
         }
         if self.context_id {
             word |= CONFIG_CONTEXT_ID;
+        }
+        if self.wrap {
+            word |= CONFIG_WRAP;
         }
         match self.filter {
             Some((start, end)) => (word | CONFIG_ADDR_FILTER, start, end),
@@ -601,13 +614,14 @@ impl Status {
 mod tests {
     use super::*;
 
-    const BITS: [u64; 6] = [
+    const BITS: [u64; 7] = [
         CONFIG_EL0,
         CONFIG_EL1,
         CONFIG_TIMESTAMPS,
         CONFIG_CYCLES,
         CONFIG_CONTEXT_ID,
         CONFIG_ADDR_FILTER,
+        CONFIG_WRAP,
     ];
 
     #[test]
@@ -685,6 +699,7 @@ mod tests {
             CONFIG_CYCLES,
             CONFIG_CONTEXT_ID,
             CONFIG_ADDR_FILTER,
+            CONFIG_WRAP,
         ] {
             assert_eq!(
                 TraceConfig::decode(b, s, e),
@@ -726,6 +741,7 @@ mod tests {
                 ..base
             }
         );
+        assert_eq!(with(CONFIG_WRAP), TraceConfig { wrap: true, ..base });
         for b in BITS {
             let (word, _, _) = with(b).encode();
             assert_eq!(word, CONFIG_EL1 | b);
@@ -734,7 +750,7 @@ mod tests {
 
     #[test]
     fn unknown_bits_are_refused_and_reported() {
-        for bit in 6..64 {
+        for bit in 7..64 {
             let b = 1u64 << bit;
             assert_eq!(
                 TraceConfig::decode(CONFIG_EL1 | b, 0, 4),
@@ -838,6 +854,7 @@ mod tests {
                     assert_eq!(c.timestamps, word & CONFIG_TIMESTAMPS != 0);
                     assert_eq!(c.cycles, word & CONFIG_CYCLES != 0);
                     assert_eq!(c.context_id, word & CONFIG_CONTEXT_ID != 0);
+                    assert_eq!(c.wrap, word & CONFIG_WRAP != 0);
                 }
                 Err(err) => {
                     assert_eq!(err, ConfigError::NoExceptionLevel);
@@ -845,8 +862,8 @@ mod tests {
                 }
             }
         }
-        // 3 of the 4 EL combinations are valid, times 16 for the other bits.
-        assert_eq!(valid, 48);
+        // 3 of the 4 EL combinations are valid, times 32 for the other bits.
+        assert_eq!(valid, 96);
     }
 
     #[test]
@@ -916,6 +933,7 @@ mod tests {
                 cycles: true,
                 context_id: true,
                 filter: Some((0xffff_0000_0000, FILTER_END_MAX)),
+                wrap: false,
             }),
         ];
         let mut v = Vec::new();
@@ -1052,7 +1070,7 @@ mod tests {
         // Invalid config words and filters.
         assert_eq!(bad(3, CONFIG_TIMESTAMPS), Err(hyp::Error::InvalidParameter));
         assert_eq!(
-            bad(3, 1 << 6 | CONFIG_EL1),
+            bad(3, 1 << 7 | CONFIG_EL1),
             Err(hyp::Error::InvalidParameter)
         );
         assert_eq!(

@@ -56,6 +56,7 @@ fn table() -> Vec<(&'static str, i128)> {
             "TRACEMGR_CONFIG_ADDR_FILTER",
             trace::CONFIG_ADDR_FILTER as i128,
         ),
+        ("TRACEMGR_CONFIG_WRAP", trace::CONFIG_WRAP as i128),
         ("TRACEMGR_CONFIG_ALL", trace::CONFIG_ALL as i128),
         ("TRACEMGR_FILTER_ALIGN", trace::FILTER_ALIGN as i128),
         ("TRACEMGR_FILTER_END_MAX", trace::FILTER_END_MAX as i128),
@@ -403,7 +404,7 @@ _Static_assert(TRACEMGR_TRACE_STATS == 0xC6000014u, "TRACE_STATS");
 _Static_assert(TRACEMGR_UID_0 == 0xe733f408u, "UID w0");
 _Static_assert(TRACEMGR_CONFIG_ALL == (TRACEMGR_CONFIG_EL0 | TRACEMGR_CONFIG_EL1 |
     TRACEMGR_CONFIG_TIMESTAMPS | TRACEMGR_CONFIG_CYCLES | TRACEMGR_CONFIG_CONTEXT_ID |
-    TRACEMGR_CONFIG_ADDR_FILTER), "CONFIG_ALL");
+    TRACEMGR_CONFIG_ADDR_FILTER | TRACEMGR_CONFIG_WRAP), "CONFIG_ALL");
 _Static_assert(TRACEMGR_NOT_SUPPORTED < 0 && TRACEMGR_TARGET_OFF == -5, "errors are negative");
 _Static_assert(sizeof(tracemgr_u64) == 8, "tracemgr_u64");
 _Static_assert(sizeof(TRACEMGR_CONFIG_ALL) == 8, "config bits are 64-bit");

@@ -152,7 +152,7 @@ fn config_word() -> impl Strategy<Value = u64> + Clone {
     prop_oneof![
         1 => any::<u64>(),
         4 => 0u64..=CONFIG_ALL,
-        1 => (0u64..=CONFIG_ALL, 6u32..64).prop_map(|(w, b)| w | 1 << b),
+        1 => (0u64..=CONFIG_ALL, 7u32..64).prop_map(|(w, b)| w | 1 << b),
     ]
 }
 
@@ -177,6 +177,7 @@ fn any_trace_config() -> impl Strategy<Value = TraceConfig> + Clone {
             cycles: b[3],
             context_id: b[4],
             filter,
+            wrap: false,
         }
     })
 }
@@ -198,6 +199,7 @@ fn valid_trace_config() -> impl Strategy<Value = TraceConfig> + Clone {
                 let (lo, hi) = if a < b { (a, b) } else { (b, a + 1) };
                 (lo * 4, hi.min(FILTER_END_MAX / 4) * 4)
             }),
+            wrap: false,
         })
         .prop_filter("valid", TraceConfig::is_valid)
 }

@@ -518,6 +518,55 @@ mod tests {
     }
 
     #[test]
+    fn trace_backend_wrap_mode_keeps_the_newest_data_without_interrupts() {
+        let mut t = core();
+        let cfg = TraceConfig {
+            el1: true,
+            timestamps: true,
+            wrap: true,
+            ..TraceConfig::default()
+        };
+        t.enable(cfg).unwrap();
+        let limitr = t
+            .backend
+            .model()
+            .unwrap()
+            .peek(crate::trace::Reg::TrbLimitR);
+        assert_eq!((limitr >> 1) & 0b11, 0b11, "circular-buffer mode");
+        let mut irqs = 0;
+        for i in 0..10_000 {
+            t.backend.guest_event(&hvc(i), Some(&cfg));
+            if let Backend::Model { log, .. } = &t.backend {
+                irqs = log.irqs;
+            }
+        }
+        assert_eq!(irqs, 0, "circular mode raises no interrupt");
+        let s = t.backend.stats();
+        assert_eq!(s.flags, 0, "never full, no error");
+        assert_eq!(s.lost, 0);
+        assert!(s.wraps >= 1, "{s:?}");
+        assert!(s.written > BUF.size, "{s:?}");
+        assert_eq!(s.available, BUF.size, "a wrapped buffer is all data");
+        let v = t.backend.view();
+        assert!(v.wrapped);
+        // Collection never stopped: the unit still runs and matches the mode.
+        let m = t.backend.model().unwrap();
+        assert_eq!(m.peek(crate::trace::Reg::TrbSR) & TRBSR_S, 0);
+        assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+        assert!(t.snapshot().consistent());
+        // The same stream in fill mode stops and loses data instead.
+        t.disable().unwrap();
+        let fill = TraceConfig { wrap: false, ..cfg };
+        t.enable(fill).unwrap();
+        for i in 0..10_000 {
+            t.backend.guest_event(&hvc(i), Some(&fill));
+        }
+        let s = t.backend.stats();
+        assert_eq!((s.flags, s.wraps), (STATS_FULL, 0));
+        assert!(s.lost > 0);
+    }
+
+    #[test]
     fn trace_backend_view_drains_a_running_unit_and_survives_suspend() {
         let mut t = core();
         let cfg = TraceConfig {

@@ -80,6 +80,11 @@ const CC_THRESHOLD: u64 = 0x100;
 const TRB_E: u64 = 1 << 0;
 /// TRBLIMITR.FM = 0b00: fill mode, the buffer stops when full.
 const TRB_FM_FILL: u64 = 0b00 << 1;
+/// TRBLIMITR.FM = 0b11: circular-buffer mode, the pointer wraps to the base
+/// with no buffer-management event (TRBSR.WRAP records it). Chosen over
+/// wrap mode (0b01), which interrupts at every wrap: the guest asked to keep
+/// the newest data, not to be told.
+const TRB_FM_CIRCULAR: u64 = 0b11 << 1;
 /// TRBLIMITR.TM = 0b11: ignore trigger events.
 const TRB_TM_IGNORE: u64 = 0b11 << 3;
 /// TRFCR_EL1.E0TRE.
@@ -379,7 +384,12 @@ pub(crate) struct BufferPlan {
 }
 
 impl BufferPlan {
-    pub(crate) fn new(buffer: Range, ptr: u64, status: u64) -> Result<BufferPlan, TraceError> {
+    pub(crate) fn new(
+        buffer: Range,
+        ptr: u64,
+        status: u64,
+        wrap: bool,
+    ) -> Result<BufferPlan, TraceError> {
         let end = buffer
             .base
             .checked_add(buffer.size)
@@ -396,7 +406,7 @@ impl BufferPlan {
             base: buffer.base,
             ptr,
             status,
-            limitr: end | TRB_TM_IGNORE | TRB_FM_FILL | TRB_E,
+            limitr: end | TRB_TM_IGNORE | if wrap { TRB_FM_CIRCULAR } else { TRB_FM_FILL } | TRB_E,
         })
     }
 }
@@ -507,7 +517,7 @@ impl<S: SysRegs> Ete<S> {
         if !valid_trace_id(self.trace_id) {
             return Err(TraceError::BadTraceId);
         }
-        let plan = BufferPlan::new(buffer, ptr, status)?;
+        let plan = BufferPlan::new(buffer, ptr, status, cfg.wrap)?;
         let caps = self.caps();
         if !caps.buffer_programmable() {
             return Err(TraceError::NotProgrammable);

@@ -163,6 +163,7 @@ pub const COMPARISON_CONFIG: TraceConfig = TraceConfig {
     cycles: true,
     context_id: true,
     filter: Some((0x4020_0000, 0x4030_0000)),
+    wrap: false,
 };
 
 /// The buffer the comparison uses.

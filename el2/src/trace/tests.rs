@@ -338,6 +338,7 @@ fn every_config() -> Vec<TraceConfig> {
             } else {
                 None
             },
+            wrap: false,
         });
     }
     v

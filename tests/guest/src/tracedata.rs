@@ -14,9 +14,14 @@
 //!    range, so the runner can check the exception addresses.
 //! 4. Bad TRACE_READ arguments (hypervisor memory, misaligned, empty,
 //!    absurd size, offset past the data) are INVALID_PARAMETER.
+//! 5. Wrap mode: the boot core traces itself with `CONFIG_WRAP` until
+//!    TRACE_STATS reports a wrap, makes `WRAP_TAIL` more calls and
+//!    disables; the whole (full, wrapped) buffer is read out oldest first
+//!    and printed as `wrap0`, for the runner to decode from its first sync
+//!    point on.
 
 use guest_api::trace::{self as abi, ReadResult, Stats};
-use guest_api::trace::{CONFIG_CONTEXT_ID, CONFIG_EL1, CONFIG_TIMESTAMPS};
+use guest_api::trace::{CONFIG_CONTEXT_ID, CONFIG_EL1, CONFIG_TIMESTAMPS, CONFIG_WRAP};
 
 use crate::calls;
 use crate::report::{fail, Msg, Report};
@@ -26,6 +31,10 @@ use crate::{platform, suite};
 /// HVCs the boot core makes while it traces itself.
 pub const CALLS: u64 = 12;
 const CONFIG: u64 = CONFIG_EL1 | CONFIG_TIMESTAMPS | CONFIG_CONTEXT_ID;
+/// Calls made in wrap mode after the first wrap.
+pub const WRAP_TAIL: u64 = 100;
+/// Calls after which a buffer that has not wrapped is a failure.
+const WRAP_LIMIT: u64 = 50_000;
 /// TRACE_READ chunk: small, so the offset protocol takes several calls.
 const CHUNK: usize = 64;
 
@@ -100,10 +109,10 @@ fn read_all(mpidr: u64) -> Result<usize, Msg> {
     Ok(off as usize)
 }
 
-fn dump(cpu: usize, len: usize) {
+fn dump(tag: &str, len: usize) {
     // SAFETY: only the boot core runs this scenario.
     let data = unsafe { &*DATA.0.get() };
-    println!("tracedata: cpu{cpu} begin");
+    println!("tracedata: {tag} begin");
     for (i, line) in data.0[..len].chunks(32).enumerate() {
         let mut hex = [0u8; 64];
         for (j, b) in line.iter().enumerate() {
@@ -112,28 +121,25 @@ fn dump(cpu: usize, len: usize) {
             hex[2 * j + 1] = D[(b & 0xf) as usize];
         }
         let s = core::str::from_utf8(&hex[..2 * line.len()]).unwrap_or("");
-        println!("tracedata: cpu{cpu} {:06x} {s}", 32 * i);
+        println!("tracedata: {tag} {:06x} {s}", 32 * i);
     }
-    println!("tracedata: cpu{cpu} end {len}");
+    println!("tracedata: {tag} end {len}");
 }
 
-fn capture(cpu: usize, mpidr: u64) -> Result<(), Msg> {
+fn capture(tag: &str, mpidr: u64) -> Result<(), Msg> {
     let s = stats(mpidr)?;
     println!(
-        "tracedata: cpu{cpu} stats written={} wraps={} lost={} flags={:#x} available={}",
+        "tracedata: {tag} stats written={} wraps={} lost={} flags={:#x} available={}",
         s.written, s.wraps, s.lost, s.flags, s.available
     );
     let len = read_all(mpidr)?;
     if len as u64 != s.available {
-        fail!(
-            "cpu{cpu}: read {len} bytes, TRACE_STATS said {}",
-            s.available
-        );
+        fail!("{tag}: read {len} bytes, TRACE_STATS said {}", s.available);
     }
     if len == 0 {
-        fail!("cpu{cpu}: no trace data");
+        fail!("{tag}: no trace data");
     }
-    dump(cpu, len);
+    dump(tag, len);
     Ok(())
 }
 
@@ -171,7 +177,7 @@ fn tracedata() -> Result<(), Msg> {
         ok(calls::hyp6(guest_api::hyp::PING, [me, 0, 0, 0]), "PING")?;
     }
     ok(tc::disable(me), "TRACE_DISABLE self")?;
-    capture(0, me)?;
+    capture("cpu0", me)?;
 
     if plat.ncpus > 1 {
         let other = plat.mpidr[1];
@@ -184,7 +190,43 @@ fn tracedata() -> Result<(), Msg> {
         if after.available < live.available {
             fail!("cpu1 lost data on disable: {live:?} then {after:?}");
         }
-        capture(1, other)?;
+        capture("cpu1", other)?;
     }
-    bad_reads(me)
+    bad_reads(me)?;
+    wrap(me)
+}
+
+fn ping(me: u64) -> Result<(), Msg> {
+    ok(calls::hyp6(guest_api::hyp::PING, [me, 0, 0, 0]), "PING").map(|_| ())
+}
+
+/// Step 5: wrap mode on this core.
+fn wrap(me: u64) -> Result<(), Msg> {
+    ok(
+        tc::enable(me, CONFIG | CONFIG_WRAP, 0, 0),
+        "TRACE_ENABLE wrap",
+    )?;
+    let mut calls_made = 0;
+    loop {
+        for _ in 0..256 {
+            ping(me)?;
+        }
+        calls_made += 256;
+        let s = stats(me)?;
+        if s.wraps > 0 {
+            if s.flags != 0 || s.lost != 0 {
+                fail!("wrap mode: {s:?}");
+            }
+            break;
+        }
+        if calls_made >= WRAP_LIMIT {
+            fail!("no wrap after {calls_made} calls: {s:?}");
+        }
+    }
+    for _ in 0..WRAP_TAIL {
+        ping(me)?;
+    }
+    ok(tc::disable(me), "TRACE_DISABLE wrap")?;
+    println!("tracedata: wrapped after about {calls_made} calls, then {WRAP_TAIL} more");
+    capture("wrap0", me)
 }

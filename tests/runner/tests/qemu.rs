@@ -304,49 +304,20 @@ fn tracedata_decodes_with_opencsd() {
     // TRCCONFIGR as EL2 programs it for EL1 | timestamps | context ID:
     // RES1 (0), CID (6), TS (11).
     let configr = 1 | (1 << 6) | (1 << 11);
-    let mut captures = Vec::new();
-    for cpu in 0..2 {
-        let mut data = Vec::new();
-        let tag = format!("tracedata: cpu{cpu} ");
-        for line in out.lines_with(&tag) {
-            let rest = &line[line.find(&tag).unwrap() + tag.len()..];
-            let mut f = rest.split_whitespace();
-            let (Some(off), Some(bytes), None) = (f.next(), f.next(), f.next()) else {
-                continue;
-            };
-            if off.len() != 6 || !off.chars().all(|c| c.is_ascii_hexdigit()) {
-                continue;
-            }
-            assert_eq!(
-                usize::from_str_radix(off, 16).unwrap(),
-                data.len(),
-                "{line}"
-            );
-            for i in (0..bytes.len()).step_by(2) {
-                data.push(u8::from_str_radix(&bytes[i..i + 2], 16).unwrap());
-            }
-        }
-        let end_line = format!("tracedata: cpu{cpu} end {}", data.len());
-        assert_eq!(
-            out.lines_with(&end_line).count(),
-            1,
-            "{end_line}: {}",
-            explain(&out)
-        );
-        captures.push(Capture {
-            cpu,
-            regs: EteRegs {
-                configr,
-                traceidr: cpu as u64 + 1,
-                idr0: el2::trace::MODEL_TRCIDR0,
-                idr1: snapshot::DEFAULT_TRCIDR1,
-                idr2: el2::trace::MODEL_TRCIDR2,
-                idr8: 0,
-                devarch: snapshot::ETE_DEVARCH,
-            },
-            data,
-        });
-    }
+    let capture = |cpu: usize, tag: &str| Capture {
+        cpu,
+        regs: EteRegs {
+            configr,
+            traceidr: cpu as u64 + 1,
+            idr0: el2::trace::MODEL_TRCIDR0,
+            idr1: snapshot::DEFAULT_TRCIDR1,
+            idr2: el2::trace::MODEL_TRCIDR2,
+            idr8: 0,
+            devarch: snapshot::ETE_DEVARCH,
+        },
+        data: printed_capture(&out, tag),
+    };
+    let captures = vec![capture(0, "cpu0"), capture(1, "cpu1")];
     let dir = runner::tempdir().unwrap();
     snapshot::write(&dir, &captures).unwrap();
 
@@ -403,6 +374,96 @@ fn tracedata_decodes_with_opencsd() {
     );
     assert!(snapshot::errors(&listing).is_empty(), "{listing}");
     let _ = std::fs::remove_dir_all(&dir);
+
+    // Wrap mode: the buffer wrapped, was read out full and oldest first;
+    // it starts mid-stream, so the decoder syncs at the first A-Sync and
+    // from there every exception is a PING (or the closing TRACE_STATS /
+    // TRACE_DISABLE) from inside the guest image, timestamps increasing.
+    let stats = out
+        .lines_with("tracedata: wrap0 stats ")
+        .next()
+        .unwrap_or_else(|| panic!("no wrap stats: {}", explain(&out)));
+    let field = |k: &str| -> u64 {
+        let v = &stats[stats.find(&format!("{k}=")).unwrap() + k.len() + 1..];
+        let v = v.split_whitespace().next().unwrap();
+        match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).unwrap(),
+            None => v.parse().unwrap(),
+        }
+    };
+    assert!(field("wraps") >= 1, "{stats}");
+    assert_eq!((field("lost"), field("flags")), (0, 0), "{stats}");
+    let wrapped = capture(0, "wrap0");
+    assert_eq!(wrapped.data.len() as u64, field("available"), "{stats}");
+    assert!(field("written") > field("available"), "{stats}");
+    let dir = runner::tempdir().unwrap();
+    snapshot::write(&dir, &[wrapped]).unwrap();
+    let listing = snapshot::list(&dir, 0, false).unwrap();
+    assert!(snapshot::errors(&listing).is_empty(), "{listing}");
+    let p = snapshot::packets(&listing);
+    let first_sync = p
+        .iter()
+        .position(|p| p.name == "I_ASYNC")
+        .unwrap_or_else(|| panic!("no A-Sync in the wrapped buffer: {listing}"));
+    let (mut exceptions, mut last_ts) = (0, 0);
+    for (i, pk) in p.iter().enumerate().skip(first_sync) {
+        match pk.name.as_str() {
+            "I_EXCEPT" if i + 1 < p.len() => {
+                let addr = p[i + 1].hex_after("Addr=").unwrap();
+                assert!((start..end).contains(&addr), "{addr:#x}");
+                exceptions += 1;
+            }
+            "I_TIMESTAMP" => {
+                let ts = pk.hex_after("Updated val = ").unwrap();
+                assert!(ts > last_ts, "timestamps must increase after the sync");
+                last_ts = ts;
+            }
+            _ => {}
+        }
+    }
+    // 64 KiB of exception groups (at most a few dozen bytes each).
+    assert!(
+        exceptions > 1000,
+        "{exceptions} exceptions in the wrapped buffer"
+    );
+    println!(
+        "wrapped buffer: {} bytes, first A-Sync at packet {first_sync}, {exceptions} exceptions decoded",
+        field("available")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bytes the guest printed as `tracedata: <tag> OFFSET HEX` lines,
+/// checked to be contiguous and complete (`tracedata: <tag> end LEN`).
+fn printed_capture(out: &Outcome, tag: &str) -> Vec<u8> {
+    let mut data = Vec::new();
+    let tag = format!("tracedata: {tag} ");
+    for line in out.lines_with(&tag) {
+        let rest = &line[line.find(&tag).unwrap() + tag.len()..];
+        let mut f = rest.split_whitespace();
+        let (Some(off), Some(bytes), None) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if off.len() != 6 || !off.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        assert_eq!(
+            usize::from_str_radix(off, 16).unwrap(),
+            data.len(),
+            "{line}"
+        );
+        for i in (0..bytes.len()).step_by(2) {
+            data.push(u8::from_str_radix(&bytes[i..i + 2], 16).unwrap());
+        }
+    }
+    let end_line = format!("{tag}end {}", data.len());
+    assert_eq!(
+        out.lines_with(&end_line).count(),
+        1,
+        "{end_line}: {}",
+        explain(out)
+    );
+    data
 }
 
 // ---------------------------------------------------------------------
@@ -528,7 +589,9 @@ fn trace_stress_long() {
     );
     cfg.hypervisor_switches = "test.powerdown".into();
     cfg.timeout = std::time::Duration::from_secs(timeout);
-    cfg.icount = std::env::var("TM_STRESS_ICOUNT").ok().and_then(|v| v.parse().ok());
+    cfg.icount = std::env::var("TM_STRESS_ICOUNT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     if let Ok(h) = std::env::var("TM_STRESS_HYPERVISOR") {
         // Another image, e.g. build/el2-naive.bin to see the checker catch it.
         cfg.hypervisor = h.into();
