@@ -770,7 +770,13 @@ fn hostile_args() -> Result<(), Msg> {
     let filt = abi::CONFIG_EL1 | abi::CONFIG_ADDR_FILTER;
     let mut configs: [(u64, u64, u64); 64 + 9] = [(0, 0, 0); 73];
     for (b, c) in configs.iter_mut().enumerate().take(64).skip(6) {
-        *c = (abi::CONFIG_EL1 | 1 << b, 0, 0);
+        *c = if (1u64 << b) & abi::CONFIG_ALL == 0 {
+            // A reserved bit.
+            (abi::CONFIG_EL1 | 1 << b, 0, 0)
+        } else {
+            // A defined bit, but no exception level to trace.
+            (1 << b, 0, 0)
+        };
     }
     configs[0] = (0, 0, 0);
     configs[1] = (abi::CONFIG_TIMESTAMPS | abi::CONFIG_CYCLES, 0, 0);
