@@ -112,7 +112,8 @@ test-qemu: images
 	$(CARGO) test -p runner --release --test qemu
 
 # The trace-data scenario on FVP Base RevC AEMvA with ETE/TRBE/TRF under
-# TF-A (paths from FVP_BASE, TFA_BL1, TFA_FIP, FVP_DTB; see tests/fvp/run.sh).
+# TF-A's BL31 (paths from FVP_BASE, TFA_BL31, FVP_DTB; see tests/fvp/run.sh),
+# with build/el2-fvp.bin and build/test-guest-fvp.bin. Never run here.
 # Without an FVP: "test-fvp: SKIPPED" and exit status 77, never a pass.
 test-fvp: images
 	@tests/fvp/run.sh

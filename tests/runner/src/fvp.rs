@@ -43,6 +43,10 @@ pub const GUEST_ENTRY: u64 = GUEST_RAM_BASE + 0x20_0000;
 /// FVP addresses, clear of the device tree QEMU puts at its RAM base.
 pub const QEMU_BOOT_STUB: u64 = 0x4020_0000;
 
+// The hypervisor's device tree stays out of the guest's RAM; the stub out
+// of the FVP addresses.
+const _: () = assert!(HYPERVISOR_DTB < GUEST_RAM_BASE && QEMU_BOOT_STUB < RAM_BASE);
+
 /// The hypervisor linked for FVP (`make images`).
 pub fn hypervisor_image() -> PathBuf {
     build_dir().join("el2-fvp.bin")
@@ -380,8 +384,6 @@ mod tests {
     fn layout_matches_the_images() {
         assert_eq!(HYPERVISOR, 0x8008_0000);
         assert_eq!(GUEST_ENTRY, 0x8420_0000);
-        assert!(HYPERVISOR_DTB < GUEST_RAM_BASE);
-        assert!(QEMU_BOOT_STUB < RAM_BASE);
     }
 
     #[test]

@@ -422,7 +422,8 @@ mod tests {
             }
         );
         assert!(decoder_ids(out, 0).is_none());
-        let model = "el2[cpu0] DEBUG trace unit ids: backend=model traceid=1 TRCIDR0=0x1 TRCIDR1=0x0 \
+        let model =
+            "el2[cpu0] DEBUG trace unit ids: backend=model traceid=1 TRCIDR0=0x1 TRCIDR1=0x0 \
                      TRCIDR2=0x2 TRCIDR8=0x0 TRCDEVARCH=0x47705a13";
         let (r, hw) = decoder_ids(model, 0).unwrap();
         assert!(!hw);
