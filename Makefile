@@ -50,6 +50,12 @@ images: deps
 	$(OBJCOPY) -O binary target/bare/$(HYP_TARGET)/release/el2 $(BUILD)/el2-bare.bin
 	$(CARGO) build -q -p test-guest --release --target $(GUEST_TARGET)
 	$(OBJCOPY) -O binary target/$(GUEST_TARGET)/release/test-guest $(BUILD)/test-guest.bin
+	@# The same hypervisor and guest linked for FVP Base's DRAM (0x8000_0000):
+	@# el2-fvp.bin at 0x8008_0000, test-guest-fvp.bin at 0x8420_0000.
+	$(CARGO) build -q -p el2 --release --target $(HYP_TARGET) --features fvp --target-dir target/fvp
+	$(OBJCOPY) -O binary target/fvp/$(HYP_TARGET)/release/el2 $(BUILD)/el2-fvp.bin
+	$(CARGO) build -q -p test-guest --release --target $(GUEST_TARGET) --features fvp --target-dir target/fvp
+	$(OBJCOPY) -O binary target/fvp/$(GUEST_TARGET)/release/test-guest $(BUILD)/test-guest-fvp.bin
 	@ls -l $(BUILD)/el2.bin $(BUILD)/test-guest.bin | awk '{print "image", $$9, $$5, "bytes"}'
 
 run: images
@@ -107,7 +113,8 @@ test-qemu: images
 	$(CARGO) test -p runner --release --test qemu
 
 # The trace-data scenario on FVP Base RevC AEMvA with ETE/TRBE/TRF under
-# TF-A (paths from FVP_BASE, TFA_BL1, TFA_FIP, FVP_DTB; see tests/fvp/run.sh).
+# TF-A's BL31 (paths from FVP_BASE, TFA_BL31, FVP_DTB; see tests/fvp/run.sh),
+# with build/el2-fvp.bin and build/test-guest-fvp.bin. Never run here.
 # Without an FVP: "test-fvp: SKIPPED" and exit status 77, never a pass.
 test-fvp: images
 	@tests/fvp/run.sh

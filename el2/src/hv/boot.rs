@@ -12,6 +12,7 @@ use super::core_state::{self, machine, Machine, CORES};
 use super::{gic, psci, tracing};
 use crate::arch::{self, layout, *};
 use crate::dtb::{self, Range};
+use crate::mmu::{self, ATTR_DEVICE, ATTR_NORMAL};
 use crate::regs::GuestRegs;
 use crate::stage2::{self, Memory, Stage2};
 use crate::stats::Event;
@@ -34,6 +35,32 @@ static mut DTB_SCRATCH: [u8; 256 << 10] = [0; 256 << 10];
 /// Largest device tree accepted (QEMU pads its own to 1 MiB, and a `-dtb`
 /// one to about 2 MiB).
 const MAX_DTB: usize = 4 << 20;
+
+/// The platform whose memory map this image's EL2 identity map follows.
+const BUILT_FOR: &str = if cfg!(feature = "fvp") {
+    "FVP Base (DRAM at 0x8000_0000)"
+} else {
+    "QEMU virt (RAM at 0x4000_0000)"
+};
+
+/// Stops the boot unless the EL2 identity map gives all of `r` the
+/// attribute `attr`: an image built for another platform's memory map stops
+/// here with a message instead of faulting (or reading RAM as Device, or a
+/// device as cacheable memory) later.
+fn require_mapped(what: fmt::Arguments<'_>, r: Range, attr: u64) {
+    if !mmu::covers(r.base, r.size, attr) {
+        fatal(format_args!(
+            "{what} {:#x}..{:#x} is not mapped as {} by this image, built for {BUILT_FOR}",
+            r.base,
+            r.end(),
+            if attr == ATTR_DEVICE {
+                "Device memory"
+            } else {
+                "RAM"
+            }
+        ));
+    }
+}
 
 /// Stops the boot with a message. Under `-semihosting` QEMU exits with
 /// status 2, so a runner sees the refusal; otherwise the core halts.
@@ -62,8 +89,14 @@ fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
             ));
         }
     }
+    require_mapped(
+        format_args!("the {what}'s device tree at"),
+        Range::new(addr, 40),
+        ATTR_NORMAL,
+    );
     // SAFETY: the header is 40 bytes at an address in RAM (or, for the
-    // hypervisor's own tree, where QEMU put it), identity mapped at EL2.
+    // hypervisor's own tree, where QEMU put it), identity mapped at EL2 as
+    // Normal memory (checked just above).
     let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 40) };
     let size = match dtb::total_size(header) {
         Ok(s) if s <= MAX_DTB => s,
@@ -72,7 +105,13 @@ fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
         )),
         Err(e) => fatal(format_args!("the {what}'s device tree at {addr:#x}: {e}")),
     };
-    // SAFETY: `size` bytes from a validated header, capped at MAX_DTB, in RAM.
+    require_mapped(
+        format_args!("the {what}'s device tree at"),
+        Range::new(addr, size as u64),
+        ATTR_NORMAL,
+    );
+    // SAFETY: `size` bytes from a validated header, capped at MAX_DTB, in
+    // RAM mapped Normal (checked just above).
     unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
 }
 
@@ -124,6 +163,19 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         ));
     }
 
+    require_mapped(format_args!("the hypervisor's memory"), hyp, ATTR_NORMAL);
+    require_mapped(format_args!("the UART"), platform.uart, ATTR_DEVICE);
+    require_mapped(
+        format_args!("the GIC distributor"),
+        platform.gicd,
+        ATTR_DEVICE,
+    );
+    require_mapped(
+        format_args!("the GIC redistributors"),
+        platform.gicr,
+        ATTR_DEVICE,
+    );
+
     let (Some(entry), Some(guest_dtb)) = (args.guest_entry, args.guest_dtb) else {
         fatal(format_args!(
             "no guest: bootargs must give guest.entry=<addr> guest.dtb=<addr>"
@@ -141,6 +193,10 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         fatal(format_args!(
             "refusing to start the guest: its image or device tree lies outside its memory"
         ));
+    }
+    // EL2 copies trace data into the guest's RAM through its own map.
+    for r in guest.memory() {
+        require_mapped(format_args!("the guest's RAM"), *r, ATTR_NORMAL);
     }
     if !guest.cpus().contains(&platform.cpus()[0]) {
         fatal(format_args!(

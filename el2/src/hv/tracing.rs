@@ -10,7 +10,7 @@
 //! The suspend path (`save_for_power_down`, `restore_after_suspend`) runs on
 //! the suspending core only and touches only its own state.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use guest_api::hyp::Error;
 use guest_api::trace::{self as abi, Status};
@@ -136,6 +136,46 @@ pub fn serve_mailbox() {
     naive::apply_pending();
 }
 
+/// Cores that have logged their trace unit's ID registers, one bit each.
+static DECODER_IDS_LOGGED: AtomicU32 = AtomicU32::new(0);
+
+/// Logs, once per core, the ID registers a trace decoder needs for this
+/// core's unit, so a runner can describe real hardware's trace in its
+/// snapshot (tests/runner/src/snapshot.rs parses the line):
+///
+/// `trace unit ids: backend=ete traceid=1 TRCIDR0=0x... TRCIDR1=0x... TRCIDR2=0x... TRCIDR8=0x... TRCDEVARCH=0x...`
+///
+/// It runs after the core's first successful enable, when the driver has
+/// released the OS lock (Linux's ETM driver, too, reads the ID registers
+/// only after unlocking). Info level for the real ETE; the QEMU model's
+/// line, with its fixed values, is debug level (`log=debug`), so it costs
+/// nothing in normal runs and benchmarks.
+fn log_decoder_ids_once(idx: usize) {
+    let bit = 1u32 << (idx & 31);
+    if DECODER_IDS_LOGGED.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        return;
+    }
+    let t = trace();
+    let (level, name) = match t.backend.kind() {
+        abi::Backend::Model => (log::Level::Debug, "model"),
+        _ => (log::Level::Info, "ete"),
+    };
+    if !log::log_enabled!(level) {
+        return;
+    }
+    let ids = t.backend.decoder_ids();
+    log::log!(
+        level,
+        "trace unit ids: backend={name} traceid={} TRCIDR0={:#x} TRCIDR1={:#x} TRCIDR2={:#x} TRCIDR8={:#x} TRCDEVARCH={:#x}",
+        crate::trace::trace_id(idx),
+        ids.idr0,
+        ids.idr1,
+        ids.idr2,
+        ids.idr8,
+        ids.devarch
+    );
+}
+
 /// Applies a request to this core's state. Runs on the owning core only.
 pub fn serve(req: Request) -> [u64; 6] {
     let me_idx = arch::core_index();
@@ -144,10 +184,16 @@ pub fn serve(req: Request) -> [u64; 6] {
             let n = me().pings.fetch_add(1, Ordering::Relaxed) + 1;
             [0, me_idx as u64, machine().platform.cpus()[me_idx], n, 0, 0]
         }
-        Request::TraceEnable(cfg) => match trace().enable(cfg) {
-            Ok(generation) => [0, generation, 0, 0, 0, 0],
-            Err(e) => hardware_fault(e),
-        },
+        Request::TraceEnable(cfg) => {
+            let result = trace().enable(cfg);
+            match result {
+                Ok(generation) => {
+                    log_decoder_ids_once(me_idx);
+                    [0, generation, 0, 0, 0, 0]
+                }
+                Err(e) => hardware_fault(e),
+            }
+        }
         Request::TraceDisable => match trace().disable() {
             Ok(generation) => [0, generation, 0, 0, 0, 0],
             Err(e) => hardware_fault(e),

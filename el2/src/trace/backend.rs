@@ -178,6 +178,11 @@ impl Backend {
         }
     }
 
+    /// The unit's ID registers a decoder needs (see `tracing::power_on`).
+    pub fn decoder_ids(&mut self) -> super::DecoderIds {
+        with_ete!(self, |ete, buffer| ete.decoder_ids())
+    }
+
     /// What a core power-down does to the trace hardware. Real hardware
     /// loses its state by itself; the model is told.
     pub fn power_loss(&mut self) {

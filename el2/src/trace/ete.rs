@@ -174,6 +174,22 @@ pub struct Caps {
     pub trbidr: u64,
 }
 
+/// The ID registers a trace decoder needs to read this unit's packets (the
+/// ones a CoreSight snapshot's ETE device section lists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderIds {
+    /// TRCIDR0.
+    pub idr0: u64,
+    /// TRCIDR1.
+    pub idr1: u64,
+    /// TRCIDR2.
+    pub idr2: u64,
+    /// TRCIDR8.
+    pub idr8: u64,
+    /// TRCDEVARCH.
+    pub devarch: u64,
+}
+
 const fn field(v: u64, lsb: u32, width: u32) -> u64 {
     (v >> lsb) & ((1 << width) - 1)
 }
@@ -493,6 +509,18 @@ impl<S: SysRegs> Ete<S> {
         };
         self.caps = Some(c);
         c
+    }
+
+    /// The ID registers a decoder needs, read now (five reads). ID
+    /// registers are readable whatever the OS lock and the unit's state.
+    pub fn decoder_ids(&mut self) -> DecoderIds {
+        DecoderIds {
+            idr0: self.rd(Reg::TrcIdR(0)),
+            idr1: self.rd(Reg::TrcIdR(1)),
+            idr2: self.rd(Reg::TrcIdR(2)),
+            idr8: self.rd(Reg::TrcIdR(8)),
+            devarch: self.rd(Reg::TrcDevArch),
+        }
     }
 
     /// Waits, boundedly, until `TRCSTATR & mask == want`.

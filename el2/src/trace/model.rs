@@ -49,6 +49,10 @@
 use super::packet::{self, Bytes, Context, ExceptionType, Sink};
 use super::regs::{Reg, SysRegs};
 
+/// TRCDEVARCH of an ETE: ARCHITECT Arm (0x23b), PRESENT, REVISION 0,
+/// ARCHID 0x5a13 (ETE).
+pub const MODEL_TRCDEVARCH: u64 = 0x4770_5a13;
+
 /// TRCIDR0 of the modelled unit: bit 0 RES1, TRCBB (5), TRCCCI (7),
 /// RETSTACK (9), TSSIZE [28:24] = 0b01000 (64-bit timestamps).
 pub const MODEL_TRCIDR0: u64 = 1 | (1 << 5) | (1 << 7) | (1 << 9) | (0b01000 << 24);
@@ -204,6 +208,7 @@ const fn power_on_regs(cycle: u32) -> [u64; Reg::COUNT] {
         n += 1;
     }
     regs[Reg::TrbIdR.index()] = MODEL_TRBIDR;
+    regs[Reg::TrcDevArch.index()] = MODEL_TRCDEVARCH;
     regs
 }
 

@@ -123,6 +123,9 @@ pub enum Reg {
     TrbTrgR,
     /// TRBIDR_EL1: Align [3:0], P 4, F 5. Read-only.
     TrbIdR,
+    /// TRCDEVARCH: the unit's architecture (ETE: ARCHID 0x5a13, with its
+    /// revision), which a trace decoder needs. Read-only.
+    TrcDevArch,
 }
 
 /// Whether a register can be read, written, or both.
@@ -366,6 +369,7 @@ macro_rules! trace_reg_table {
             rw TrbMaR => "S3_0_C9_C11_4",
             rw TrbTrgR => "S3_0_C9_C11_6",
             ro TrbIdR => "S3_0_C9_C11_7",
+            ro TrcDevArch => "S2_1_C7_C15_6",
         }
     };
 }
@@ -410,7 +414,7 @@ const fn trc(crn: u8, crm: u8, op2: u8) -> (u8, u8, u8, u8, u8) {
 
 impl Reg {
     /// Number of registers (valid `Reg` values).
-    pub const COUNT: usize = 172;
+    pub const COUNT: usize = 173;
 
     /// Whether an indexed variant's number names an architected register.
     pub const fn is_valid(self) -> bool {
@@ -519,6 +523,7 @@ impl Reg {
             Reg::TrbMaR => (3, 0, 9, 11, 4),
             Reg::TrbTrgR => (3, 0, 9, 11, 6),
             Reg::TrbIdR => (3, 0, 9, 11, 7),
+            Reg::TrcDevArch => trc(7, 15, 6),
         }
     }
 
@@ -584,6 +589,7 @@ impl Reg {
             Reg::TrbMaR => 169,
             Reg::TrbTrgR => 170,
             Reg::TrbIdR => 171,
+            Reg::TrcDevArch => 172,
         }
     }
 }
@@ -631,6 +637,7 @@ mod tests {
         assert_eq!(Reg::TrbMaR.encoding(), s(3, 0, 9, 11, 4));
         assert_eq!(Reg::TrbTrgR.encoding(), s(3, 0, 9, 11, 6));
         assert_eq!(Reg::TrbIdR.encoding(), s(3, 0, 9, 11, 7));
+        assert_eq!(Reg::TrcDevArch.encoding(), s(2, 1, 7, 15, 6));
         assert_eq!(Reg::TrcPrgCtlr.encoding(), s(2, 1, 0, 1, 0));
         assert_eq!(Reg::TrcStatR.encoding(), s(2, 1, 0, 3, 0));
         assert_eq!(Reg::TrcConfigR.encoding(), s(2, 1, 0, 4, 0));

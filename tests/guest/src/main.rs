@@ -6,7 +6,7 @@
 //! hypervisor's memory is out of the guest's reach.
 //!
 //! Boot protocol (like Linux on arm64): the image is loaded at 0x4420_0000
-//! and entered at its first instruction at EL1h, MMU off, with x0 = the DTB.
+//! (0x8420_0000 when built for FVP Base, feature `fvp`) and entered at its first instruction at EL1h, MMU off, with x0 = the DTB.
 //! `/chosen/bootargs` picks the scenario (`test=smp`, the default, or
 //! `test=hypmem hypmem=<hex address>`; `test=fault` checks that an
 //! unexpected exception ends the run with status 3; `test=trace [ops=N]

@@ -7,6 +7,11 @@
 //! | 0 .. 1 GiB            | Device-nGnRE, execute-never (GIC, UART) |
 //! | 1 GiB .. 4 GiB        | Normal write-back, inner shareable      |
 //!
+//! The same map serves QEMU virt (RAM from 1 GiB) and FVP Base (peripherals
+//! below 1 GiB, guest RAM from 0x8400_0000): on FVP the 1..2 GiB stretch is
+//! PCIe space that the hypervisor's stage 2 maps as Device (the stricter
+//! attribute wins) and the guest never touches.
+//!
 //! The table is built at compile time and lives in `.rodata`, so every core
 //! can turn its MMU on before it has written anything to memory.
 

@@ -11,8 +11,10 @@ use fdt::Fdt;
 use crate::arch::MAX_CPUS;
 use crate::calls::Conduit;
 
-/// Where the runner puts the DTB; used when x0 is 0 at boot.
-pub const DEFAULT_DTB: u64 = 0x4400_0000;
+// The platform's addresses (QEMU virt, or FVP Base with the `fvp`
+// feature), written by build.rs: LOAD_ADDRESS, DEFAULT_DTB (where the runner
+// puts the DTB; used when x0 is 0 at boot) and HYPERVISOR_IMAGE.
+include!(concat!(env!("OUT_DIR"), "/layout.rs"));
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
 

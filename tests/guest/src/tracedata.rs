@@ -146,7 +146,7 @@ fn capture(tag: &str, mpidr: u64) -> Result<(), Msg> {
 fn bad_reads(mpidr: u64) -> Result<(), Msg> {
     let buf = DATA.0.get() as u64;
     let cases: [(&str, u64, u64, u64); 6] = [
-        ("hypervisor memory", 0, 0x4008_0000, 64),
+        ("hypervisor memory", 0, platform::HYPERVISOR_IMAGE, 64),
         ("misaligned", 0, buf + 4, 64),
         ("empty", 0, buf, 0),
         ("absurd size", 0, buf, u64::MAX),

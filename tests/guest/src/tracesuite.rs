@@ -24,7 +24,7 @@ const NO_CORE: u64 = 0xff00;
 /// The function ID right after the trace calls: not a call of the service.
 const UNKNOWN_ID: u32 = 0xC600_0015;
 /// The address filter of the reconfiguration: the guest's first MiB.
-const FILTER: (u64, u64) = (0x4420_0000, 0x4430_0000);
+const FILTER: (u64, u64) = (platform::LOAD_ADDRESS, platform::LOAD_ADDRESS + 0x10_0000);
 
 /// Runs the scenario; the exit status.
 pub fn run(ops: u32, expect_violations: bool, deadline_ms: u64) -> u64 {

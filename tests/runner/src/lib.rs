@@ -11,6 +11,7 @@
 //! offers no LPIs). Pass or fail comes from QEMU's exit status (the guest
 //! exits through semihosting) and a timeout.
 
+pub mod fvp;
 pub mod snapshot;
 
 use std::io::Read;
@@ -204,9 +205,8 @@ pub fn tool(name: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Makes the guest's device tree for `cfg` in `dir` and returns its path.
-pub fn guest_dtb(cfg: &Config, dir: &Path) -> Result<PathBuf, String> {
-    let path = dir.join("guest.dtb");
+/// Dumps QEMU's own device tree for `cfg`'s machine to `path`.
+pub fn dump_machine_dtb(cfg: &Config, path: &Path) -> Result<(), String> {
     let p = path.to_str().ok_or("non-UTF-8 path")?;
     let mut args = cfg.machine_args();
     args[1].push_str(&format!(",dumpdtb={p}"));
@@ -221,6 +221,14 @@ pub fn guest_dtb(cfg: &Config, dir: &Path) -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    Ok(())
+}
+
+/// Makes the guest's device tree for `cfg` in `dir` and returns its path.
+pub fn guest_dtb(cfg: &Config, dir: &Path) -> Result<PathBuf, String> {
+    let path = dir.join("guest.dtb");
+    let p = path.to_str().ok_or("non-UTF-8 path")?;
+    dump_machine_dtb(cfg, &path)?;
     let ram_end = RAM_BASE + cfg.memory_mib * 1024 * 1024;
     let (base, size) = cfg
         .guest_memory

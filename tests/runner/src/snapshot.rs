@@ -223,6 +223,161 @@ pub fn errors(listing: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What the test guest's `test=tracedata` scenario printed, read back from
+/// a run's console output (QEMU's or the FVP's).
+#[derive(Clone, Debug)]
+pub struct TraceDataRun {
+    /// The guest image's address range `[start, end)`: every traced return
+    /// address of a guest HVC lies in it.
+    pub image: (u64, u64),
+    /// How many HVCs the guest made while tracing (besides TRACE_DISABLE).
+    pub calls: usize,
+    /// One capture per core, with its ID registers (see [`decoder_ids`]).
+    pub captures: Vec<Capture>,
+    /// Whether every capture's ID registers came from the hypervisor's log
+    /// of a real trace unit (`backend=ete`).
+    pub from_hardware: bool,
+    /// Core 0's buffer after it wrapped in CONFIG_WRAP mode (`wrap0`), with
+    /// core 0's ID registers, if the guest printed it.
+    pub wrapped: Option<Capture>,
+}
+
+/// TRCCONFIGR as EL2 programs it for the scenario's EL1 | timestamps |
+/// context ID: RES1 (0), CID (6), TS (11).
+pub const TRACEDATA_CONFIGR: u64 = 1 | (1 << 6) | (1 << 11);
+
+/// The ID registers of core `cpu`'s trace unit from the hypervisor's log
+/// line (el2/src/hv/tracing.rs, `log_decoder_ids_once`):
+///
+/// `el2[cpuN] trace unit ids: backend=ete traceid=T TRCIDR0=0x.. TRCIDR1=0x.. TRCIDR2=0x.. TRCIDR8=0x.. TRCDEVARCH=0x..`
+///
+/// Returns the registers and whether the backend is the real ETE, or `None`
+/// without such a line. The QEMU model implements no TRCIDR1 (it reads 0,
+/// which a real unit never does: its bits [15:12] are RES1), so a 0 there
+/// becomes OpenCSD's default.
+pub fn decoder_ids(output: &str, cpu: usize) -> Option<(EteRegs, bool)> {
+    let prefix = format!("el2[cpu{cpu}] ");
+    let line = output
+        .lines()
+        .filter_map(|l| l.find(&prefix).map(|at| &l[at + prefix.len()..]))
+        .find_map(|l| l.find("trace unit ids: ").map(|at| &l[at..]))?;
+    let value = |key: &str| -> Option<u64> {
+        let word = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?;
+        match word.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => word.parse().ok(),
+        }
+    };
+    let hardware = line.contains("backend=ete");
+    let idr1 = value("TRCIDR1")?;
+    Some((
+        EteRegs {
+            configr: TRACEDATA_CONFIGR,
+            traceidr: value("traceid")?,
+            idr0: value("TRCIDR0")?,
+            idr1: if idr1 == 0 { DEFAULT_TRCIDR1 } else { idr1 },
+            idr2: value("TRCIDR2")?,
+            idr8: value("TRCIDR8")?,
+            devarch: value("TRCDEVARCH")?,
+        },
+        hardware,
+    ))
+}
+
+/// Reads the `test=tracedata` output of `cpus` cores: the image line, and
+/// each core's dump (`tracedata: cpuN OFFSET HEX` lines, offsets checked to
+/// follow each other, ending with `tracedata: cpuN end LEN`). ID registers
+/// come from the hypervisor's log ([`decoder_ids`]); a core without that
+/// line gets the QEMU model's (`el2::trace::MODEL_*`), which is what runs
+/// there unless the hypervisor logs at debug level.
+pub fn parse_tracedata(output: &str, cpus: usize) -> Result<TraceDataRun, String> {
+    let head = output
+        .lines()
+        .find(|l| l.contains("tracedata: image "))
+        .ok_or("no 'tracedata: image' line")?;
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "image").unwrap_or(0);
+    let hex = |s: Option<&&str>| {
+        s.and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(|| format!("bad image line: {head}"))
+    };
+    let image = (hex(words.get(at + 1))?, hex(words.get(at + 2))?);
+    let calls = words
+        .get(at + 4)
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| format!("bad image line: {head}"))?;
+    let mut captures = Vec::new();
+    let mut from_hardware = cpus > 0;
+    for cpu in 0..cpus {
+        let data = printed_dump(output, &format!("cpu{cpu}"))?;
+        let (regs, hardware) = decoder_ids(output, cpu).unwrap_or((
+            EteRegs {
+                configr: TRACEDATA_CONFIGR,
+                traceidr: cpu as u64 + 1,
+                idr0: el2::trace::MODEL_TRCIDR0,
+                idr1: DEFAULT_TRCIDR1,
+                idr2: el2::trace::MODEL_TRCIDR2,
+                idr8: 0,
+                devarch: ETE_DEVARCH,
+            },
+            false,
+        ));
+        from_hardware &= hardware;
+        captures.push(Capture { cpu, regs, data });
+    }
+    let wrapped = if output.contains("tracedata: wrap0 begin") {
+        let data = printed_dump(output, "wrap0")?;
+        captures.first().map(|c0| Capture {
+            cpu: 0,
+            regs: c0.regs.clone(),
+            data,
+        })
+    } else {
+        None
+    };
+    Ok(TraceDataRun {
+        image,
+        calls,
+        captures,
+        from_hardware,
+        wrapped,
+    })
+}
+
+/// The bytes a guest printed as `tracedata: <tag> OFFSET HEX` lines, checked
+/// to follow each other and to end with one `tracedata: <tag> end LEN`.
+pub fn printed_dump(output: &str, tag: &str) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    let prefix = format!("tracedata: {tag} ");
+    for line in output.lines().filter(|l| l.contains(&prefix)) {
+        let rest = &line[line.find(&prefix).unwrap_or(0) + prefix.len()..];
+        let mut f = rest.split_whitespace();
+        let (Some(off), Some(bytes), None) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if off.len() != 6 || !off.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        if usize::from_str_radix(off, 16).ok() != Some(data.len()) {
+            return Err(format!("{tag}: dump out of order at: {line}"));
+        }
+        for i in (0..bytes.len()).step_by(2) {
+            let byte = bytes
+                .get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(|| format!("{tag}: bad hex in: {line}"))?;
+            data.push(byte);
+        }
+    }
+    let end_line = format!("{prefix}end {}", data.len());
+    if output.lines().filter(|l| l.contains(&end_line)).count() != 1 {
+        return Err(format!("{tag}: no single '{end_line}' line"));
+    }
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +426,50 @@ mod tests {
         assert!(ete.contains("TRCIDR2=0x1088"), "{ete}");
         assert_eq!(std::fs::read(dir.join("trbe_2.bin")).unwrap(), [1, 2, 3]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn decoder_ids_come_from_the_hypervisor_log() {
+        let out = "el2[cpu0] trace-manager hypervisor\n\
+                   el2[cpu1] trace unit ids: backend=ete traceid=2 TRCIDR0=0x28c1 TRCIDR1=0x4100fff0 \
+                   TRCIDR2=0x20001088 TRCIDR8=0x4 TRCDEVARCH=0x47715a13\n";
+        let (r, hw) = decoder_ids(out, 1).unwrap();
+        assert!(hw);
+        assert_eq!(
+            r,
+            EteRegs {
+                configr: TRACEDATA_CONFIGR,
+                traceidr: 2,
+                idr0: 0x28c1,
+                idr1: 0x4100_fff0,
+                idr2: 0x2000_1088,
+                idr8: 4,
+                devarch: 0x4771_5a13,
+            }
+        );
+        assert!(decoder_ids(out, 0).is_none());
+        let model =
+            "el2[cpu0] DEBUG trace unit ids: backend=model traceid=1 TRCIDR0=0x1 TRCIDR1=0x0 \
+                     TRCIDR2=0x2 TRCIDR8=0x0 TRCDEVARCH=0x47705a13";
+        let (r, hw) = decoder_ids(model, 0).unwrap();
+        assert!(!hw);
+        assert_eq!(r.idr1, DEFAULT_TRCIDR1, "the model's TRCIDR1 reads 0");
+    }
+
+    #[test]
+    fn tracedata_dump_is_read_back_in_order() {
+        let out = "guest[cpu0] tracedata: image 0x84200000 0x84250000 calls 3 config 0x7\n\
+                   guest[cpu0] tracedata: cpu0 begin\n\
+                   guest[cpu0] tracedata: cpu0 000000 00000000\n\
+                   guest[cpu0] tracedata: cpu0 000004 0a0b\n\
+                   guest[cpu0] tracedata: cpu0 end 6\n";
+        let run = parse_tracedata(out, 1).unwrap();
+        assert_eq!(run.image, (0x8420_0000, 0x8425_0000));
+        assert_eq!(run.calls, 3);
+        assert_eq!(run.captures[0].data, [0, 0, 0, 0, 10, 11]);
+        assert_eq!(run.captures[0].regs.idr0, el2::trace::MODEL_TRCIDR0);
+        assert!(!run.from_hardware);
+        let gap = out.replace("000004 0a0b", "000005 0a0b");
+        assert!(parse_tracedata(&gap, 1).is_err());
     }
 }

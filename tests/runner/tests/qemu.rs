@@ -288,38 +288,21 @@ fn story() {
 /// the packets must match what the guest did.
 #[test]
 fn tracedata_decodes_with_opencsd() {
-    use runner::snapshot::{self, Capture, EteRegs};
     let out = run(&Config::test_guest(2, "test=tracedata"));
     assert_passed(&out, &["cpu-on", "tracedata"]);
-    // The image range, the number of HVCs and the config the guest used.
-    let head = out
-        .lines_with("tracedata: image ")
-        .next()
-        .unwrap_or_else(|| panic!("no image line: {}", explain(&out)));
-    let words: Vec<&str> = head.split_whitespace().collect();
-    let at = words.iter().position(|w| *w == "image").unwrap();
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
-    let (start, end) = (hex(words[at + 1]), hex(words[at + 2]));
-    let calls: usize = words[at + 4].parse().unwrap();
-    // TRCCONFIGR as EL2 programs it for EL1 | timestamps | context ID:
-    // RES1 (0), CID (6), TS (11).
-    let configr = 1 | (1 << 6) | (1 << 11);
-    let capture = |cpu: usize, tag: &str| Capture {
-        cpu,
-        regs: EteRegs {
-            configr,
-            traceidr: cpu as u64 + 1,
-            idr0: el2::trace::MODEL_TRCIDR0,
-            idr1: snapshot::DEFAULT_TRCIDR1,
-            idr2: el2::trace::MODEL_TRCIDR2,
-            idr8: 0,
-            devarch: snapshot::ETE_DEVARCH,
-        },
-        data: printed_capture(&out, tag),
-    };
-    let captures = vec![capture(0, "cpu0"), capture(1, "cpu1")];
+    check_tracedata(&out, 2);
+}
+
+/// Decodes a `test=tracedata` run of `cpus` cores with OpenCSD and checks
+/// the packets against what the guest did (the QEMU model's trace).
+fn check_tracedata(out: &Outcome, cpus: usize) {
+    use runner::snapshot;
+    let run = snapshot::parse_tracedata(&out.output, cpus)
+        .unwrap_or_else(|e| panic!("{e}: {}", explain(out)));
+    let (start, end) = run.image;
+    let calls = run.calls;
     let dir = runner::tempdir().unwrap();
-    snapshot::write(&dir, &captures).unwrap();
+    snapshot::write(&dir, &run.captures).unwrap();
 
     // Core 0 traced itself: a sync point, then one Call exception per HVC
     // (the PINGs and the TRACE_DISABLE), each with a timestamp and a return
@@ -382,7 +365,7 @@ fn tracedata_decodes_with_opencsd() {
     let stats = out
         .lines_with("tracedata: wrap0 stats ")
         .next()
-        .unwrap_or_else(|| panic!("no wrap stats: {}", explain(&out)));
+        .unwrap_or_else(|| panic!("no wrap stats: {}", explain(out)));
     let field = |k: &str| -> u64 {
         let v = &stats[stats.find(&format!("{k}=")).unwrap() + k.len() + 1..];
         let v = v.split_whitespace().next().unwrap();
@@ -393,7 +376,7 @@ fn tracedata_decodes_with_opencsd() {
     };
     assert!(field("wraps") >= 1, "{stats}");
     assert_eq!((field("lost"), field("flags")), (0, 0), "{stats}");
-    let wrapped = capture(0, "wrap0");
+    let wrapped = run.wrapped.clone().expect("no wrap0 capture");
     assert_eq!(wrapped.data.len() as u64, field("available"), "{stats}");
     assert!(field("written") > field("available"), "{stats}");
     let dir = runner::tempdir().unwrap();
@@ -431,39 +414,6 @@ fn tracedata_decodes_with_opencsd() {
         field("available")
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The bytes the guest printed as `tracedata: <tag> OFFSET HEX` lines,
-/// checked to be contiguous and complete (`tracedata: <tag> end LEN`).
-fn printed_capture(out: &Outcome, tag: &str) -> Vec<u8> {
-    let mut data = Vec::new();
-    let tag = format!("tracedata: {tag} ");
-    for line in out.lines_with(&tag) {
-        let rest = &line[line.find(&tag).unwrap() + tag.len()..];
-        let mut f = rest.split_whitespace();
-        let (Some(off), Some(bytes), None) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if off.len() != 6 || !off.chars().all(|c| c.is_ascii_hexdigit()) {
-            continue;
-        }
-        assert_eq!(
-            usize::from_str_radix(off, 16).unwrap(),
-            data.len(),
-            "{line}"
-        );
-        for i in (0..bytes.len()).step_by(2) {
-            data.push(u8::from_str_radix(&bytes[i..i + 2], 16).unwrap());
-        }
-    }
-    let end_line = format!("{tag}end {}", data.len());
-    assert_eq!(
-        out.lines_with(&end_line).count(),
-        1,
-        "{end_line}: {}",
-        explain(out)
-    );
-    data
 }
 
 // ---------------------------------------------------------------------
@@ -618,4 +568,83 @@ fn trace_stress_long() {
     assert_eq!(n("violations"), 0);
     assert_eq!(n("errors"), 0);
     assert!(n("checks") >= n("ops"));
+}
+
+/// The FVP build on QEMU: `build/el2-fvp.bin` and `build/test-guest-fvp.bin`
+/// (linked for FVP Base's DRAM at 0x8000_0000) at their FVP addresses, with
+/// device trees made by the FVP runner's own code (`runner::fvp::prepare`,
+/// from QEMU's tree: guest RAM 0x8400_0000..0x1_0000_0000) and entered the
+/// way TF-A hands over to BL33 (x0 = the device tree at 0x8200_0000). QEMU
+/// virt with 3 GiB of RAM spans those addresses, so everything but the
+/// FVP's own devices (its GIC, UART and the real ETE/TRBE) runs here.
+fn fvp_layout(cores: usize, bootargs: &str, switches: &str) -> Outcome {
+    let mut cfg = Config::test_guest(cores, bootargs);
+    cfg.memory_mib = 3072;
+    cfg.hypervisor = runner::fvp::hypervisor_image();
+    cfg.guest = runner::fvp::test_guest_image();
+    cfg.hypervisor_switches = switches.into();
+    let out = runner::fvp::run_on_qemu(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.output.contains("hypervisor memory 0x80000000..")
+            && out
+                .output
+                .contains("guest RAM 0x84000000..0x100000000; entry 0x84200000"),
+        "not the FVP layout: {}",
+        explain(&out)
+    );
+    out
+}
+
+#[test]
+fn fvp_layout_boots_on_qemu() {
+    let out = fvp_layout(4, "test=smp", "test.powerdown");
+    assert_passed(&out, &SMP_CHECKS);
+    // The trace data, decoded with the ID registers the hypervisor logged
+    // (the model's, at debug level), as the FVP runner decodes the ETE's.
+    let out = fvp_layout(2, "test=tracedata", "log=debug");
+    assert_passed(&out, &["cpu-on", "tracedata"]);
+    for cpu in 0..2 {
+        assert!(
+            runner::snapshot::decoder_ids(&out.output, cpu).is_some(),
+            "cpu{cpu} logged no trace unit ids: {}",
+            explain(&out)
+        );
+    }
+    check_tracedata(&out, 2);
+}
+
+/// Guest RAM that the FVP build's EL2 map does not hold as RAM (QEMU's RAM
+/// at 0x4400_0000 lies in FVP Base's PCIe window, Device memory there): the
+/// hypervisor refuses it with a message instead of faulting later.
+#[test]
+fn fvp_image_refuses_guest_ram_its_map_lacks() {
+    let mut cfg = Config::test_guest(1, "test=smp");
+    cfg.memory_mib = 3072;
+    cfg.hypervisor = runner::fvp::hypervisor_image();
+    cfg.guest = runner::fvp::test_guest_image();
+    let dir = runner::tempdir().unwrap();
+    let machine = dir.join("machine.dtb");
+    runner::dump_machine_dtb(&cfg, &machine).unwrap();
+    let trees = runner::fvp::prepare(&machine, &dir, None, "test=smp", "").unwrap();
+    let (base, size) = trees.guest_memory;
+    let reg: Vec<String> = [0, 0x4400_0000, 0, 0x1000_0000, 0, base, 0, size]
+        .iter()
+        .map(|v: &u64| format!("{v:#x}"))
+        .collect();
+    let mut args = vec![
+        "-t",
+        "x",
+        trees.guest.to_str().unwrap(),
+        "/memory@40000000",
+        "reg",
+    ];
+    args.extend(reg.iter().map(String::as_str));
+    runner::tool("fdtput", &args).unwrap();
+    let cmd = runner::fvp::qemu_command(&cfg, &trees, &dir).unwrap();
+    let out = runner::run_command(&cfg, cmd).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_refused(
+        &out,
+        "the guest's RAM 0x44000000..0x54000000 is not mapped as RAM by this image, built for FVP Base",
+    );
 }
