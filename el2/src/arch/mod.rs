@@ -362,8 +362,8 @@ sysreg!(/// Vector base (EL2): clobbered by a simulated power loss.
 
 /// Simulates what a real core power-down does to EL2 and then takes the
 /// warm-boot entry, as firmware would after waking the core: the MMU and
-/// caches go off, the EL2 configuration and the GIC CPU interface lose their
-/// values, and execution restarts at `secondary_entry` with `context` in x0.
+/// caches go off, the EL2 configuration, the GIC CPU interface and the FP/SIMD
+/// registers lose their values, and execution restarts at `secondary_entry` with `context` in x0.
 /// Only the test switch `test.powerdown` uses it, on QEMU, whose PSCI never
 /// powers a core down.
 pub fn simulate_power_loss(context: u64) -> ! {
@@ -391,6 +391,43 @@ pub fn simulate_power_loss(context: u64) -> ! {
     // the stack, the MMU and all state from scratch.
     unsafe {
         asm!(
+            // The guest's FP/SIMD registers are lost too (the hypervisor is
+            // built soft-float; these are the only FP instructions in it,
+            // and CPTR_EL2 leaves FP untrapped).
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "dup v0.2d, x1",
+            "mov v1.16b, v0.16b",
+            "mov v2.16b, v0.16b",
+            "mov v3.16b, v0.16b",
+            "mov v4.16b, v0.16b",
+            "mov v5.16b, v0.16b",
+            "mov v6.16b, v0.16b",
+            "mov v7.16b, v0.16b",
+            "mov v8.16b, v0.16b",
+            "mov v9.16b, v0.16b",
+            "mov v10.16b, v0.16b",
+            "mov v11.16b, v0.16b",
+            "mov v12.16b, v0.16b",
+            "mov v13.16b, v0.16b",
+            "mov v14.16b, v0.16b",
+            "mov v15.16b, v0.16b",
+            "mov v16.16b, v0.16b",
+            "mov v17.16b, v0.16b",
+            "mov v18.16b, v0.16b",
+            "mov v19.16b, v0.16b",
+            "mov v20.16b, v0.16b",
+            "mov v21.16b, v0.16b",
+            "mov v22.16b, v0.16b",
+            "mov v23.16b, v0.16b",
+            "mov v24.16b, v0.16b",
+            "mov v25.16b, v0.16b",
+            "mov v26.16b, v0.16b",
+            "mov v27.16b, v0.16b",
+            "mov v28.16b, v0.16b",
+            "mov v29.16b, v0.16b",
+            "mov v30.16b, v0.16b",
+            "mov v31.16b, v0.16b",
             "mrs x9, sctlr_el2",
             "bic x9, x9, #1",          // M
             "bic x9, x9, #(1 << 2)",   // C

@@ -32,7 +32,7 @@ pub const STACK_SIZE: usize = 16 * 1024;
 /// The boot core runs on its own stack, after the per-core ones.
 const BOOT_STACK_SLOT: usize = MAX_CPUS;
 /// Size of one [`ResumeSlot`]; the assembly indexes slots with `lsl #7`.
-const RESUME_SLOT_SIZE: usize = 128;
+const RESUME_SLOT_SIZE: usize = 256;
 /// What [`psci_save_call`] returns when the core came back through its
 /// entry point rather than by the call returning (PSCI never returns 1).
 pub const RESUMED_THROUGH_ENTRY: i64 = 1;
@@ -41,16 +41,19 @@ const _: () = assert!(core::mem::size_of::<ResumeSlot>() == RESUME_SLOT_SIZE);
 const _: () = assert!(core::mem::size_of::<Frame>() == FRAME_SIZE);
 
 /// The callee-saved state of a core that asked for a power-down:
-/// x19..x30 at 0..96, sp at 96, the "resume pending" flag at 104.
-#[repr(C, align(128))]
-pub struct ResumeSlot(UnsafeCell<[u64; 16]>);
+/// x19..x30 at 0..96, sp at 96, the "resume pending" flag at 104, and the
+/// callee-saved FP registers d8..d15 at 112..176 (AAPCS64: their low 64
+/// bits), which a real power-down loses too. 256 bytes per core: the entry
+/// path indexes the slots with a shift.
+#[repr(C, align(256))]
+pub struct ResumeSlot(UnsafeCell<[u64; 32]>);
 
 // SAFETY: a slot is written and read only by its own core (in assembly,
 // around its own PSCI call and in its own entry path); nothing else touches it.
 unsafe impl Sync for ResumeSlot {}
 
 /// One resume slot per core, indexed by core index.
-static RESUME: [ResumeSlot; MAX_CPUS] = [const { ResumeSlot(UnsafeCell::new([0; 16])) }; MAX_CPUS];
+static RESUME: [ResumeSlot; MAX_CPUS] = [const { ResumeSlot(UnsafeCell::new([0; 32])) }; MAX_CPUS];
 
 /// Size of the exception [`Frame`].
 const FRAME_SIZE: usize = 800;
@@ -137,7 +140,7 @@ guest_secondary_entry:
     msr     tpidr_el1, x20
     adrp    x1, {resume}
     add     x1, x1, :lo12:{resume}
-    add     x1, x1, x20, lsl #7
+    add     x1, x1, x20, lsl #8
     ldr     x2, [x1, #104]
     cbnz    x2, guest_resume_context
     GUEST_SET_STACK x20
@@ -155,6 +158,10 @@ guest_resume_context:
     ldp     x25, x26, [x1, #48]
     ldp     x27, x28, [x1, #64]
     ldp     x29, x30, [x1, #80]
+    ldp     d8, d9, [x1, #112]
+    ldp     d10, d11, [x1, #128]
+    ldp     d12, d13, [x1, #144]
+    ldp     d14, d15, [x1, #160]
     ldr     x9, [x1, #96]
     mov     sp, x9
     mov     x0, #{resumed}
@@ -210,6 +217,10 @@ guest_psci_save_call:
     stp     x25, x26, [x4, #48]
     stp     x27, x28, [x4, #64]
     stp     x29, x30, [x4, #80]
+    stp     d8, d9, [x4, #112]
+    stp     d10, d11, [x4, #128]
+    stp     d12, d13, [x4, #144]
+    stp     d14, d15, [x4, #160]
     mov     x9, sp
     str     x9, [x4, #96]
     mov     x9, #1
@@ -365,6 +376,62 @@ pub fn psci_save_call(fid: u32, a1: u64, a2: u64, a3: u64, hvc: bool) -> i64 {
     // the assembly follows the AAPCS64 (it saves and restores x19..x30 and
     // sp itself) and the SMCCC call preserves what AAPCS64 callers rely on.
     unsafe { guest_psci_save_call(fid as u64, a1, a2, a3, slot, hvc as u64) }
+}
+
+/// [`psci_save_call`] with d8..d15 (callee-saved under AAPCS64) holding
+/// known values across the call: returns the call's x0 (or
+/// [`RESUMED_THROUGH_ENTRY`]) and whether d8..d15 came back intact, which
+/// after a real power-down only the resume path's restore can ensure.
+pub fn psci_save_call_checking_fp(fid: u32, a1: u64, a2: u64, a3: u64, hvc: bool) -> (i64, bool) {
+    const PATTERN: [u64; 8] = [
+        0xd8d8_0000_1111_0008,
+        0xd9d9_0000_1111_0009,
+        0xdada_0000_1111_000a,
+        0xdbdb_0000_1111_000b,
+        0xdcdc_0000_1111_000c,
+        0xdddd_0000_1111_000d,
+        0xdede_0000_1111_000e,
+        0xdfdf_0000_1111_000f,
+    ];
+    let slot = RESUME[core_index()].0.get().cast::<u64>();
+    let mut after = [0u64; 8];
+    let r: u64;
+    // SAFETY: as `psci_save_call` for the call itself (this core's own
+    // slot; the assembly follows the AAPCS64, so x20, which holds `after`,
+    // survives the call or the resume). d8..d15 are declared clobbered: the
+    // block loads them, and stores them to `after`, a local array.
+    unsafe {
+        asm!(
+            "ldp d8, d9, [{p}]",
+            "ldp d10, d11, [{p}, #16]",
+            "ldp d12, d13, [{p}, #32]",
+            "ldp d14, d15, [{p}, #48]",
+            "bl {call}",
+            "stp d8, d9, [x20]",
+            "stp d10, d11, [x20, #16]",
+            "stp d12, d13, [x20, #32]",
+            "stp d14, d15, [x20, #48]",
+            p = in(reg) PATTERN.as_ptr(),
+            call = sym guest_psci_save_call,
+            inout("x0") fid as u64 => r,
+            in("x1") a1,
+            in("x2") a2,
+            in("x3") a3,
+            in("x4") slot,
+            in("x5") hvc as u64,
+            in("x20") after.as_mut_ptr(),
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+            out("d12") _,
+            out("d13") _,
+            out("d14") _,
+            out("d15") _,
+            clobber_abi("C"),
+        );
+    }
+    (r as i64, after == PATTERN)
 }
 
 /// Rust side of every exception vector.

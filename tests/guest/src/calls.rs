@@ -172,6 +172,18 @@ pub fn cpu_suspend_powerdown(power_state: u32) -> i64 {
     )
 }
 
+/// [`cpu_suspend_powerdown`] that also reports whether the callee-saved FP
+/// registers d8..d15 survived it (see [`arch::psci_save_call_checking_fp`]).
+pub fn cpu_suspend_powerdown_checking_fp(power_state: u32) -> (i64, bool) {
+    arch::psci_save_call_checking_fp(
+        psci::CPU_SUSPEND_64,
+        power_state as u64,
+        arch::secondary_entry(),
+        arch::core_index() as u64,
+        platform::get().psci_conduit == Conduit::Hvc,
+    )
+}
+
 /// CPU_OFF that keeps the core's context: another core's CPU_ON (with
 /// the entry point and this core's index) makes it return
 /// [`arch::RESUMED_THROUGH_ENTRY`]. Exercises the power-down resume path

@@ -468,7 +468,7 @@ pub fn suspend_sequence() -> Result<(), Msg> {
     arch::mask_irqs();
     let before = irqs();
     timer::arm_ms(2);
-    let r = calls::cpu_suspend_powerdown(POWER_DOWN);
+    let (r, fp_kept) = calls::cpu_suspend_powerdown_checking_fp(POWER_DOWN);
     let resumed = r == arch::RESUMED_THROUGH_ENTRY;
     if resumed {
         reinit_after_resume()?;
@@ -477,6 +477,17 @@ pub fn suspend_sequence() -> Result<(), Msg> {
     if !resumed && r != 0 {
         timer::disable();
         fail!("CPU_SUSPEND(power-down {POWER_DOWN:#x}) returned {r}");
+    }
+    if !fp_kept {
+        timer::disable();
+        fail!(
+            "d8..d15 changed across CPU_SUSPEND(power-down){}",
+            if resumed {
+                " (resumed at the entry point)"
+            } else {
+                ""
+            }
+        );
     }
     if !resumed && !irq::wait_wfi(1000, || irqs() != before) {
         timer::disable();
