@@ -61,9 +61,12 @@ images: deps
 run: images
 	$(CARGO) run -q -p runner --release -- --cores 4
 
-# Debian's stock arm64 kernel (cloud flavour) with a busybox initramfs as the
-# guest, 4 cores: /init checks CPUs, cpuidle and CPU hotplug, then powers off.
-# Fetched through a project-local apt state under build/linux (see
+# Debian's stock arm64 kernel with a busybox initramfs as the guest, 4 cores:
+# /init checks CPUs, cpuidle and CPU hotplug, then powers off. LINUX_FLAVOUR
+# picks the kernel package: cloud-arm64 (linux-image-cloud-arm64, the
+# default, in build/linux) or arm64 (linux-image-arm64, the generic kernel,
+# in build/linux-arm64); e.g. `make test-linux LINUX_FLAVOUR=arm64`.
+# Fetched through a project-local apt state under that directory (see
 # tests/linux/README.md); LINUX_ARGS passes options (e.g. --shell, --bare,
 # --no-idle, --debug, --switches test.powerdown).
 # The tracemgr module (guest-api/linux) is built when aarch64-linux-gnu-gcc
@@ -71,23 +74,27 @@ run: images
 # initramfs as /lib/modules/tracemgr.ko; LINUX_ARGS=--tracemgr loads and
 # exercises it.
 LINUX_ARGS ?=
+LINUX_FLAVOUR ?= cloud-arm64
+LINUX_DIR := $(BUILD)/linux$(if $(filter cloud-arm64,$(LINUX_FLAVOUR)),,-$(LINUX_FLAVOUR))
+# The runner and the Linux tests find the kernel and initramfs here.
+LINUX_ENV := LINUX_FLAVOUR=$(LINUX_FLAVOUR) TM_LINUX_DIR=$(abspath $(LINUX_DIR))
 linux-guest: deps
 	@command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || { \
 	    echo "linux-guest: installing gcc-aarch64-linux-gnu (to build the Linux module)"; \
 	    $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu; }
-	@tests/linux/fetch.sh $(BUILD)/linux
+	@$(LINUX_ENV) tests/linux/fetch.sh $(LINUX_DIR)
 	@if command -v aarch64-linux-gnu-gcc >/dev/null; then \
-	    tests/linux/build-module.sh $(BUILD)/linux >$(BUILD)/linux/build-module.log 2>&1 \
-	    || { tail -20 $(BUILD)/linux/build-module.log; exit 1; }; \
+	    $(LINUX_ENV) tests/linux/build-module.sh $(LINUX_DIR) >$(LINUX_DIR)/build-module.log 2>&1 \
+	    || { tail -20 $(LINUX_DIR)/build-module.log; exit 1; }; \
 	 else echo "linux-guest: no aarch64-linux-gnu-gcc, tracemgr.ko not built"; \
-	    rm -f $(BUILD)/linux/tracemgr.ko; fi
-	@ko=; [ -f $(BUILD)/linux/tracemgr.ko ] && ko=$(BUILD)/linux/tracemgr.ko:lib/modules/tracemgr.ko; \
-	python3 tests/linux/mkinitramfs.py $(BUILD)/linux/busybox/bin/busybox \
-	    tests/linux/init.sh $(BUILD)/linux/initramfs.cpio.gz $$ko
+	    rm -f $(LINUX_DIR)/tracemgr.ko; fi
+	@ko=; [ -f $(LINUX_DIR)/tracemgr.ko ] && ko=$(LINUX_DIR)/tracemgr.ko:lib/modules/tracemgr.ko; \
+	python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox/bin/busybox \
+	    tests/linux/init.sh $(LINUX_DIR)/initramfs.cpio.gz $$ko
 
 run-linux: images linux-guest
-	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)
+	$(LINUX_ENV) $(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)
 
 # Linux with the tracemgr module (tests/runner/tests/linux.rs, also part of
 # `make test`): every CPU online, the sysfs controls on every CPU, then from
@@ -96,12 +103,12 @@ run-linux: images linux-guest
 # after every step; once with firmware returning from each power-down, once
 # with each power-down a real warm boot (test.powerdown).
 test-linux: images linux-guest
-	$(CARGO) test -p runner --release --test linux -- --test-threads 1 --nocapture
+	$(LINUX_ENV) $(CARGO) test -p runner --release --test linux -- --test-threads 1 --nocapture
 
 # Boot time to /init of the same kernel on bare QEMU and under the
 # hypervisor, both with -icount and cpuidle.off=1.
 linux-boot-time: images linux-guest
-	$(CARGO) run -q -p runner --release --bin linux -- --cores 4 --boot-time
+	$(LINUX_ENV) $(CARGO) run -q -p runner --release --bin linux -- --cores 4 --boot-time
 
 test: images linux-guest
 	@tests/run-tests.sh

@@ -26,7 +26,7 @@ src=$root/guest-api/linux
 
 "$root/tests/linux/fetch.sh" "$out"
 kver=$(cat "$out/kernel/version")                  # e.g. 6.1.0-56-cloud-arm64
-abi=${kver%-cloud-arm64}                            # e.g. 6.1.0-56
+abi=$(echo "$kver" | sed 's/-\(cloud-\)\{0,1\}arm64$//')  # e.g. 6.1.0-56
 kdeb=$(ls "$out/debs/linux-image-${kver}"_*_arm64.deb | head -1)
 pver=$(basename "$kdeb" | sed 's/^[^_]*_\(.*\)_arm64\.deb$/\1/')   # e.g. 6.1.192-2
 series=$(echo "$abi" | cut -d. -f1,2)                # e.g. 6.1

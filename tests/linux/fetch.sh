@@ -1,5 +1,6 @@
 #!/bin/sh
-# Fetches Debian's arm64 cloud kernel and busybox-static through apt, with a
+# Fetches Debian's arm64 kernel (LINUX_FLAVOUR: cloud-arm64, the default, or
+# arm64, the generic one) and busybox-static through apt, with a
 # project-local apt state under build/linux/apt (the host's apt configuration
 # is not touched), and extracts them under build/linux/.
 #
@@ -7,7 +8,8 @@
 # (deb.debian.org bookworm, bookworm-updates, bookworm-security), signed by
 # the host's Debian archive keyring. Idempotent: skips what is already there.
 #
-# Usage: tests/linux/fetch.sh [build-dir]   (default: build/linux)
+# Usage: [LINUX_FLAVOUR=cloud-arm64|arm64] tests/linux/fetch.sh [build-dir]
+# (default: build/linux); one build directory per flavour.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build/linux}
@@ -24,8 +26,13 @@ apt_env "$apt" arm64
 apt_update_for "$apt" arm64
 
 # The meta package depends on the versioned image package.
-kpkg=$(apt-cache depends linux-image-cloud-arm64:arm64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^: ]*\).*/\1/p' | head -1)
-[ -n "$kpkg" ] || { echo "fetch: cannot resolve linux-image-cloud-arm64's kernel package" >&2; exit 1; }
+flavour=${LINUX_FLAVOUR:-cloud-arm64}
+case $flavour in
+    cloud-arm64|arm64) ;;
+    *) echo "fetch: LINUX_FLAVOUR must be cloud-arm64 or arm64, not $flavour" >&2; exit 1 ;;
+esac
+kpkg=$(apt-cache depends "linux-image-$flavour:arm64" | sed -n 's/^ *Depends: \(linux-image-[0-9][^: ]*\).*/\1/p' | head -1)
+[ -n "$kpkg" ] || { echo "fetch: cannot resolve linux-image-$flavour's kernel package" >&2; exit 1; }
 kpkg=${kpkg%:arm64}
 echo "fetch: kernel package $kpkg"
 

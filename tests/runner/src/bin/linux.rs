@@ -349,7 +349,10 @@ fn main() -> ExitCode {
 }
 
 fn boot(a: &Args) -> Result<(bool, Outcome), String> {
-    let dir: PathBuf = runner::build_dir().join("linux");
+    // `make ... LINUX_FLAVOUR=arm64` puts the generic kernel elsewhere.
+    let dir: PathBuf = std::env::var_os("TM_LINUX_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| runner::build_dir().join("linux"));
     let image = dir.join("kernel/Image");
     let initrd = dir.join("initramfs.cpio.gz");
     for f in [&image, &initrd] {
