@@ -16,13 +16,15 @@
 //! `story` passes iff each status is what the story expects. With fewer
 //! cores the roles shrink to the cores there are.
 
-use guest_api::trace::{CONFIG_ADDR_FILTER, CONFIG_CONTEXT_ID, CONFIG_EL1, CONFIG_TIMESTAMPS};
+use guest_api::trace::{
+    self as abi, CONFIG_ADDR_FILTER, CONFIG_CONTEXT_ID, CONFIG_EL1, CONFIG_TIMESTAMPS,
+};
 
 use crate::arch::{self, MAX_CPUS};
 use crate::report::{fail, Msg, Report, Subchecks};
 use crate::smp::{self, Cmd};
 use crate::trace_calls::{self as tc, Expect};
-use crate::{platform, stress, suite};
+use crate::{calls, platform, stress, suite};
 
 /// Bound of every wait for another core.
 const WAIT_MS: u64 = 5000;
@@ -217,6 +219,38 @@ fn story() -> Result<(), Msg> {
         book.want[i] = Expect::disabled(want);
     }
     book.show(&mut s, "all disabled");
+
+    // What each core captured: the data stays in the hypervisor's buffer,
+    // readable with TRACE_READ, until the next enable.
+    println!("story: the trace data each core captured (TRACE_STATS):");
+    for i in 0..p.ncpus {
+        match calls::hyp6(abi::TRACE_STATS, [p.mpidr[i], 0, 0, 0]).map(abi::Stats::from_registers) {
+            Ok(Ok(st)) => {
+                println!(
+                    "cpu{i}: {} bytes written, {} readable, {} wraps, {} lost{}",
+                    st.written,
+                    st.available,
+                    st.wraps,
+                    st.lost,
+                    if st.flags & abi::STATS_FULL != 0 {
+                        ", full"
+                    } else {
+                        ""
+                    }
+                );
+                let traced_here = traced.contains(&i);
+                s.expect(
+                    traced_here == (st.available > 0),
+                    format_args!(
+                        "cpu{i}: {} bytes readable, traced: {traced_here}",
+                        st.available
+                    ),
+                );
+            }
+            Ok(Err(e)) => s.fail(format_args!("TRACE_STATS(cpu{i}): {e:?}")),
+            Err(c) => s.fail(format_args!("TRACE_STATS(cpu{i}): {c}")),
+        }
+    }
     s.result()
 }
 
