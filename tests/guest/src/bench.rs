@@ -29,12 +29,10 @@ use guest_api::trace::{CONFIG_CONTEXT_ID, CONFIG_EL0, CONFIG_EL1, CONFIG_TIMESTA
 
 use crate::arch::{self, MAX_CPUS};
 use crate::calls;
-use crate::gic;
-use crate::irq::{self, TIMER_IRQS};
 use crate::platform;
 use crate::report::{fail, Msg, Report};
 use crate::smp::{self, Cmd};
-use crate::stress::POWER_DOWN;
+use crate::stress::{self, POWER_DOWN};
 use crate::suite;
 use crate::timer;
 use crate::trace_calls as tc;
@@ -158,31 +156,9 @@ fn trace_ops(target: usize, tag: &str) -> Result<(), Msg> {
 /// measured from the call to the return through the resume entry. The
 /// wait executes nothing, so only `ticks` sees it.
 fn suspend_cycles(op: &str) -> Result<(), Msg> {
-    let me = arch::core_index();
     let mut s = Sample::default();
     for _ in 0..SUSPENDS {
-        arch::mask_irqs();
-        let before = TIMER_IRQS[me].load(Ordering::Acquire);
-        timer::arm_ms(1);
-        let r = s.add(|| calls::cpu_suspend_powerdown(POWER_DOWN));
-        let resumed = r == arch::RESUMED_THROUGH_ENTRY;
-        let reinit = if resumed {
-            let r = gic::init_redistributor();
-            gic::init_cpu_interface();
-            r
-        } else {
-            Ok(())
-        };
-        arch::unmask_irqs();
-        if !irq::poll(100, || TIMER_IRQS[me].load(Ordering::Acquire) != before) {
-            timer::disable();
-        }
-        if let Err(e) = reinit {
-            fail!("after CPU_SUSPEND: GIC redistributor: {e}");
-        }
-        if !resumed && r != 0 {
-            fail!("CPU_SUSPEND(power-down) returned {r}");
-        }
+        stress::power_down_with(1, || s.add(|| calls::cpu_suspend_powerdown(POWER_DOWN)))?;
     }
     s.print(op, "");
     Ok(())

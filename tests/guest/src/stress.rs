@@ -416,11 +416,17 @@ fn status_check(st: &CoreState, t: usize) {
 /// point (the hypervisor simulated a power loss), `Ok(false)` if the
 /// call returned 0.
 pub fn power_down(wake_ms: u64) -> Result<bool, Msg> {
+    power_down_with(wake_ms, || calls::cpu_suspend_powerdown(POWER_DOWN))
+}
+
+/// [`power_down`] with `suspend` making the CPU_SUSPEND call (with IRQs
+/// masked and the timer armed), e.g. inside a measurement.
+pub fn power_down_with(wake_ms: u64, suspend: impl FnOnce() -> i64) -> Result<bool, Msg> {
     let me = arch::core_index();
     arch::mask_irqs();
     let before = TIMER_IRQS[me].load(Ordering::Acquire);
     timer::arm_ms(wake_ms);
-    let r = calls::cpu_suspend_powerdown(POWER_DOWN);
+    let r = suspend();
     let resumed = r == arch::RESUMED_THROUGH_ENTRY;
     let reinit = if resumed {
         // The GIC CPU interface lost its state with the power.
