@@ -38,6 +38,14 @@
  *   cpuN/generation        read: the generation the last enable/disable
  *                          returned (0 before any)
  *   cpuN/mpidr             read: the MPIDR this driver targets for cpuN
+ *   cpuN/stats             read: TRACE_STATS, e.g. "written=102 wraps=0
+ *                          lost=0 flags=0x0 available=102"
+ *   cpuN/data              binary, read: the core's trace data (raw ETE
+ *                          packets, oldest byte first) through TRACE_READ,
+ *                          one page at a time into a bounce page whose
+ *                          physical address is the IPA the hypervisor
+ *                          checks and writes (its stage 2 maps guest RAM
+ *                          1:1). Kept until the next enable.
  *
  * The target MPIDR: arm64's cpu_logical_map() is not exported to modules
  * in 6.1, so a CPU-hotplug callback (CPUHP_AP_ONLINE_DYN), which runs on
@@ -57,6 +65,8 @@
 #include <linux/cpuhotplug.h>
 #include <linux/kernel.h>
 #include <linux/kobject.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
@@ -341,15 +351,77 @@ static struct kobj_attribute status_attr = __ATTR_RO(status);
 static struct kobj_attribute generation_attr = __ATTR_RO(generation);
 static struct kobj_attribute mpidr_attr = __ATTR_RO(mpidr);
 
+static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
+			  char *buf)
+{
+	struct arm_smccc_1_2_regs res;
+	unsigned long mpidr;
+	int ret = tracemgr_target(to_tc(kobj), &mpidr);
+
+	if (!ret)
+		ret = tracemgr_call(TRACEMGR_TRACE_STATS, mpidr, 0, 0, 0, &res);
+	if (ret)
+		return ret;
+	return sysfs_emit(buf, "written=%lu wraps=%lu lost=%lu flags=%#lx available=%lu\n",
+			  res.a1, res.a2, res.a3, res.a4, res.a5);
+}
+
+static struct kobj_attribute stats_attr = __ATTR_RO(stats);
+
+static ssize_t data_read(struct file *file, struct kobject *kobj,
+			 struct bin_attribute *attr, char *buf, loff_t off,
+			 size_t count)
+{
+	struct arm_smccc_1_2_regs res;
+	unsigned long mpidr, page;
+	size_t n = min_t(size_t, count, PAGE_SIZE);
+	int ret = tracemgr_target(to_tc(kobj), &mpidr);
+
+	if (ret)
+		return ret;
+	if (off < 0)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	page = __get_free_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	ret = tracemgr_call(TRACEMGR_TRACE_READ, mpidr, off,
+			    virt_to_phys((void *)page), n, &res);
+	if (!ret) {
+		n = min_t(size_t, res.a1, n);
+		memcpy(buf, (void *)page, n);
+	}
+	free_page(page);
+	return ret ? ret : n;
+}
+
+static BIN_ATTR_RO(data, 0);
+
 static struct attribute *tracemgr_cpu_attrs[] = {
 	&enable_attr.attr,
 	&config_attr.attr,
 	&status_attr.attr,
 	&generation_attr.attr,
 	&mpidr_attr.attr,
+	&stats_attr.attr,
 	NULL,
 };
-ATTRIBUTE_GROUPS(tracemgr_cpu);
+
+static struct bin_attribute *tracemgr_cpu_bin_attrs[] = {
+	&bin_attr_data,
+	NULL,
+};
+
+static const struct attribute_group tracemgr_cpu_group = {
+	.attrs = tracemgr_cpu_attrs,
+	.bin_attrs = tracemgr_cpu_bin_attrs,
+};
+
+static const struct attribute_group *tracemgr_cpu_groups[] = {
+	&tracemgr_cpu_group,
+	NULL,
+};
 
 static void tracemgr_cpu_release(struct kobject *kobj)
 {

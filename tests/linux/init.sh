@@ -101,6 +101,20 @@ tracemgr_test() {
         g1=$(cat $c/status | tm_field gen)
         check "cpu$n generation $g0 -> $g1 (enable, 2 reconfigures, disable: +4)" [ "$g1" = $((g0 + 4)) ]
     done
+    # Trace data: cpu1 (cpu0 on one core) traces EL0|EL1 with timestamps
+    # and context IDs while it idles for a second (its CPU_SUSPENDs and
+    # interrupts trap to EL2, and the QEMU model traces each), then the
+    # data is read back through cpuN/data (TRACE_READ) and printed as hex
+    # for the runner, which decodes it with OpenCSD.
+    d=1; [ -d $tm/cpu1 ] && [ "$(cat $cpus/cpu1/online)" = 1 ] || d=0
+    echo 0x17 > $tm/cpu$d/config && echo 1 > $tm/cpu$d/enable
+    sleep 1
+    echo 0 > $tm/cpu$d/enable; echo 0x3 > $tm/cpu$d/config
+    st=$(cat $tm/cpu$d/stats); avail=$(echo "$st" | tm_field available)
+    say "tracedata cpu$d stats $st"
+    n=$(od -An -v -tx1 $tm/cpu$d/data | while read -r l; do say "tracedata cpu$d $l"; done | tee /dev/console | wc -l)
+    check "cpu$d trace data read back: $avail bytes in $n lines of 16" [ "$avail" -gt 0 -a "$n" = $(( (avail + 15) / 16 )) ]
+
     # An offline core: TRACE_STATUS and TRACE_ENABLE answer TARGET_OFF (-ENODEV).
     if [ -f $cpus/cpu1/online ] && [ -d $tm/cpu1 ]; then
         echo 1 > $tm/cpu1/enable

@@ -240,7 +240,85 @@ fn init_uptime(out: &Outcome) -> Option<f64> {
 /// Prints what happened; true if the run passed: /init reached, every check
 /// passed, no problem line, and a clean power-off (QEMU's exit status 0
 /// after PSCI SYSTEM_OFF) before the timeout.
-fn report(out: &Outcome, bare: bool, cores: usize, shell: bool) -> bool {
+/// The trace data /init read back through `cpuN/data` (`linux-init:
+/// tracedata cpuN <hex bytes>` lines), decoded with OpenCSD's
+/// trc_pkt_lister: `None` if /init printed none; else whether the bytes add
+/// up to what TRACE_STATS said and decode without error into at least one
+/// exception element (the model traces the CPU's traps to EL2).
+fn decode_linux_trace(out: &Outcome) -> Option<bool> {
+    use runner::snapshot::{self, Capture, EteRegs};
+    let stats = out.lines_with("linux-init: tracedata cpu").find(|l| l.contains(" stats "))?;
+    let available: usize = stats
+        .split("available=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    let mut data = Vec::new();
+    for l in out.lines_with("linux-init: tracedata cpu") {
+        if l.contains(" stats ") {
+            continue;
+        }
+        let words = l.split("linux-init: tracedata cpu").nth(1).unwrap_or("");
+        // "<n> xx xx ...": the CPU number, then the bytes.
+        for w in words.split_whitespace().skip(1) {
+            match u8::from_str_radix(w, 16) {
+                Ok(b) if w.len() == 2 => data.push(b),
+                _ => {
+                    println!("trace data: bad byte {w:?} in: {l}");
+                    return Some(false);
+                }
+            }
+        }
+    }
+    let capture = Capture {
+        cpu: 0,
+        regs: EteRegs {
+            configr: snapshot::TRACEDATA_CONFIGR,
+            traceidr: 1,
+            idr0: el2::trace::MODEL_TRCIDR0,
+            idr1: snapshot::DEFAULT_TRCIDR1,
+            idr2: el2::trace::MODEL_TRCIDR2,
+            idr8: 0,
+            devarch: snapshot::ETE_DEVARCH,
+        },
+        data,
+    };
+    let len = capture.data.len();
+    let decoded = runner::tempdir().and_then(|dir| {
+        snapshot::write(&dir, &[capture])?;
+        let listing = snapshot::list(&dir, 0, false)?;
+        let full = snapshot::list(&dir, 0, true)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok((listing, full))
+    });
+    let (listing, full) = match decoded {
+        Ok(x) => x,
+        Err(e) => {
+            println!("trace data: {e}");
+            return Some(false);
+        }
+    };
+    let packets = snapshot::packets(&listing).len();
+    let exceptions = full.matches("OCSD_GEN_TRC_ELEM_EXCEPTION").count();
+    let errors = snapshot::errors(&listing).len() + snapshot::errors(&full).len();
+    // By kind: what trapped to EL2 while Linux idled (ETE exception numbers).
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for k in full.split("excep num (").skip(1) {
+        let num = k.split(')').next().unwrap_or("?").to_string();
+        match kinds.iter_mut().find(|(n, _)| *n == num) {
+            Some((_, c)) => *c += 1,
+            None => kinds.push((num, 1)),
+        }
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(n, c)| format!("{n}: {c}")).collect();
+    println!(
+        "trace data from Linux: {len} bytes (TRACE_STATS: {available}), {packets} packets, {exceptions} exceptions decoded by trc_pkt_lister (by exception number {}), {errors} decoder errors",
+        kinds.join(", ")
+    );
+    Some(len == available && len > 0 && errors == 0 && exceptions > 0)
+}
+
+fn report(out: &Outcome, bare: bool, cores: usize, shell: bool, tracemgr: bool) -> bool {
     let passed = out.lines_with("linux-init: PASS").count();
     let failed = out.lines_with("linux-init: FAIL").count();
     let reached = out.lines_with(MARK).next();
@@ -308,6 +386,14 @@ fn report(out: &Outcome, bare: bool, cores: usize, shell: bool) -> bool {
         println!("no `stats:` line from the hypervisor");
         accounted = false;
     }
+    let trace_ok = match decode_linux_trace(out) {
+        Some(ok) => ok,
+        None if tracemgr && !shell => {
+            println!("no trace data from /init");
+            false
+        }
+        None => true,
+    };
     let clean_exit = !out.timed_out && out.status == Some(0);
     if !clean_exit && !shell {
         println!("no clean power-off");
@@ -318,6 +404,7 @@ fn report(out: &Outcome, bare: bool, cores: usize, shell: bool) -> bool {
         && passed > 0
         && problems.is_empty()
         && accounted
+        && trace_ok
         && (clean_exit || shell)
 }
 
@@ -458,7 +545,7 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
         runner::run(&cfg)?
     };
     let _ = std::fs::remove_dir_all(&tmp);
-    let ok = report(&out, a.bare, a.cores, a.shell);
+    let ok = report(&out, a.bare, a.cores, a.shell, a.tracemgr);
     Ok((ok, out))
 }
 
