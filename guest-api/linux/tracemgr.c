@@ -19,7 +19,7 @@
  * refuses to load with -ENODEV.
  *
  * sysfs, /sys/kernel/tracemgr/:
- *   abi_version            "1.0"
+ *   abi_version            "1.1"
  *   requests, errors       hypervisor calls made / calls that returned an error
  *   id_aa64dfr0            ID_AA64DFR0_EL1 as read on the reading CPU: the
  *                          trace fields are 0 (the hypervisor hides its units)
@@ -396,7 +396,8 @@ static ssize_t data_read(struct file *file, struct kobject *kobj,
 	return ret ? ret : n;
 }
 
-static BIN_ATTR_RO(data, 0);
+/* Root only: the data is kernel control flow (addresses, context IDs). */
+static struct bin_attribute bin_attr_data = __BIN_ATTR(data, 0400, data_read, NULL, 0);
 
 static struct attribute *tracemgr_cpu_attrs[] = {
 	&enable_attr.attr,

@@ -73,7 +73,8 @@ pub const UID: Uid = Uid([
 pub const REVISION_MAJOR: u64 = 1;
 /// Service revision reported by REVISION.
 pub const REVISION_MINOR: u64 = 1;
-/// ABI_VERSION's answer: major 1, minor 0.
+/// ABI_VERSION's answer: major 1, minor 1 (1.1 added TRACE_READ,
+/// TRACE_STATS and CONFIG_WRAP).
 pub const ABI_VERSION_VALUE: u64 = (REVISION_MAJOR << 16) | REVISION_MINOR;
 
 /// Errors of the service, returned as negative values in x0.

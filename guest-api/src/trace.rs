@@ -26,11 +26,15 @@
 //! never mapped for the guest). TRACE_ENABLE starts a new capture: the
 //! buffer restarts empty and the statistics at zero. The capture survives
 //! TRACE_DISABLE, CPU_SUSPEND (with or without power loss) and stays
-//! readable until the next TRACE_ENABLE of that core. The buffer runs in
-//! fill mode: when it is full, collection stops ([`STATS_FULL`]) and what
-//! the trace unit goes on producing is lost (counted in bytes where the
-//! backend can count it: the QEMU model does, real TRBE cannot and reports 0
-//! with the flag set).
+//! readable until the next TRACE_ENABLE of that core. By default the
+//! buffer runs in fill mode: when it is full, collection stops
+//! ([`STATS_FULL`]) and what the trace unit goes on producing is lost
+//! (counted in bytes where the backend can count it: the QEMU model does,
+//! real TRBE cannot and reports 0 with the flag set). With [`CONFIG_WRAP`]
+//! it wraps instead and keeps the newest data (circular-buffer mode).
+//! Real TRBE does not count wraps either: there TRACE_STATS' wraps is 0 or
+//! 1 (whether the buffer has wrapped) and bytes written equals bytes
+//! available.
 //!
 //! The data is the raw ETE packet stream the TRBE wrote, oldest byte at
 //! offset 0: a CoreSight "source_data" buffer for one trace unit (no
@@ -39,7 +43,12 @@
 //! for next, and how many bytes remain after it; a guest loops until x3 is
 //! 0. The read is served by the target core itself (its trace hardware is
 //! drained first, so a read of a tracing core sees everything up to the
-//! call), never by another core while the target may be writing.
+//! call), never by another core while the target may be writing. Offsets
+//! stay valid while a core traces in fill mode (data is only appended);
+//! in wrap mode the oldest data moves with every wrap, so a consistent
+//! multi-call read of a wrapping core is made after TRACE_DISABLE. A
+//! TRACE_ENABLE between two calls starts a new capture: an offset past its
+//! data is then INVALID_PARAMETER.
 //!
 //! TRACE_READ's arguments are INVALID_PARAMETER when: the buffer is empty
 //! (x4 = 0) or larger than [`READ_MAX`]; the IPA is not a multiple of

@@ -164,9 +164,10 @@ pub fn isb() {
     unsafe { asm!("isb", options(nostack, preserves_flags)) };
 }
 
-/// Cleans the data cache lines of `[addr, addr + len)` to the point of
-/// coherency, then waits: data EL2 wrote into guest memory is visible to a
-/// guest running with its caches off.
+/// Cleans and invalidates the data cache lines of `[addr, addr + len)` to
+/// the point of coherency, then waits: data EL2 wrote into guest memory is
+/// visible to a guest running with its caches off, and no stale line of
+/// EL2's is left to shadow what that guest writes there later.
 pub fn clean_dcache_to_poc(addr: u64, len: u64) {
     let line = 4u64 << ((ctr_el0::read() >> 16) & 0xf);
     let mut a = addr & !(line - 1);
@@ -174,7 +175,7 @@ pub fn clean_dcache_to_poc(addr: u64, len: u64) {
     while a < end {
         // SAFETY: a cache clean by VA changes no memory contents; `a` is an
         // address the caller just wrote through EL2's identity map.
-        unsafe { asm!("dc cvac, {0}", in(reg) a, options(nostack, preserves_flags)) };
+        unsafe { asm!("dc civac, {0}", in(reg) a, options(nostack, preserves_flags)) };
         a += line;
     }
     dsb_sy();

@@ -394,6 +394,21 @@ const MDCR_TRACE_OWNER: u64 = (1 << 10) | (1 << 19) | (0b11 << 12);
 /// MDCR_EL2.HPMD (bit 17, FEAT_PMUv3p1): the guest's event counters do not
 /// count at EL2.
 const MDCR_HPMD: u64 = 1 << 17;
+/// MDCR_EL2.HCCD (bit 23, FEAT_PMUv3p5): the cycle counter does not count
+/// at EL2.
+const MDCR_HCCD: u64 = 1 << 23;
+
+/// The MDCR_EL2 bits that keep EL2 out of the guest's PMU counts, as far as
+/// PMU version `pmuver` (ID_AA64DFR0_EL1.PMUVer) implements them (both bits
+/// are RES0 before their feature).
+fn mdcr_hide_el2(pmuver: u64) -> u64 {
+    match pmuver {
+        0 | 0xf => 0,
+        v if v >= 6 => MDCR_HPMD | MDCR_HCCD,
+        v if v >= 4 => MDCR_HPMD,
+        _ => 0,
+    }
+}
 /// SCTLR_EL1 at guest entry: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
@@ -410,10 +425,15 @@ fn init_el2(m: &Machine) {
         zcr_el2::write(0xf); // the guest may use any SVE vector length
     }
     // HPMN = PMCR_EL0.N: every event counter belongs to the guest. HPMD
-    // keeps them from counting at EL2 (what the hypervisor does is not the
-    // guest's to measure) unless the `bench` switch asks for it.
-    let hpmd = if m.guest_counts_el2 { 0 } else { MDCR_HPMD };
-    mdcr_el2::write(MDCR_TRACE_OWNER | hpmd | ((pmcr_el0::read() >> 11) & 0x1f));
+    // and HCCD keep them and the cycle counter from counting at EL2 (what
+    // the hypervisor does is not the guest's to measure) unless the `bench`
+    // switch asks for it.
+    let hide = if m.guest_counts_el2 {
+        0
+    } else {
+        mdcr_hide_el2((crate::arch::trace_regs::id_aa64dfr0() >> 8) & 0xf)
+    };
+    mdcr_el2::write(MDCR_TRACE_OWNER | hide | ((pmcr_el0::read() >> 11) & 0x1f));
     hstr_el2::write(0);
     vpidr_el2::write(midr_el1::read());
     vmpidr_el2::write(mpidr_el1::read());

@@ -270,6 +270,9 @@ fn trace() -> &'static mut CoreTrace<Backend> {
 /// records it; real trace hardware needs nothing). `spsr` gives the guest's
 /// exception level.
 pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u64) {
+    if !TRACE_MANAGER {
+        return;
+    }
     let t = trace();
     let Mode::Enabled(cfg) = t.mode() else {
         return;
@@ -288,6 +291,9 @@ pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u6
 /// The TRBE interrupt (real hardware): handled on this core, never
 /// forwarded to the guest.
 pub fn buffer_interrupt() {
+    if !TRACE_MANAGER {
+        return;
+    }
     let t = trace();
     let cfg = match t.mode() {
         Mode::Enabled(cfg) => Some(cfg),

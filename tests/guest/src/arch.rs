@@ -31,7 +31,7 @@ pub const MAX_CPUS: usize = 8;
 pub const STACK_SIZE: usize = 16 * 1024;
 /// The boot core runs on its own stack, after the per-core ones.
 const BOOT_STACK_SLOT: usize = MAX_CPUS;
-/// Size of one [`ResumeSlot`]; the assembly indexes slots with `lsl #7`.
+/// Size of one [`ResumeSlot`]; the assembly indexes slots with `lsl #8`.
 const RESUME_SLOT_SIZE: usize = 256;
 /// What [`psci_save_call`] returns when the core came back through its
 /// entry point rather than by the call returning (PSCI never returns 1).

@@ -51,17 +51,21 @@ const CONFIG: u64 = CONFIG_EL0 | CONFIG_EL1 | CONFIG_TIMESTAMPS | CONFIG_CONTEXT
 const EL2_INSTRUCTIONS: u64 = 0x08 | (1 << 31) | (1 << 30) | (1 << 27);
 /// Instructions at EL0, EL1 and EL2.
 const ALL_INSTRUCTIONS: u64 = 0x08 | (1 << 27);
+/// PMCCFILTR_EL0: the cycle counter at EL2 only (P, U set; NSH set).
+const EL2_CYCLES: u64 = (1 << 31) | (1 << 30) | (1 << 27);
 
 /// Sets up event counters 0 (EL2 instructions) and 1 (all instructions)
-/// of this core.
+/// and the cycle counter (EL2 cycles) of this core.
 pub fn pmu_init() {
     // SAFETY: programs only this core's PMU (the guest owns every event
-    // counter: MDCR_EL2.HPMN = PMCR.N): counters 0 and 1's events, their
-    // enables, and PMCR_EL0.E; no memory is touched.
+    // counter: MDCR_EL2.HPMN = PMCR.N): counters 0 and 1's events, the
+    // cycle counter's filter, their enables, and PMCR_EL0.E; no memory is
+    // touched.
     unsafe {
         asm!(
             "msr pmevtyper0_el0, {t}",
             "msr pmevtyper1_el0, {a}",
+            "msr pmccfiltr_el0, {c}",
             "msr pmcntenset_el0, {en}",
             "mrs {p}, pmcr_el0",
             "orr {p}, {p}, #1",
@@ -69,7 +73,8 @@ pub fn pmu_init() {
             "isb",
             t = in(reg) EL2_INSTRUCTIONS,
             a = in(reg) ALL_INSTRUCTIONS,
-            en = in(reg) 0b11u64,
+            c = in(reg) EL2_CYCLES,
+            en = in(reg) 0b11u64 | (1 << 31),
             p = out(reg) _,
             options(nomem, nostack, preserves_flags)
         );
@@ -92,6 +97,16 @@ fn counts() -> (u64, u64) {
         )
     };
     (el2, all)
+}
+
+/// The cycle counter (filtered to EL2 by `pmu_init`).
+fn el2_cycles() -> u64 {
+    let v: u64;
+    // SAFETY: reads this core's cycle counter; ISB orders the read.
+    unsafe {
+        asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
 }
 
 /// Running totals of one operation.
@@ -237,6 +252,16 @@ fn bench() -> Result<(), Msg> {
         }
     }
     null.print("null", "");
+    // The cycle counter filtered to EL2 across the null calls too (0 when
+    // the hypervisor hides EL2: MDCR_EL2.HCCD).
+    let c0 = el2_cycles();
+    for _ in 0..ITERS {
+        let _ = calls::hyp(smccc::SMCCC_VERSION, 0);
+    }
+    println!(
+        "bench: el2 cycles over {ITERS} null calls: el2_cycles={} ",
+        el2_cycles().wrapping_sub(c0)
+    );
     let manager = match tc::status(p.mpidr[me]) {
         Ok(x) => x[0] == 0,
         Err(c) => fail!("TRACE_STATUS: {c}"),

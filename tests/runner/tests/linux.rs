@@ -59,14 +59,11 @@ fn linux(extra: &[&str]) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // The concurrent run really overlapped trace requests with idle and
-    // hotplug: some requests found their CPU offline, and cores idled.
-    for key in [
-        "target_off",
-        "idle_entries",
-        "hotplug_cycles",
-        "status_checks",
-    ] {
+    // The concurrent run really ran: status checks, hotplug cycles and idle
+    // entries. (How many requests found their CPU offline depends on
+    // scheduling, so it is reported, not required; /init's checks before
+    // the concurrent run force one such case.)
+    for key in ["idle_entries", "hotplug_cycles", "status_checks"] {
         assert!(
             count(&summary, "concurrent run:", key) > 0,
             "{key} is 0 or missing:\n{summary}"

@@ -247,7 +247,9 @@ fn init_uptime(out: &Outcome) -> Option<f64> {
 /// exception element (the model traces the CPU's traps to EL2).
 fn decode_linux_trace(out: &Outcome) -> Option<bool> {
     use runner::snapshot::{self, Capture, EteRegs};
-    let stats = out.lines_with("linux-init: tracedata cpu").find(|l| l.contains(" stats "))?;
+    let stats = out
+        .lines_with("linux-init: tracedata cpu")
+        .find(|l| l.contains(" stats "))?;
     let available: usize = stats
         .split("available=")
         .nth(1)
@@ -315,6 +317,9 @@ fn decode_linux_trace(out: &Outcome) -> Option<bool> {
         "trace data from Linux: {len} bytes (TRACE_STATS: {available}), {packets} packets, {exceptions} exceptions decoded by trc_pkt_lister (by exception number {}), {errors} decoder errors",
         kinds.join(", ")
     );
+    for l in snapshot::errors(&listing).iter().take(5) {
+        println!("  decoder: {l}");
+    }
     Some(len == available && len > 0 && errors == 0 && exceptions > 0)
 }
 
