@@ -141,6 +141,9 @@ pub struct Platform {
     /// `/chosen` `linux,initrd-start` .. `linux,initrd-end`, if both are
     /// present and the range is not empty.
     pub initrd: Option<Range>,
+    /// The TRBE interrupt's INTID from an enabled `arm,trbe` node's
+    /// `interrupts` (a GIC PPI), if the tree has one.
+    pub trbe_intid: Option<u32>,
 }
 
 impl Platform {
@@ -469,6 +472,7 @@ pub fn parse(blob: &[u8], scratch: &mut [u8]) -> Result<Platform, DtbError> {
         bootargs,
         bootargs_len,
         initrd,
+        trbe_intid: scan.trbe,
     })
 }
 
@@ -862,6 +866,7 @@ struct Props<'a> {
     address_cells: Option<&'a [u8]>,
     size_cells: Option<&'a [u8]>,
     ranges: Option<&'a [u8]>,
+    interrupts: Option<&'a [u8]>,
 }
 
 impl<'a> Props<'a> {
@@ -877,6 +882,7 @@ impl<'a> Props<'a> {
                 "#address-cells" => &mut props.address_cells,
                 "#size-cells" => &mut props.size_cells,
                 "ranges" => &mut props.ranges,
+                "interrupts" => &mut props.interrupts,
                 _ => continue,
             };
             slot.get_or_insert(p.value);
@@ -1082,6 +1088,22 @@ struct Scan {
     gic: Option<(Range, Range)>,
     psci: Option<PsciMethod>,
     uart: Option<Range>,
+    trbe: Option<u32>,
+}
+
+/// The INTID of a TRBE node's `interrupts`: the GIC binding's first
+/// specifier (type, number, flags; a fourth cell, PPI affinity, may
+/// follow), which must be a PPI (type 1) that is not one of the PPIs the
+/// architecture gives to others (PMU 23, GIC maintenance 25, the generic
+/// timers 26..=30).
+fn trbe_ppi(interrupts: Option<&[u8]>) -> Option<u32> {
+    let v = interrupts?;
+    if v.len() < 12 || v.len() % 4 != 0 {
+        return None;
+    }
+    let (kind, number) = (be32(v, 0)?, be32(v, 4)?);
+    let intid = number.checked_add(16)?;
+    (kind == 1 && number < 16 && intid != 23 && !(25..=30).contains(&intid)).then_some(intid)
 }
 
 impl Scan {
@@ -1121,6 +1143,12 @@ impl Scan {
         }
         if self.uart.is_none() && props.enabled() && props.compatible_with(&["arm,pl011"]) {
             self.uart = Some(reg_at(props, ancestors, "PL011", 0)?);
+        }
+        if self.trbe.is_none() && props.enabled() && props.compatible_with(&["arm,trbe"]) {
+            self.trbe = Some(trbe_ppi(props.interrupts).ok_or(DtbError::BadProperty {
+                node: "arm,trbe",
+                property: "interrupts",
+            })?);
         }
         Ok(())
     }
@@ -1213,6 +1241,7 @@ fn scan(root: FdtNode<'_, '_>, platform: bool) -> Result<Scan, DtbError> {
         gic: None,
         psci: None,
         uart: None,
+        trbe: None,
     };
     let mut stack = [Bus::DEFAULT; MAX_DEPTH];
     walk(root, &mut stack, 0, &mut |_, props, ancestors| {
@@ -1551,6 +1580,8 @@ mod tests {
         uart: bool,
         bootargs: Option<Vec<u8>>,
         initrd: Option<(u64, u64)>,
+        /// An `arm,trbe` node with these `interrupts` cells.
+        trbe: Option<Vec<u32>>,
     }
 
     impl Default for Spec {
@@ -1567,6 +1598,7 @@ mod tests {
                 uart: true,
                 bootargs: Some(b"console=ttyAMA0".to_vec()),
                 initrd: Some((0x4800_0000, 0x4800_1000)),
+                trbe: None,
             }
         }
     }
@@ -1601,6 +1633,12 @@ mod tests {
                     &reg(&[(0x0800_0000, 0x1_0000), (0x080a_0000, 0xf6_0000)], ac, sc),
                 )
                 .prop("interrupt-controller", &[])
+                .end();
+        }
+        if let Some(irq) = &spec.trbe {
+            b.begin("trbe")
+                .prop_str("compatible", "arm,trbe")
+                .prop_cells("interrupts", irq)
                 .end();
         }
         if spec.uart {
@@ -1653,6 +1691,53 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- QEMU
+
+    #[test]
+    fn trbe_interrupt_comes_from_the_tree_and_must_be_a_free_ppi() {
+        assert_eq!(parse_spec(&Spec::default()).unwrap().trbe_intid, None);
+        for (cells, intid) in [
+            (vec![1, 15, 4], 31),
+            (vec![1, 6, 4], 22),
+            (vec![1, 15, 4, 0], 31),
+        ] {
+            let spec = Spec {
+                trbe: Some(cells.clone()),
+                ..Spec::default()
+            };
+            assert_eq!(
+                parse_spec(&spec).unwrap().trbe_intid,
+                Some(intid),
+                "{cells:?}"
+            );
+        }
+        // An SPI, a PPI number out of range, the PMU's, the maintenance
+        // interrupt, a timer's, and cut-short specifiers.
+        for cells in [
+            vec![0, 15, 4],
+            vec![1, 16, 4],
+            vec![1, 7, 4],
+            vec![1, 9, 4],
+            vec![1, 11, 4],
+            vec![1, 14, 4],
+            vec![1, 15],
+            vec![],
+        ] {
+            let spec = Spec {
+                trbe: Some(cells.clone()),
+                ..Spec::default()
+            };
+            assert!(
+                matches!(
+                    parse_spec(&spec),
+                    Err(DtbError::BadProperty {
+                        node: "arm,trbe",
+                        property: "interrupts"
+                    })
+                ),
+                "{cells:?}"
+            );
+        }
+    }
 
     #[test]
     fn guest_entry_points_are_aligned_addresses_in_guest_ram() {

@@ -31,13 +31,16 @@ use crate::dtb::{Range, MAX_CPUS};
 pub const REDIST_STRIDE: u64 = 0x2_0000;
 /// INTID of the GIC maintenance interrupt (a PPI), used by EL2.
 pub const MAINTENANCE_INTID: u32 = 25;
-/// INTID of the TRBE's interrupt (a level-sensitive PPI, 15 = INTID 31, as
-/// FVP Base's device tree binds it): EL2 owns the trace buffer, so the
-/// interrupt is EL2's, never the guest's.
-pub const TRBE_INTID: u32 = 31;
-/// PPIs the guest may configure: 16..32 except the maintenance and TRBE
-/// interrupts.
-pub const GUEST_PPIS: u32 = 0xffff_0000 & !(1 << MAINTENANCE_INTID) & !(1 << TRBE_INTID);
+/// INTID of the TRBE's interrupt when the device tree names none: PPI 15 =
+/// INTID 31, the architected TRBIRQ (and FVP Base's binding). EL2 owns the
+/// trace buffer, so the interrupt is EL2's, never the guest's.
+pub const DEFAULT_TRBE_INTID: u32 = 31;
+
+/// PPIs the guest may configure: 16..32 except the maintenance interrupt
+/// and the TRBE interrupt `trbe_intid` (a PPI, 16..=31).
+pub const fn guest_ppis(trbe_intid: u32) -> u32 {
+    0xffff_0000 & !(1 << MAINTENANCE_INTID) & !(1 << (trbe_intid & 31))
+}
 
 /// Where an emulated access lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub struct Layout {
     pub redists: [u64; MAX_CPUS],
     /// Number of cores.
     pub cores: usize,
+    /// The TRBE interrupt's INTID (a PPI): EL2's, hidden from the guest.
+    pub trbe_intid: u32,
 }
 
 impl Layout {
@@ -182,6 +187,7 @@ pub fn emulate(
     size: u8,
     write: Option<u64>,
 ) -> (u64, Effect) {
+    let guest_ppis = guest_ppis(layout.trbe_intid);
     // A misaligned access is no GIC register access (the architecture
     // requires natural alignment): RAZ/WI, never passed to the hardware.
     let offset = match target {
@@ -260,8 +266,8 @@ pub fn emulate(
                             } else {
                                 v.sgi_enable.fetch_and(!sgis, Ordering::Relaxed);
                             }
-                            if w as u32 & GUEST_PPIS != 0 {
-                                hw.write(pa, 4, w & GUEST_PPIS as u64);
+                            if w as u32 & guest_ppis != 0 {
+                                hw.write(pa, 4, w & guest_ppis as u64);
                             }
                             return (
                                 0,
@@ -273,19 +279,19 @@ pub fn emulate(
                             );
                         }
                         None => {
-                            (hw.read(pa, 4) & GUEST_PPIS as u64)
+                            (hw.read(pa, 4) & guest_ppis as u64)
                                 | v.sgi_enable.load(Ordering::Relaxed) as u64
                         }
                     }
                 }
                 (0x1_0200 | 0x1_0280 | 0x1_0300 | 0x1_0380, 4) => match write {
                     Some(w) => {
-                        if w as u32 & GUEST_PPIS != 0 {
-                            hw.write(pa, 4, w & GUEST_PPIS as u64);
+                        if w as u32 & guest_ppis != 0 {
+                            hw.write(pa, 4, w & guest_ppis as u64);
                         }
                         0
                     }
-                    None => hw.read(pa, 4) & GUEST_PPIS as u64,
+                    None => hw.read(pa, 4) & guest_ppis as u64,
                 },
                 (0x1_0400..=0x1_041f, 1 | 4) => {
                     let first = (offset - 0x1_0400) as u32;
@@ -300,7 +306,7 @@ pub fn emulate(
                                 Some(w) => p.store((w >> shift) as u8, Ordering::Relaxed),
                                 None => out |= (p.load(Ordering::Relaxed) as u64) << shift,
                             }
-                        } else if GUEST_PPIS & (1 << intid) != 0 {
+                        } else if guest_ppis & (1 << intid) != 0 {
                             match write {
                                 Some(w) => hw.write(byte_pa, 1, (w >> shift) & 0xff),
                                 None => out |= hw.read(byte_pa, 1) << shift,
@@ -313,7 +319,7 @@ pub fn emulate(
                 (0x1_0c04, 4) => {
                     // Two bits per PPI; EL2's interrupts' fields are kept.
                     let keep = (0b11u64 << (2 * (MAINTENANCE_INTID - 16)))
-                        | (0b11u64 << (2 * (TRBE_INTID - 16)));
+                        | (0b11u64 << (2 * (layout.trbe_intid & 15)));
                     match write {
                         Some(w) => {
                             let cur = hw.read(pa, 4);
@@ -365,6 +371,7 @@ mod tests {
             gicd: Range::new(0x0800_0000, 0x1_0000),
             redists,
             cores: 4,
+            trbe_intid: DEFAULT_TRBE_INTID,
         }
     }
 
@@ -433,35 +440,45 @@ mod tests {
 
     #[test]
     fn trbe_ppi_is_protected() {
-        let (l, v, mut hw) = (layout(), VirtGic::new(), FakeHw::default());
-        hw.write(0x080a_0000 + 0x1_0100, 4, 1 << TRBE_INTID);
-        hw.writes.clear();
-        // Enable, disable, pending, active: the TRBE bit never reaches the GIC.
-        for reg in [0x1_0100, 0x1_0180, 0x1_0200, 0x1_0280, 0x1_0300, 0x1_0380] {
-            emulate(&l, &v, &mut hw, rd(0, reg), 4, Some(1 << TRBE_INTID));
+        // The default INTID, and one a device tree may name instead (PPI 6):
+        // then INTID 31 is an ordinary guest PPI.
+        for trbe in [DEFAULT_TRBE_INTID, 22] {
+            let l = Layout {
+                trbe_intid: trbe,
+                ..layout()
+            };
+            let (v, mut hw) = (VirtGic::new(), FakeHw::default());
+            hw.write(0x080a_0000 + 0x1_0100, 4, 1 << trbe);
+            hw.writes.clear();
+            // Enable, disable, pending, active: the TRBE bit never reaches the GIC.
+            for reg in [0x1_0100, 0x1_0180, 0x1_0200, 0x1_0280, 0x1_0300, 0x1_0380] {
+                emulate(&l, &v, &mut hw, rd(0, reg), 4, Some(1 << trbe));
+            }
+            assert!(hw.writes.is_empty(), "{trbe}: {:x?}", hw.writes);
+            // Priority and configuration.
+            emulate(
+                &l,
+                &v,
+                &mut hw,
+                rd(0, 0x1_0400 + trbe as u64),
+                1,
+                Some(0x10),
+            );
+            assert!(hw.writes.is_empty(), "{trbe}: {:x?}", hw.writes);
+            hw.write(0x080a_0000 + 0x1_0c04, 4, 0);
+            hw.writes.clear();
+            emulate(&l, &v, &mut hw, rd(0, 0x1_0c04), 4, Some(0xffff_ffff));
+            let field = 0b11 << (2 * (trbe - 16));
+            assert_eq!(hw.writes[0].2 & field, 0, "{trbe}: ICFGR1 field kept");
+            // The guest does not see it enabled either.
+            let (r, _) = emulate(&l, &v, &mut hw, rd(0, 0x1_0100), 4, None);
+            assert_eq!(r & (1 << trbe), 0, "{trbe}");
+            // Another PPI is the guest's to enable.
+            let other = if trbe == 31 { 22 } else { 31 };
+            hw.writes.clear();
+            emulate(&l, &v, &mut hw, rd(0, 0x1_0100), 4, Some(1 << other));
+            assert_eq!(hw.writes.len(), 1, "{trbe}: PPI {other} enable passed on");
         }
-        assert!(hw.writes.is_empty(), "{:x?}", hw.writes);
-        // Priority and configuration.
-        emulate(
-            &l,
-            &v,
-            &mut hw,
-            rd(0, 0x1_0400 + TRBE_INTID as u64),
-            1,
-            Some(0x10),
-        );
-        assert!(hw.writes.is_empty(), "{:x?}", hw.writes);
-        hw.write(0x080a_0000 + 0x1_0c04, 4, 0);
-        hw.writes.clear();
-        emulate(&l, &v, &mut hw, rd(0, 0x1_0c04), 4, Some(0xffff_ffff));
-        assert_eq!(
-            hw.writes[0].2 & (0b11 << 30),
-            0,
-            "ICFGR1 field of PPI 15 kept"
-        );
-        // The guest does not see it enabled either.
-        let (r, _) = emulate(&l, &v, &mut hw, rd(0, 0x1_0100), 4, None);
-        assert_eq!(r & (1 << TRBE_INTID), 0);
     }
 
     #[test]

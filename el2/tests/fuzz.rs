@@ -581,6 +581,7 @@ fn gic_layout() -> impl Strategy<Value = Layout> {
                 gicd: Range::new(gicd_base, GICD_FRAME),
                 redists,
                 cores,
+                trbe_intid: gic_mmio::DEFAULT_TRBE_INTID,
             }
         })
     })
@@ -2349,6 +2350,7 @@ fn build_platform(s: &Shape, memory: Vec<Range>, cpus: Vec<u64>) -> GeneratedPla
         initrd: s
             .initrd
             .and_then(|(start, len, _)| (len > 0).then(|| Range::new(start, len))),
+        trbe_intid: None,
     };
     GeneratedPlatform {
         tree: root,
@@ -2423,12 +2425,13 @@ fn qemu_gic() -> Layout {
         gicd: Range::new(0x0800_0000, GICD_FRAME),
         redists,
         cores: 4,
+        trbe_intid: gic_mmio::DEFAULT_TRBE_INTID,
     }
 }
 
 /// Found by `gic_emulate_never_escapes` with misaligned accesses allowed:
 /// a word load from GICR_IPRIORITYR at offset 0x1_041d covers INTIDs 29
-/// to 32, and `GUEST_PPIS & (1 << intid)` shifts a u32 by 32: a panic
+/// to 32, and `guest_ppis & (1 << intid)` shifts a u32 by 32: a panic
 /// ("attempt to shift left with overflow") in a debug build.
 #[test]
 fn found_gic_misaligned_priority_word_overflows_shift() {

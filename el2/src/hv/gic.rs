@@ -5,7 +5,7 @@ use core::ptr::{read_volatile, write_volatile};
 
 use crate::arch::{self, *};
 use crate::dtb::{Platform, MAX_CPUS};
-use crate::gic_mmio::{self, Layout, MAINTENANCE_INTID, TRBE_INTID};
+use crate::gic_mmio::{self, Layout, MAINTENANCE_INTID};
 use crate::sgi::{self, HYP_SGI};
 use crate::vgic::{ListRegisters, Refill};
 
@@ -90,6 +90,7 @@ pub fn layout(p: &Platform) -> Result<Layout, MissingRedistributor> {
         gicd: p.gicd,
         redists,
         cores: p.cpu_count,
+        trbe_intid: p.trbe_intid.unwrap_or(gic_mmio::DEFAULT_TRBE_INTID),
     })
 }
 
@@ -139,18 +140,15 @@ pub fn init_redistributor(l: &Layout, core: usize, cold: bool) {
         w32(sgi + 0x380, 0xffff_ffff);
     }
     w32(sgi + 0x080, 0xffff_ffff);
-    for (intid, prio) in [
-        (HYP_SGI, 0x80u32),
-        (MAINTENANCE_INTID, 0x80),
-        (TRBE_INTID, 0x80),
-    ] {
+    let trbe = l.trbe_intid;
+    for (intid, prio) in [(HYP_SGI, 0x80u32), (MAINTENANCE_INTID, 0x80), (trbe, 0x80)] {
         let reg = sgi + 0x400 + (intid as u64 & !3);
         let shift = 8 * (intid % 4);
         w32(reg, (r32(reg) & !(0xff << shift)) | (prio << shift));
     }
     w32(
         sgi + 0x100,
-        (1 << HYP_SGI) | (1 << MAINTENANCE_INTID) | (1 << TRBE_INTID),
+        (1 << HYP_SGI) | (1 << MAINTENANCE_INTID) | (1 << trbe),
     );
     wait_rwp(rd, 1 << 3); // GICR_CTLR.RWP
 }

@@ -9,7 +9,7 @@ use super::{gic, psci, tracing};
 use crate::arch::{self, *};
 use crate::debug_view;
 use crate::esr::{self, Trap};
-use crate::gic_mmio::{self, Effect, MAINTENANCE_INTID, TRBE_INTID};
+use crate::gic_mmio::{self, Effect, MAINTENANCE_INTID};
 use crate::inject::{self, Fault, GuestState};
 use crate::regs::GuestRegs;
 use crate::sgi::{self, HYP_SGI};
@@ -261,7 +261,7 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
             // Refill now: the maintenance interrupt is a level that stays
             // asserted until the list registers change.
             flush_list_registers();
-        } else if intid == TRBE_INTID {
+        } else if intid == machine().gic.trbe_intid {
             // EL2's own (the guest never sees it). Level-sensitive: lower it
             // (TRBSR.IRQ) before deactivating.
             tracing::buffer_interrupt();
