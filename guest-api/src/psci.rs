@@ -26,6 +26,22 @@ pub const SYSTEM_RESET: u32 = 0x8400_0009;
 /// PSCI_FEATURES.
 pub const FEATURES: u32 = 0x8400_000A;
 
+/// Every PSCI function ID this ABI knows ([`Call::decode`] decodes each).
+pub const FUNCTION_IDS: [u32; 12] = [
+    VERSION,
+    CPU_SUSPEND_32,
+    CPU_SUSPEND_64,
+    CPU_OFF,
+    CPU_ON_32,
+    CPU_ON_64,
+    AFFINITY_INFO_32,
+    AFFINITY_INFO_64,
+    MIGRATE_INFO_TYPE,
+    SYSTEM_OFF,
+    SYSTEM_RESET,
+    FEATURES,
+];
+
 /// PSCI return codes.
 pub mod ret {
     /// Success.
@@ -196,6 +212,13 @@ impl PowerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_function_id_decodes() {
+        for id in FUNCTION_IDS {
+            assert!(Call::decode([id as u64, 0, 0, 0]).is_some(), "{id:#x}");
+        }
+    }
 
     #[test]
     fn smc32_arguments_drop_the_upper_halves() {

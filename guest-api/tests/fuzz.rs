@@ -112,20 +112,7 @@ fn reg() -> impl Strategy<Value = u64> + Clone {
 }
 
 /// Every PSCI function ID this ABI knows.
-const PSCI_IDS: [u32; 12] = [
-    psci::VERSION,
-    psci::CPU_SUSPEND_32,
-    psci::CPU_SUSPEND_64,
-    psci::CPU_OFF,
-    psci::CPU_ON_32,
-    psci::CPU_ON_64,
-    psci::AFFINITY_INFO_32,
-    psci::AFFINITY_INFO_64,
-    psci::MIGRATE_INFO_TYPE,
-    psci::SYSTEM_OFF,
-    psci::SYSTEM_RESET,
-    psci::FEATURES,
-];
+const PSCI_IDS: [u32; 12] = psci::FUNCTION_IDS;
 
 /// Every function ID of the vendor hypervisor service.
 fn hyp_ids() -> Vec<u32> {

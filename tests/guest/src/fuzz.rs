@@ -97,21 +97,15 @@ static SEED: AtomicU64 = AtomicU64::new(0);
 
 /// PSCI calls whose answers come from firmware: the boot core's answers
 /// before the fuzz, which every later answer must equal.
-const FIRMWARE_IDS: [u32; 13] = [
-    psci::VERSION,
-    psci::CPU_SUSPEND_32,
-    psci::CPU_SUSPEND_64,
-    psci::CPU_OFF,
-    psci::CPU_ON_32,
-    psci::CPU_ON_64,
-    psci::AFFINITY_INFO_32,
-    psci::AFFINITY_INFO_64,
-    psci::MIGRATE_INFO_TYPE,
-    psci::SYSTEM_OFF,
-    psci::SYSTEM_RESET,
-    psci::FEATURES,
-    smccc::SMCCC_VERSION,
-];
+const FIRMWARE_IDS: [u32; 13] = {
+    let mut ids = [smccc::SMCCC_VERSION; 13];
+    let mut i = 0;
+    while i < psci::FUNCTION_IDS.len() {
+        ids[i] = psci::FUNCTION_IDS[i];
+        i += 1;
+    }
+    ids
+};
 /// PSCI_FEATURES(FIRMWARE_IDS[i]) as the boot core got it.
 static REF_FEATURES: [AtomicI64; FIRMWARE_IDS.len()] =
     [const { AtomicI64::new(0) }; FIRMWARE_IDS.len()];
