@@ -20,6 +20,8 @@ use core::fmt;
 use fdt::node::FdtNode;
 use fdt::Fdt;
 
+use crate::grant::{self, Access, Device, Grant};
+
 /// Most CPUs a [`Platform`] or [`GuestLayout`] describes.
 pub const MAX_CPUS: usize = 8;
 /// Most memory ranges a [`Platform`] or [`GuestLayout`] describes.
@@ -144,6 +146,10 @@ pub struct Platform {
     /// The TRBE interrupt's INTID from an enabled `arm,trbe` node's
     /// `interrupts` (a GIC PPI), if the tree has one.
     pub trbe_intid: Option<u32>,
+    /// What of this machine a guest may be granted ([`grant::POLICY`]
+    /// applied to this tree): the GIC and the console UART, emulated, and
+    /// every enabled passed-through device at its `reg`.
+    pub grant: Grant,
 }
 
 impl Platform {
@@ -295,6 +301,64 @@ pub enum DtbError {
     GuestMemoryOverlapsHypervisor(Range),
     /// A guest cpu's MPIDR is not one of the machine's CPUs.
     GuestCpuUnknown(u64),
+    /// The guest's tree describes a memory-mapped device the machine does
+    /// not grant it (see [`grant`]), or a granted kind of device somewhere
+    /// the machine has none.
+    GuestDeviceNotGranted {
+        /// The node's name, e.g. `fw-cfg@9020000`.
+        node: NodeName,
+        /// The first address of the offending `reg` entry.
+        base: u64,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// The guest's tree describes trace hardware, which EL2 owns.
+    GuestTraceDevice(NodeName),
+}
+
+/// A node's name, copied out of a tree for an error message (cut at
+/// [`NodeName::MAX`] bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NodeName {
+    bytes: [u8; NodeName::MAX],
+    len: u8,
+}
+
+impl NodeName {
+    /// Longest name kept.
+    pub const MAX: usize = 48;
+
+    /// A copy of `name`, cut at [`NodeName::MAX`] bytes.
+    pub fn new(name: &str) -> NodeName {
+        let mut bytes = [0; Self::MAX];
+        let len = name.len().min(Self::MAX);
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        NodeName {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The name (lossy if the cut split a UTF-8 sequence).
+    pub fn as_str(&self) -> &str {
+        let b = &self.bytes[..usize::from(self.len)];
+        match core::str::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+impl fmt::Debug for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for DtbError {
@@ -388,6 +452,15 @@ impl fmt::Display for DtbError {
                 f,
                 "guest device tree: cpu MPIDR {mpidr:#x} is not a CPU of this machine"
             ),
+            Self::GuestDeviceNotGranted { node, base, why } => write!(
+                f,
+                "guest device tree: device {node} at {base:#x} is not granted to the guest: {why}"
+            ),
+            Self::GuestTraceDevice(node) => write!(
+                f,
+                "guest device tree: {node} is trace hardware, which the hypervisor owns \
+                 (guests ask for trace through its calls)"
+            ),
         }
     }
 }
@@ -473,21 +546,46 @@ pub fn parse(blob: &[u8], scratch: &mut [u8]) -> Result<Platform, DtbError> {
         bootargs_len,
         initrd,
         trbe_intid: scan.trbe,
+        grant: platform_grant(gicd, gicr, uart, &scan.passthrough),
     })
+}
+
+/// The machine's grant: the GIC frames and the console UART emulated (they
+/// come first, so they always fit), then the passed-through devices found.
+fn platform_grant(gicd: Range, gicr: Range, uart: Range, passthrough: &Grant) -> Grant {
+    let mut g = Grant::new();
+    for (device, range) in [
+        (Device::Gic, gicd),
+        (Device::Gic, gicr),
+        (Device::Uart, uart),
+    ] {
+        // Three emulated regions always fit an empty grant.
+        let _ = g.add(device, Access::Emulated, range);
+    }
+    for r in passthrough.passed_through() {
+        // One that does not fit is simply not granted (and a guest tree
+        // naming it is refused).
+        let _ = g.add(r.device, r.access, r.range);
+    }
+    g
 }
 
 /// Validates the guest's DTB: it must be structurally valid and describe
 /// memory and CPUs; every guest memory range must lie inside one range of
 /// `ram` (the machine's RAM) and must not overlap `hypervisor` (the
 /// hypervisor's own memory); every guest CPU must be one of
-/// `physical_cpus`, because vCPUs are pinned 1:1 to physical CPUs by MPIDR.
-/// GIC, PSCI and UART nodes are not looked at.
+/// `physical_cpus`, because vCPUs are pinned 1:1 to physical CPUs by MPIDR;
+/// and every enabled memory-mapped device it describes must be granted by
+/// `grant`, at an address inside the machine's granted region for that
+/// device ([`check_devices`]). Trace hardware is refused wherever it
+/// appears.
 pub fn validate_guest(
     blob: &[u8],
     scratch: &mut [u8],
     ram: &[Range],
     hypervisor: Range,
     physical_cpus: &[u64],
+    grant: &Grant,
 ) -> Result<GuestLayout, DtbError> {
     let len = sanitize(blob, scratch)?;
     let clean = scratch
@@ -522,7 +620,76 @@ pub fn validate_guest(
             return Err(DtbError::GuestCpuUnknown(mpidr));
         }
     }
+    check_devices(root, grant)?;
     Ok(layout)
+}
+
+/// The grant check of a guest tree. Every enabled node is looked at:
+///
+/// - trace hardware (`grant::is_trace_hardware`) is refused, `reg` or not;
+/// - memory nodes and everything under `/cpus` (whose `reg` is an MPIDR)
+///   were checked by the caller;
+/// - a node with a `reg` in the CPU's address space (every bus above it has
+///   `ranges`) is a memory-mapped device: its `compatible` must have a rule
+///   in [`grant::POLICY`], and each `reg` entry must lie inside a region
+///   the machine grants for that device;
+/// - a node without one (timer, PMU, PSCI, clocks, idle states) names no
+///   MMIO and is allowed.
+///
+/// A disabled node is not a device the guest will use, so it is skipped;
+/// its children are still checked.
+fn check_devices(root: FdtNode<'_, '_>, grant: &Grant) -> Result<(), DtbError> {
+    let mut stack = [Bus::DEFAULT; MAX_DEPTH];
+    walk(root, &mut stack, 0, &mut |node, props, ancestors| {
+        if ancestors.is_empty() || !props.enabled() {
+            return Ok(());
+        }
+        let compatible = props.compatible.unwrap_or_default();
+        if grant::is_trace_hardware(compatible) {
+            return Err(DtbError::GuestTraceDevice(NodeName::new(node.name)));
+        }
+        let under_cpus = ancestors.get(1).is_some_and(|b| b.name == "cpus")
+            || (ancestors.len() == 1 && node.name == "cpus");
+        if props.device_type_is("memory") || under_cpus || props.reg.is_none() {
+            return Ok(());
+        }
+        // Not memory-mapped: a bus above has no `ranges` (devicetree spec
+        // 2.3.8), so `reg` is an address on that bus, not the CPU's.
+        if ancestors.iter().skip(1).any(|b| b.ranges.is_none()) {
+            return Ok(());
+        }
+        let parent = ancestors
+            .last()
+            .ok_or(DtbError::Malformed("node without a parent"))?;
+        let rule = grant::rule_for(compatible);
+        for (base, size) in reg_entries(props.reg, parent, "device")? {
+            if base.checked_add(size).is_none() {
+                return Err(DtbError::BadProperty {
+                    node: "device",
+                    property: "reg",
+                });
+            }
+            let r = translate(Range::new(base, size), ancestors, "device")?;
+            let refused = |why| DtbError::GuestDeviceNotGranted {
+                node: NodeName::new(node.name),
+                base: r.base,
+                why,
+            };
+            match rule {
+                None => {
+                    return Err(refused(
+                        grant::never_reason(compatible)
+                            .unwrap_or("its compatible is not in the grant policy"),
+                    ))
+                }
+                Some(rule) if !grant.allows(rule.device, &r) => {
+                    return Err(refused("the machine grants no such device at that address"))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    })
 }
 
 fn prefix<T>(all: &[T], count: usize) -> &[T] {
@@ -1089,6 +1256,8 @@ struct Scan {
     psci: Option<PsciMethod>,
     uart: Option<Range>,
     trbe: Option<u32>,
+    /// Enabled passed-through devices ([`grant::POLICY`]) at their `reg`.
+    passthrough: Grant,
 }
 
 /// The INTID of a TRBE node's `interrupts`: the GIC binding's first
@@ -1143,6 +1312,23 @@ impl Scan {
         }
         if self.uart.is_none() && props.enabled() && props.compatible_with(&["arm,pl011"]) {
             self.uart = Some(reg_at(props, ancestors, "PL011", 0)?);
+        }
+        if let Some(rule) = grant::rule_for(props.compatible.unwrap_or_default()) {
+            let mapped = ancestors.iter().skip(1).all(|b| b.ranges.is_some());
+            if rule.access == Access::PassThrough && props.enabled() && mapped {
+                let parent = ancestors
+                    .last()
+                    .ok_or(DtbError::Malformed("node without a parent"))?;
+                for (base, size) in reg_entries(props.reg, parent, rule.compatible)? {
+                    if size == 0 || base.checked_add(size).is_none() {
+                        continue;
+                    }
+                    let r = translate(Range::new(base, size), ancestors, rule.compatible)?;
+                    // A device that is not whole pages is not passed
+                    // through (stage 2 would expose its neighbour).
+                    let _ = self.passthrough.add(rule.device, Access::PassThrough, r);
+                }
+            }
         }
         if self.trbe.is_none() && props.enabled() && props.compatible_with(&["arm,trbe"]) {
             self.trbe = Some(trbe_ppi(props.interrupts).ok_or(DtbError::BadProperty {
@@ -1242,6 +1428,7 @@ fn scan(root: FdtNode<'_, '_>, platform: bool) -> Result<Scan, DtbError> {
         psci: None,
         uart: None,
         trbe: None,
+        passthrough: Grant::new(),
     };
     let mut stack = [Bus::DEFAULT; MAX_DEPTH];
     walk(root, &mut stack, 0, &mut |_, props, ancestors| {
@@ -1373,6 +1560,8 @@ mod tests {
     /// The DTB QEMU 7.2 placed in guest RAM when given an -smp 8 dumped DTB
     /// with `-dtb` and a raw kernel: libfdt edits left 54 FDT_NOP tokens.
     static SMP8_NOP: &[u8] = include_bytes!("dtb_testdata/qemu-virt-smp8-nop.dtb");
+    /// `qemu-virt-smp4.dtb` pruned to the grant, as the runner prunes.
+    static SMP4_GRANTED: &[u8] = include_bytes!("dtb_testdata/qemu-virt-smp4-granted.dtb");
 
     const SCRATCH: usize = 64 * 1024;
     const GIB: u64 = 1 << 30;
@@ -2382,6 +2571,7 @@ mod tests {
             &[Range::new(0, 4 * GIB)],
             Range::new(0, 0x1000),
             &[0],
+            &Grant::new(),
         );
         assert_eq!(layout, Err(DtbError::NoCpus));
     }
@@ -2892,7 +3082,14 @@ mod tests {
         }
         b.end().end();
         let mut scratch = vec![0u8; SCRATCH];
-        validate_guest(&b.finish(), &mut scratch, &RAM, HYP, &[0, 1, 2, 3])
+        validate_guest(
+            &b.finish(),
+            &mut scratch,
+            &RAM,
+            HYP,
+            &[0, 1, 2, 3],
+            &Grant::new(),
+        )
     }
 
     #[test]
@@ -2960,30 +3157,290 @@ mod tests {
             Err(DtbError::TooManyCpus(9))
         );
 
-        // The QEMU DTB as a guest DTB: GIC/PSCI/UART are not needed but do
-        // no harm; the hypervisor's range must be outside its memory.
+        // QEMU's own tree as a guest tree is refused: it describes devices
+        // the machine does not grant (the first in tree order is the
+        // platform bus's neighbour fw_cfg; the platform bus has no reg).
         let mut scratch = vec![0u8; SCRATCH];
         let ram = [Range::new(0x4000_0000, 2 * GIB)];
         let hyp = Range::new(0x8000_0000, 0x100_0000);
-        let layout = validate_guest(SMP4, &mut scratch, &ram, hyp, &[0, 1, 2, 3]).unwrap();
+        let grant = parse_blob(SMP4).unwrap().grant;
+        match validate_guest(SMP4, &mut scratch, &ram, hyp, &[0, 1, 2, 3], &grant) {
+            Err(DtbError::GuestDeviceNotGranted { node, base, why }) => {
+                assert_eq!(node.as_str(), "fw-cfg@9020000");
+                assert_eq!(base, 0x0902_0000);
+                assert!(why.contains("physical address"), "{why}");
+            }
+            other => panic!("QEMU's whole tree accepted as a guest tree: {other:?}"),
+        }
+        // The same tree pruned to the grant is accepted.
+        let layout =
+            validate_guest(SMP4_GRANTED, &mut scratch, &ram, hyp, &[0, 1, 2, 3], &grant).unwrap();
         assert_eq!(layout.cpus(), &[0, 1, 2, 3]);
-        assert_eq!(
-            validate_guest(SMP8_NOP, &mut scratch, &ram, hyp, &[0, 1, 2, 3]),
+        assert!(matches!(
+            validate_guest(SMP8_NOP, &mut scratch, &ram, hyp, &[0, 1, 2, 3], &grant),
             Err(DtbError::GuestCpuUnknown(4))
-        );
+        ));
         // A guest DTB without GIC/PSCI/UART (which parse would refuse).
         assert!(guest(vec![(0x5000_0000, 0x1000)], vec![3]).is_ok());
         // Structural checks apply to guests as well.
-        let mut broken = SMP4.to_vec();
+        let mut broken = SMP4_GRANTED.to_vec();
         let (at, _) = tokens(&broken)[3];
         set_be32(&mut broken, at, 7);
         assert!(matches!(
-            validate_guest(&broken, &mut scratch, &ram, hyp, &[0, 1, 2, 3]),
+            validate_guest(&broken, &mut scratch, &ram, hyp, &[0, 1, 2, 3], &grant),
             Err(DtbError::Malformed(_))
         ));
         assert_eq!(
-            validate_guest(&[], &mut scratch, &ram, hyp, &[0]),
+            validate_guest(&[], &mut scratch, &ram, hyp, &[0], &grant),
             Err(DtbError::NotFound)
+        );
+    }
+
+    // -------------------------------------------------------------- grant
+
+    #[test]
+    fn the_machine_grant_from_qemus_tree() {
+        let p = parse_blob(SMP4).unwrap();
+        let regions: Vec<_> = p.grant.regions().copied().collect();
+        assert_eq!(
+            regions,
+            [
+                grant::Region {
+                    device: Device::Gic,
+                    access: Access::Emulated,
+                    range: Range::new(0x0800_0000, 0x1_0000)
+                },
+                grant::Region {
+                    device: Device::Gic,
+                    access: Access::Emulated,
+                    range: Range::new(0x080a_0000, 0xf6_0000)
+                },
+                grant::Region {
+                    device: Device::Uart,
+                    access: Access::Emulated,
+                    range: Range::new(0x0900_0000, 0x1000)
+                },
+                grant::Region {
+                    device: Device::Rtc,
+                    access: Access::PassThrough,
+                    range: Range::new(0x0901_0000, 0x1000)
+                },
+            ]
+        );
+        // Only the RTC reaches stage 2; fw_cfg, flash, virtio, PCIe never.
+        assert_eq!(p.grant.passed_through().count(), 1);
+    }
+
+    /// A guest tree with 1 GiB of RAM at 0x4400_0000, one CPU, and
+    /// `devices` (name, compatible, reg entries, status) at the root, or
+    /// under `bus` (its `ranges`, if any: `Some(&[])` is the identity).
+    fn guest_with(
+        devices: &[(&str, &str, &[(u64, u64)], &str)],
+        bus: Option<Option<&[u32]>>,
+    ) -> Vec<u8> {
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 2)
+            .prop_u32("#size-cells", 2);
+        b.begin("memory@44000000")
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &reg(&[(0x4400_0000, GIB)], 2, 2))
+            .end();
+        b.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        b.begin("cpu@0")
+            .prop_str("device_type", "cpu")
+            .prop_cells("reg", &[0])
+            .end();
+        b.end();
+        if let Some(ranges) = bus {
+            b.begin("soc")
+                .prop_u32("#address-cells", 2)
+                .prop_u32("#size-cells", 2);
+            if let Some(r) = ranges {
+                b.prop_cells("ranges", r);
+            }
+        }
+        for &(name, compatible, regs, status) in devices {
+            b.begin(name).prop_str("compatible", compatible);
+            if !regs.is_empty() {
+                b.prop_cells("reg", &reg(regs, 2, 2));
+            }
+            if !status.is_empty() {
+                b.prop_str("status", status);
+            }
+            b.end();
+        }
+        if bus.is_some() {
+            b.end();
+        }
+        b.end();
+        b.finish()
+    }
+
+    fn check_guest(blob: &[u8]) -> Result<GuestLayout, DtbError> {
+        let grant = parse_blob(SMP4).unwrap().grant;
+        let mut scratch = vec![0u8; SCRATCH];
+        validate_guest(blob, &mut scratch, &RAM, HYP, &[0, 1, 2, 3], &grant)
+    }
+
+    fn refused_at(r: Result<GuestLayout, DtbError>) -> Option<(String, u64, &'static str)> {
+        match r {
+            Err(DtbError::GuestDeviceNotGranted { node, base, why }) => {
+                Some((node.as_str().to_string(), base, why))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn guest_devices_must_be_granted_where_the_machine_has_them() {
+        const GIC: (&str, &str, &[(u64, u64)], &str) = (
+            "intc@8000000",
+            "arm,gic-v3",
+            &[(0x0800_0000, 0x1_0000), (0x080a_0000, 0xf6_0000)],
+            "",
+        );
+        const UART: (&str, &str, &[(u64, u64)], &str) = (
+            "pl011@9000000",
+            "arm,pl011\0arm,primecell",
+            &[(0x0900_0000, 0x1000)],
+            "",
+        );
+        const RTC: (&str, &str, &[(u64, u64)], &str) = (
+            "pl031@9010000",
+            "arm,pl031\0arm,primecell",
+            &[(0x0901_0000, 0x1000)],
+            "",
+        );
+        const TIMER: (&str, &str, &[(u64, u64)], &str) = ("timer", "arm,armv8-timer", &[], "");
+        assert!(check_guest(&guest_with(&[GIC, UART, RTC, TIMER], None)).is_ok());
+        // The same devices behind a bus with identity ranges.
+        assert!(check_guest(&guest_with(&[UART, RTC], Some(Some(&[])))).is_ok());
+
+        // fw_cfg, with the reason.
+        let fw_cfg = (
+            "fw-cfg@9020000",
+            "qemu,fw-cfg-mmio",
+            &[(0x0902_0000u64, 0x18u64)][..],
+            "",
+        );
+        let (node, base, why) =
+            refused_at(check_guest(&guest_with(&[UART, fw_cfg], None))).unwrap();
+        assert_eq!((node.as_str(), base), ("fw-cfg@9020000", 0x0902_0000));
+        assert!(why.contains("DMA"), "{why}");
+        // ...also when it hides behind a translating bus: soc 0 maps to 0x0900_0000.
+        let hidden = (
+            "dev@20000",
+            "qemu,fw-cfg-mmio",
+            &[(0x2_0000u64, 0x18u64)][..],
+            "",
+        );
+        let ranges = [0, 0, 0, 0x0900_0000, 0, 0x10_0000];
+        let (_, base, _) =
+            refused_at(check_guest(&guest_with(&[hidden], Some(Some(&ranges))))).unwrap();
+        assert_eq!(base, 0x0902_0000, "translated to the CPU's address");
+        // ...but not when disabled, or on a bus that is not memory-mapped.
+        let off = (
+            "fw-cfg@9020000",
+            "qemu,fw-cfg-mmio",
+            &[(0x0902_0000u64, 0x18u64)][..],
+            "disabled",
+        );
+        assert!(check_guest(&guest_with(&[off], None)).is_ok());
+        assert!(check_guest(&guest_with(&[fw_cfg], Some(None))).is_ok());
+
+        // A granted kind of device somewhere the machine has none of it.
+        for bad in [
+            (
+                "pl031@9030000",
+                "arm,pl031",
+                &[(0x0903_0000u64, 0x1000u64)][..],
+                "",
+            ),
+            (
+                "pl031@9010000",
+                "arm,pl031",
+                &[(0x0901_0000, 0x2000)][..],
+                "",
+            ),
+            (
+                "pl011@9040000",
+                "arm,pl011",
+                &[(0x0904_0000, 0x1000)][..],
+                "",
+            ),
+            // An RTC named at the UART's address: the UART is emulated, not an RTC.
+            (
+                "pl031@9000000",
+                "arm,pl031",
+                &[(0x0900_0000, 0x1000)][..],
+                "",
+            ),
+        ] {
+            let (_, _, why) = refused_at(check_guest(&guest_with(&[bad], None)))
+                .unwrap_or_else(|| panic!("{} accepted", bad.0));
+            assert!(why.contains("no such device"), "{why}");
+        }
+        // The GIC's GICv2-compatibility frames (FVP's GICC/GICH/GICV as reg
+        // entries 2..4) are not granted.
+        let gicv2 = (
+            "intc@8000000",
+            "arm,gic-v3",
+            &[
+                (0x0800_0000u64, 0x1_0000u64),
+                (0x080a_0000, 0xf6_0000),
+                (0x0801_0000, 0x1_0000),
+            ][..],
+            "",
+        );
+        let (_, base, _) = refused_at(check_guest(&guest_with(&[gicv2], None))).unwrap();
+        assert_eq!(base, 0x0801_0000);
+        // An unknown device.
+        let virtio = (
+            "virtio_mmio@a000000",
+            "virtio,mmio",
+            &[(0x0a00_0000u64, 0x200u64)][..],
+            "",
+        );
+        assert!(refused_at(check_guest(&guest_with(&[virtio], None))).is_some());
+        let other = (
+            "thing@a000000",
+            "acme,thing",
+            &[(0x0a00_0000u64, 0x200u64)][..],
+            "okay",
+        );
+        let (_, _, why) = refused_at(check_guest(&guest_with(&[other], None))).unwrap();
+        assert!(why.contains("not in the grant policy"), "{why}");
+    }
+
+    #[test]
+    fn guest_trees_never_name_trace_hardware() {
+        for c in [
+            "arm,embedded-trace-extension",
+            "arm,trbe",
+            "arm,coresight-etm4x\0arm,primecell",
+        ] {
+            let blob = guest_with(&[("ete0", c, &[], "")], None);
+            assert_eq!(
+                check_guest(&blob),
+                Err(DtbError::GuestTraceDevice(NodeName::new("ete0"))),
+                "{c}"
+            );
+        }
+        let msg = DtbError::GuestTraceDevice(NodeName::new("trbe")).to_string();
+        assert!(msg.contains("trace hardware"), "{msg}");
+    }
+
+    #[test]
+    fn node_names_are_cut_safely() {
+        let long = "x".repeat(100);
+        assert_eq!(NodeName::new(&long).as_str().len(), NodeName::MAX);
+        let multi = format!("{}é", "a".repeat(NodeName::MAX - 1));
+        assert_eq!(
+            NodeName::new(&multi).as_str(),
+            "a".repeat(NodeName::MAX - 1)
         );
     }
 
@@ -3207,6 +3664,7 @@ mod tests {
         let cpus = [0, 1, 2, 3, 4, 5, 6, 7];
         let mut scratch = vec![0u8; SCRATCH];
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let smp4_grant = parse(SMP4, &mut scratch).unwrap().grant;
         let mut rejected = 0;
         let mut accepted = 0;
         let mut guest_rejected = 0;
@@ -3225,7 +3683,7 @@ mod tests {
                     let _ = e.to_string();
                 }
             }
-            if validate_guest(&blob, &mut scratch, &ram, hyp, &cpus).is_err() {
+            if validate_guest(&blob, &mut scratch, &ram, hyp, &cpus, &smp4_grant).is_err() {
                 guest_rejected += 1;
             }
             // A small scratch must fail cleanly too.
@@ -3251,7 +3709,11 @@ mod tests {
             }
         }
         assert!(parse(SMP4, &mut scratch).is_ok());
-        assert!(validate_guest(SMP4, &mut scratch, &ram, hyp, &cpus).is_ok());
-        assert!(validate_guest(SMP8_NOP, &mut scratch, &ram, hyp, &cpus).is_ok());
+        let grant = parse(SMP4, &mut scratch).unwrap().grant;
+        assert!(validate_guest(SMP4_GRANTED, &mut scratch, &ram, hyp, &cpus, &grant).is_ok());
+        assert!(matches!(
+            validate_guest(SMP8_NOP, &mut scratch, &ram, hyp, &cpus, &grant),
+            Err(DtbError::GuestDeviceNotGranted { .. })
+        ));
     }
 }

@@ -10,6 +10,7 @@ pub mod debug_view;
 pub mod dtb;
 pub mod esr;
 pub mod gic_mmio;
+pub mod grant;
 pub mod inject;
 pub mod mailbox;
 pub mod manager;
