@@ -241,10 +241,41 @@ pub fn smc(args: [u64; 4]) -> [u64; 4] {
     [x0, x1, x2, x3]
 }
 
+/// Set while this core tries to exit through semihosting: an UNDEFINED
+/// exception at EL2 then means "no semihosting here", not a bug
+/// ([`semihosting_unavailable`]).
+static TRYING_SEMIHOSTING: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Whether an EL2 exception with syndrome `esr` is the semihosting HLT of
+/// [`semihosting_exit`] refused: HLT is UNDEFINED (EC 0) when no debugger
+/// or emulator serves semihosting, as on QEMU without `-semihosting` and
+/// on silicon.
+pub fn semihosting_unavailable(esr: u64) -> bool {
+    (esr >> 26) & 0x3f == 0 && TRYING_SEMIHOSTING.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Ends the machine after a failure: through semihosting with `status`
+/// where it is served (the bundled test guests' runs), otherwise, when the
+/// HLT comes back as UNDEFINED (see `el2_fault`), through PSCI
+/// SYSTEM_RESET, which QEMU with `-no-reboot` turns into an exit; the
+/// console says why.
+pub fn exit_failure(status: u32) -> ! {
+    semihosting_exit(status)
+}
+
+/// Resets the machine through firmware (PSCI SYSTEM_RESET); halts if
+/// firmware returns.
+pub fn system_reset() -> ! {
+    smc([guest_api::psci::SYSTEM_RESET as u64, 0, 0, 0]);
+    halt()
+}
+
 /// Exits QEMU through Arm semihosting (SYS_EXIT, ADP_Stopped_ApplicationExit)
 /// with `status`. Only does something under `-semihosting`; without it the
-/// HLT is undefined, the fault vector reports it and the core halts.
+/// HLT is UNDEFINED and `el2_fault` resets the machine instead.
 pub fn semihosting_exit(status: u32) -> ! {
+    TRYING_SEMIHOSTING.store(true, core::sync::atomic::Ordering::Relaxed);
     let block = [0x20026u64, status as u64];
     // SAFETY: the semihosting call reads the two-word block, which lives on
     // this stack frame for the duration of the call.

@@ -14,7 +14,7 @@ use crate::arch::{self, layout, *};
 use crate::dtb::{self, Range};
 use crate::mmu::{self, ATTR_DEVICE, ATTR_NORMAL};
 use crate::regs::GuestRegs;
-use crate::stage2::{self, Memory, Stage2};
+use crate::stage2::{self, Stage2};
 use crate::stats::Event;
 use crate::{bootargs, console, println};
 
@@ -63,16 +63,17 @@ fn require_mapped(what: fmt::Arguments<'_>, r: Range, attr: u64) {
 }
 
 /// Stops the boot with a message. Under `-semihosting` QEMU exits with
-/// status 2, so a runner sees the refusal; otherwise the core halts.
+/// status 2, so a runner sees the refusal; otherwise the machine resets
+/// (`arch::exit_failure`).
 pub fn fatal(args: fmt::Arguments<'_>) -> ! {
     println!("FATAL: {args}");
-    arch::semihosting_exit(2)
+    arch::exit_failure(2)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     println!("PANIC: {info}");
-    arch::semihosting_exit(101)
+    arch::exit_failure(101)
 }
 
 /// A device tree in memory, as a slice bounded by its header's totalsize.
@@ -182,8 +183,14 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         ));
     };
     let blob = dtb_at(guest_dtb, "guest", Some(platform.memory()));
-    let guest = match dtb::validate_guest(blob, scratch(), platform.memory(), hyp, platform.cpus())
-    {
+    let guest = match dtb::validate_guest(
+        blob,
+        scratch(),
+        platform.memory(),
+        hyp,
+        platform.cpus(),
+        &platform.grant,
+    ) {
         Ok(g) => g,
         Err(e) => fatal(format_args!("refusing to start the guest: {e}")),
     };
@@ -217,7 +224,13 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
             e.0
         ))
     });
-    let stage2 = build_stage2(&platform, &guest, &gic_layout);
+    let stage2 = build_stage2(&platform, &guest);
+    scrub_own_tree(
+        dtb_addr,
+        &guest,
+        Range::new(guest_dtb, blob.len() as u64),
+        entry,
+    );
     let features =
         arch::smc([gpsci::FEATURES as u64, gpsci::CPU_SUSPEND_64 as u64, 0, 0])[0] as i64;
     let power_state_format = if features >= 0 && features & 0b10 != 0 {
@@ -278,46 +291,58 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     start_core(false)
 }
 
-/// The guest's stage 2: its RAM as Normal memory, MMIO below RAM as Device
-/// except the GIC frames, which EL2 emulates. The hypervisor's memory is not
-/// in it: `validate_guest` checked the guest's RAM does not overlap it.
-fn build_stage2(p: &dtb::Platform, g: &dtb::GuestLayout, gic: &crate::gic_mmio::Layout) -> Stage2 {
-    let mut s2 = Stage2::new();
-    for r in g.memory() {
-        let aligned = Range::new(
-            r.base & !0xfff,
-            (r.end() - (r.base & !0xfff) + 0xfff) & !0xfff,
+/// The guest's stage 2 ([`stage2::for_guest`]): its RAM and the devices
+/// its grant passes through, nothing else.
+fn build_stage2(p: &dtb::Platform, g: &dtb::GuestLayout) -> Stage2 {
+    let mut s2 = stage2::for_guest(g.memory(), &p.grant)
+        .unwrap_or_else(|e| fatal(format_args!("cannot build the guest's stage 2: {e:?}")));
+    // VUART-MERGE: until the emulated PL011 lands, the console passes through.
+    let _ = s2.map(stage2::page_aligned(p.uart), stage2::Memory::Device);
+    for d in p.grant.regions() {
+        println!(
+            "granted to the guest: {:?} {:#x}..{:#x} ({})",
+            d.device,
+            d.range.base,
+            d.range.end(),
+            match d.access {
+                crate::grant::Access::Emulated => "emulated by EL2",
+                crate::grant::Access::PassThrough => "passed through",
+            }
         );
-        if let Err(e) = s2.map(aligned, Memory::Normal) {
-            fatal(format_args!(
-                "cannot map guest RAM {:#x}+{:#x}: {e:?}",
-                r.base, r.size
-            ));
-        }
-    }
-    let ram_start = p.memory().iter().map(|r| r.base).min().unwrap_or(0);
-    let gic_end = gic.redists[..gic.cores]
-        .iter()
-        .max()
-        .copied()
-        .unwrap_or(p.gicr.base)
-        + crate::gic_mmio::REDIST_STRIDE;
-    let gic_frames = Range::new(
-        p.gicd.base & !0xfff,
-        gic_end.max(p.gicr.end()) - (p.gicd.base & !0xfff),
-    );
-    for part in stage2::split_around(Range::new(0, ram_start), gic_frames)
-        .into_iter()
-        .flatten()
-    {
-        if let Err(e) = s2.map(part, Memory::Device) {
-            fatal(format_args!(
-                "cannot map guest MMIO {:#x}+{:#x}: {e:?}",
-                part.base, part.size
-            ));
-        }
     }
     s2
+}
+
+/// Zeroes the hypervisor's own device tree where it lies in the guest's
+/// RAM (QEMU puts it at 0x4800_0000): its bootargs and the machine's whole
+/// description are the hypervisor's, and everything EL2 needs of it was
+/// copied into EL2's memory by `dtb::parse`. Cleaned to the point of
+/// coherency, so a guest reading with its MMU off sees the zeros too. A
+/// tree that overlaps the guest's own tree or its entry point is refused:
+/// scrubbing it would destroy the guest's.
+fn scrub_own_tree(addr: u64, guest: &dtb::GuestLayout, guest_dtb: Range, entry: u64) {
+    let len = dtb_at(addr, "hypervisor", None).len() as u64;
+    let own = Range::new(addr, len);
+    if !guest.memory().iter().any(|r| r.overlaps(&own)) {
+        return;
+    }
+    if own.overlaps(&guest_dtb) || own.contains(entry) {
+        fatal(format_args!(
+            "refusing to start the guest: the hypervisor's device tree {:#x}..{:#x} overlaps the guest's tree or entry point",
+            own.base,
+            own.end()
+        ));
+    }
+    // SAFETY: `own` is the hypervisor's tree, in RAM mapped Normal at EL2
+    // (dtb_at checked), which nothing reads any more: `dtb::parse` copied
+    // what EL2 keeps, and no other core runs yet.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len as usize) };
+    arch::clean_dcache_to_poc(addr, len);
+    println!(
+        "hypervisor device tree {:#x}..{:#x} scrubbed from the guest's RAM",
+        own.base,
+        own.end()
+    );
 }
 
 /// A core started by PSCI CPU_ON, or woken from a power-down suspend.

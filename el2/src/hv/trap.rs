@@ -298,11 +298,17 @@ static IN_FAULT: AtomicBool = AtomicBool::new(false);
 /// A fault in the hypervisor itself: a bug, never a guest's doing.
 #[no_mangle]
 extern "C" fn el2_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    if arch::semihosting_unavailable(esr) {
+        crate::println!(
+            "no semihosting to report the exit status: resetting through PSCI SYSTEM_RESET"
+        );
+        arch::system_reset();
+    }
     if IN_FAULT.swap(true, Ordering::SeqCst) {
         arch::halt();
     }
     crate::println!(
         "FATAL: hypervisor exception (vector {kind}) ESR {esr:#x} ELR {elr:#x} FAR {far:#x}"
     );
-    arch::semihosting_exit(3)
+    arch::exit_failure(3)
 }

@@ -17,14 +17,15 @@
 //! QEMU, the machine's dumped tree) with `fdtput`, finding the nodes by
 //! their properties rather than by path: the hypervisor's gets
 //! `/chosen/bootargs` with the guest's location; the guest's gets its RAM
-//! as the only memory, the GIC ITS disabled (the hypervisor offers no LPIs)
-//! and its own bootargs. [`qemu_command`] boots the same images and trees on
+//! as the only memory, pruned to what the hypervisor grants (no ITS, no GICv2
+//! frames, only the console UART), and its own bootargs. [`qemu_command`] boots the same images and trees on
 //! QEMU virt with 3 GiB of RAM (which spans the FVP addresses), with a
 //! four-instruction stub standing in for TF-A's hand-over to BL33.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::dt::{nodes, Node};
 use crate::{build_dir, tool, Config};
 
 /// Start of FVP Base's DRAM.
@@ -160,9 +161,9 @@ pub fn prepare(
     for other in others {
         tool("fdtput", &["-r", g, &other.path])?;
     }
-    for its in nodes.iter().filter(|n| n.compatible("arm,gic-v3-its")) {
-        tool("fdtput", &["-t", "s", g, &its.path, "status", "disabled"])?;
-    }
+    // Only what the hypervisor grants (el2::grant): the ITS, the GICv2
+    // frames, the other UARTs, watchdog, system registers, virtio go.
+    crate::dt::prune_to_grant(&guest)?;
     tool(
         "fdtput",
         &["-p", "-t", "s", g, "/chosen", "bootargs", guest_bootargs],
@@ -255,125 +256,6 @@ pub fn run_on_qemu(cfg: &Config) -> Result<crate::Outcome, String> {
     let out = crate::run_command(cfg, qemu_command(cfg, &trees, &dir)?);
     let _ = std::fs::remove_dir_all(&dir);
     out
-}
-
-/// One node of a flattened device tree: its path and properties.
-#[derive(Clone, Debug)]
-struct Node {
-    path: String,
-    props: Vec<(String, Vec<u8>)>,
-}
-
-impl Node {
-    fn prop(&self, name: &str) -> Option<&[u8]> {
-        self.props
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    fn string(&self, name: &str) -> Option<&str> {
-        let v = self.prop(name)?;
-        std::str::from_utf8(v.strip_suffix(&[0])?).ok()
-    }
-
-    fn compatible(&self, want: &str) -> bool {
-        self.prop("compatible")
-            .is_some_and(|v| v.split(|&b| b == 0).any(|s| s == want.as_bytes()))
-    }
-
-    fn u32s(&self, name: &str) -> Option<Vec<u32>> {
-        let v = self.prop(name)?;
-        (v.len() % 4 == 0).then(|| {
-            v.chunks(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        })
-    }
-
-    /// `reg` as (base, size) pairs of two cells each.
-    fn ranges(&self) -> Vec<(u64, u64)> {
-        let cells = self.u32s("reg").unwrap_or_default();
-        cells
-            .chunks_exact(4)
-            .map(|c| {
-                (
-                    (u64::from(c[0]) << 32) | u64::from(c[1]),
-                    (u64::from(c[2]) << 32) | u64::from(c[3]),
-                )
-            })
-            .collect()
-    }
-
-    fn parent(&self) -> &str {
-        match self.path.rfind('/') {
-            Some(0) | None => "/",
-            Some(i) => &self.path[..i],
-        }
-    }
-}
-
-/// Every node of the flattened device tree `blob`, in tree order (the root
-/// first), with its full path. `FDT_NOP`s are skipped.
-fn nodes(blob: &[u8]) -> Result<Vec<Node>, String> {
-    let be32 = |off: usize| -> Result<u32, String> {
-        blob.get(off..off + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| "device tree truncated".to_string())
-    };
-    if be32(0)? != 0xd00d_feed {
-        return Err("not a flattened device tree (bad magic)".into());
-    }
-    let structs = be32(8)? as usize;
-    let strings = be32(12)? as usize;
-    let cstr = |off: usize| -> Result<String, String> {
-        let rest = blob.get(off..).ok_or("device tree truncated")?;
-        let len = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or("unterminated string")?;
-        Ok(String::from_utf8_lossy(&rest[..len]).into_owned())
-    };
-    let mut out: Vec<Node> = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    let mut off = structs;
-    loop {
-        let token = be32(off)?;
-        off += 4;
-        match token {
-            1 => {
-                let name = cstr(off)?;
-                off = (off + name.len() + 1 + 3) & !3;
-                let path = match stack.last() {
-                    None => "/".to_string(),
-                    Some(&p) if out[p].path == "/" => format!("/{name}"),
-                    Some(&p) => format!("{}/{name}", out[p].path),
-                };
-                stack.push(out.len());
-                out.push(Node {
-                    path,
-                    props: Vec::new(),
-                });
-            }
-            2 => {
-                stack.pop().ok_or("unbalanced END_NODE")?;
-            }
-            3 => {
-                let len = be32(off)? as usize;
-                let name = cstr(strings + be32(off + 4)? as usize)?;
-                let value = blob
-                    .get(off + 8..off + 8 + len)
-                    .ok_or("device tree truncated")?
-                    .to_vec();
-                off = (off + 8 + len + 3) & !3;
-                let &node = stack.last().ok_or("property outside a node")?;
-                out[node].props.push((name, value));
-            }
-            4 => {}
-            9 => return Ok(out),
-            t => return Err(format!("bad device tree token {t:#x}")),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@
 //! the runner loaded the guest: its image at [`GUEST_ENTRY`] and its device
 //! tree at [`GUEST_DTB`]. The guest's device tree is QEMU's own, dumped for
 //! the same machine, with the memory node shrunk to the guest's RAM (above
-//! the hypervisor's reservation) and the GIC ITS disabled (the hypervisor
-//! offers no LPIs). Pass or fail comes from QEMU's exit status (the guest
+//! the hypervisor's reservation) and pruned to what the hypervisor grants
+//! (`dt::prune_to_grant`: GIC without its ITS, the console PL011, the RTC,
+//! timer, PMU, PSCI). Pass or fail comes from QEMU's exit status (the guest
 //! exits through semihosting) and a timeout.
 
+pub mod dt;
 pub mod fvp;
 pub mod snapshot;
 
@@ -255,17 +257,9 @@ pub fn guest_dtb(cfg: &Config, dir: &Path) -> Result<PathBuf, String> {
             &reg[3],
         ],
     )?;
-    tool(
-        "fdtput",
-        &[
-            "-t",
-            "s",
-            p,
-            "/intc@8000000/its@8080000",
-            "status",
-            "disabled",
-        ],
-    )?;
+    // Only what the hypervisor grants (el2::grant): no fw_cfg, virtio,
+    // PCIe, flash, GPIO or ITS; the hypervisor refuses a tree with them.
+    dt::prune_to_grant(&path)?;
     tool(
         "fdtput",
         &["-t", "s", p, "/chosen", "bootargs", &cfg.guest_bootargs],
