@@ -14,7 +14,8 @@
 //! isolation from the trace hardware and a concurrency stress on every
 //! core; `test=story` is the trace manager's demonstration for `make run`;
 //! `test=bench` measures for `make bench`;
-//! `test=fuzz [seed=N] [calls=N]` is the seeded ABI fuzz and `test=hostile`
+//! `test=grant probes=<addr>` tries every device of QEMU's own tree (see
+//! grant.rs); `test=fuzz [seed=N] [calls=N]` is the seeded ABI fuzz and `test=hostile`
 //! the hostile register, memory, GIC and argument probes, see `fuzz.rs` and
 //! `hostile.rs`).
 //! Results go to the PL011 as
@@ -42,6 +43,7 @@ mod fuzz;
 #[cfg(target_os = "none")]
 mod gic;
 #[cfg(target_os = "none")]
+mod grant;
 mod hostile;
 #[cfg(target_os = "none")]
 mod hypmem;
@@ -158,6 +160,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::TraceData => tracedata::run(),
         platform::Scenario::Fuzz { seed, calls } => fuzz::run(seed, calls),
         platform::Scenario::Hostile => hostile::run(),
+        platform::Scenario::Grant { probes } => grant::run(probes),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

@@ -6,6 +6,7 @@
 //! |-----------------------|-----------------------------------------|
 //! | 0 .. 1 GiB            | Device-nGnRE, execute-never (GIC, UART) |
 //! | 1 GiB .. 4 GiB        | Normal write-back, inner shareable      |
+//! | 4 GiB .. 512 GiB      | Device-nGnRE, execute-never             |
 //!
 //! The same map serves QEMU virt (RAM from 1 GiB) and FVP Base (peripherals
 //! below 1 GiB, guest RAM from 0x8400_0000): on FVP the 1..2 GiB stretch is
@@ -67,6 +68,13 @@ const fn identity_map() -> [u64; 512] {
     let mut i = 1;
     while i < 4 {
         t[i] = (i as u64 * GIB) | BLOCK | ATTR_NORMAL | INNER_SHAREABLE | AF;
+        i += 1;
+    }
+    // The rest of the 39-bit space as Device, so that `test=grant` can
+    // reach every device window a machine has (QEMU virt's PCIe ECAM sits
+    // at 256 GiB); what the hypervisor does not map faults at stage 2.
+    while i < 512 {
+        t[i] = (i as u64 * GIB) | BLOCK | ATTR_DEVICE | AF | XN;
         i += 1;
     }
     t

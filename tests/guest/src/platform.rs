@@ -73,6 +73,8 @@ pub enum Scenario {
     /// `test=hostile`: hostile register, memory, GIC and argument probes
     /// (see [`crate::hostile`]).
     Hostile,
+    /// `test=grant probes=<hex>`: every region of the machine's own tree.
+    Grant { probes: u64 },
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -88,6 +90,7 @@ impl Platform {
         let args = self.bootargs.unwrap_or("");
         let mut test = "smp";
         let mut hypmem = None;
+        let mut probes = None;
         let mut resume_selftest = false;
         let mut ops = None;
         let mut expect_violations = false;
@@ -97,6 +100,8 @@ impl Platform {
         for word in args.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("test=") {
                 test = v;
+            } else if let Some(v) = word.strip_prefix("probes=") {
+                probes = Some(v);
             } else if let Some(v) = word.strip_prefix("hypmem=") {
                 hypmem = Some(v);
             } else if let Some(v) = word.strip_prefix("ops=") {
@@ -144,6 +149,10 @@ impl Platform {
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,
             "hostile" => Scenario::Hostile,
+            "grant" => match probes.map(parse_hex) {
+                Some(Some(probes)) => Scenario::Grant { probes },
+                _ => Scenario::Invalid("test=grant needs probes=<hex address>"),
+            },
             "fuzz" => {
                 let seed = match seed.map(|v| v.parse::<u64>().ok().or_else(|| parse_hex(v))) {
                     None => crate::fuzz::DEFAULT_SEED,
@@ -160,7 +169,7 @@ impl Platform {
                 }
             }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz or hostile)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile or grant)",
             ),
         }
     }
