@@ -3415,6 +3415,133 @@ mod tests {
         assert!(why.contains("not in the grant policy"), "{why}");
     }
 
+    /// An FVP Base-like tree: DRAM at 2 GiB, the GIC with its GICv2
+    /// frames, and the motherboard peripherals behind a translating bus
+    /// (UART0/1, RTC, watchdog, system registers), UART0 the console.
+    /// `memory` is its one memory range, `gic_entries` how many `reg`
+    /// entries the GIC node has, `devices` picks the bus children.
+    fn fvp_tree(memory: (u64, u64), gic_entries: usize, devices: &[&str]) -> Vec<u8> {
+        const GIC: [(u64, u64); 5] = [
+            (0x2f00_0000, 0x1_0000),
+            (0x2f10_0000, 0x20_0000),
+            (0x2c00_0000, 0x2000),
+            (0x2c01_0000, 0x2000),
+            (0x2c02_f000, 0x2000),
+        ];
+        let all = [
+            ("uart@90000", "arm,pl011\0arm,primecell", 0x9_0000u64),
+            ("uart@a0000", "arm,pl011\0arm,primecell", 0xa_0000),
+            ("rtc@170000", "arm,pl031\0arm,primecell", 0x17_0000),
+            ("wdt@f0000", "arm,sp805\0arm,primecell", 0xf_0000),
+            ("sysreg@10000", "arm,vexpress-sysreg", 0x1_0000),
+        ];
+        let mut b = Builder::new();
+        b.begin("")
+            .prop_u32("#address-cells", 2)
+            .prop_u32("#size-cells", 2);
+        b.begin(&format!("memory@{:x}", memory.0))
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &reg(&[memory], 2, 2))
+            .end();
+        b.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        b.begin("cpu@0")
+            .prop_str("device_type", "cpu")
+            .prop_cells("reg", &[0])
+            .end();
+        b.end();
+        b.begin("psci")
+            .prop_str("compatible", "arm,psci-1.0")
+            .prop_str("method", "smc")
+            .end();
+        b.begin("interrupt-controller@2f000000")
+            .prop_str("compatible", "arm,gic-v3")
+            .prop_cells("reg", &reg(&GIC[..gic_entries], 2, 2))
+            .end();
+        // The motherboard bus: its 0 is the CPU's 0x1c00_0000.
+        b.begin("bus@1c000000")
+            .prop_str("compatible", "simple-bus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 1)
+            .prop_cells("ranges", &[0, 0, 0x1c00_0000, 0x100_0000]);
+        for (name, compatible, at) in all {
+            if devices.iter().any(|d| name.starts_with(d)) {
+                b.begin(name)
+                    .prop_str("compatible", compatible)
+                    .prop_cells("reg", &[at as u32, 0x1000])
+                    .end();
+            }
+        }
+        b.end();
+        b.begin("chosen")
+            .prop_str("stdout-path", "/bus@1c000000/uart@90000:38400n8")
+            .end();
+        b.end();
+        b.finish()
+    }
+
+    #[test]
+    fn fvp_grant_passes_the_rtc_only_and_never_the_gicv2_frames() {
+        let machine = fvp_tree((0x8000_0000, 2 * GIB), 5, &["uart", "rtc", "wdt", "sysreg"]);
+        let p = parse_blob(&machine).unwrap();
+        assert_eq!(p.uart, Range::new(0x1c09_0000, 0x1000));
+        let regions: Vec<_> = p.grant.regions().map(|r| (r.device, r.access, r.range.base)).collect();
+        assert_eq!(
+            regions,
+            [
+                (Device::Gic, Access::Emulated, 0x2f00_0000),
+                (Device::Gic, Access::Emulated, 0x2f10_0000),
+                (Device::Uart, Access::Emulated, 0x1c09_0000),
+                (Device::Rtc, Access::PassThrough, 0x1c17_0000),
+            ]
+        );
+        let s2 = crate::stage2::for_guest(&[Range::new(0x8400_0000, GIB)], &p.grant).unwrap();
+        for (addr, mapped) in [
+            (0x1c17_0000, true),   // RTC
+            (0x1c09_0000, false),  // UART0: emulated
+            (0x1c0a_0000, false),  // UART1
+            (0x1c0f_0000, false),  // watchdog
+            (0x1c01_0000, false),  // system registers
+            (0x1c10_0000, false),  // power controller (not even in the tree)
+            (0x2c00_0000, false),  // GICC
+            (0x2c01_0000, false),  // GICH
+            (0x2c02_f000, false),  // GICV
+            (0x2f00_0000, false),  // GICD: emulated
+        ] {
+            assert_eq!(s2.translate(addr).is_some(), mapped, "{addr:#x}");
+        }
+
+        let mut scratch = vec![0u8; SCRATCH];
+        let ram = [Range::new(0x8000_0000, 2 * GIB)];
+        let hyp = Range::new(0x8000_0000, 0x400_0000);
+        let mut check = |blob: &[u8]| {
+            validate_guest(blob, &mut scratch, &ram, hyp, &[0], &p.grant).map(|_| ())
+        };
+        // A guest tree with the GIC's distributor and redistributors, UART0
+        // and the RTC: granted.
+        let guest = |gic, devices: &[&str]| fvp_tree((0x8400_0000, 0x7c00_0000), gic, devices);
+        assert_eq!(check(&guest(2, &["uart@9", "rtc"])), Ok(()));
+        let refused = |r: Result<(), DtbError>| match r {
+            Err(DtbError::GuestDeviceNotGranted { base, why, .. }) => Some((base, why)),
+            _ => None,
+        };
+        // The GICv2-compatibility frames.
+        assert_eq!(
+            refused(check(&guest(3, &[]))).map(|r| r.0),
+            Some(0x2c00_0000)
+        );
+        for (dev, base, why) in [
+            ("uart@a", 0x1c0a_0000, "no such device"),
+            ("wdt", 0x1c0f_0000, "watchdog"),
+            ("sysreg", 0x1c01_0000, "system registers"),
+        ] {
+            let (b, w) = refused(check(&guest(2, &[dev]))).unwrap();
+            assert_eq!(b, base, "{dev}");
+            assert!(w.contains(why), "{dev}: {w}");
+        }
+    }
+
     #[test]
     fn guest_trees_never_name_trace_hardware() {
         for c in [

@@ -107,6 +107,13 @@ pub struct Config {
     /// instructions executed (2^N ns each), so guest-visible times are
     /// repeatable and comparable between runs.
     pub icount: Option<u32>,
+    /// Run with `-semihosting`. Semihosting is a host interface that QEMU
+    /// serves before any EL2 trap, to the guest too (it can open host files
+    /// and choose QEMU's exit status): only the bundled test guests, whose
+    /// verdict is their exit status, run with it. Without it, a failure of
+    /// the hypervisor resets the machine and `-no-reboot` ends QEMU, so the
+    /// verdict comes from the hypervisor's console and a timeout.
+    pub semihosting: bool,
 }
 
 impl Config {
@@ -130,6 +137,7 @@ impl Config {
             cpu_features: String::new(),
             mark: None,
             icount: None,
+            semihosting: true,
         }
     }
 
@@ -292,7 +300,9 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     cmd.args(cfg.machine_args())
         // No network: nothing here uses one, and a default NIC would need
         // option ROMs that a minimal QEMU install lacks.
-        .args(["-nographic", "-nic", "none", "-semihosting", "-kernel"])
+        .args(["-nographic", "-nic", "none", "-no-reboot"])
+        .args(cfg.semihosting.then_some("-semihosting"))
+        .arg("-kernel")
         .arg(&cfg.hypervisor)
         .args(["-append", &hyp_args])
         .arg("-device")
