@@ -235,3 +235,24 @@ fn guest_tree_moving_a_granted_device_is_refused() {
         explain(&out)
     );
 }
+
+/// Without semihosting (how Linux and any other guest run), a hypervisor
+/// failure cannot choose QEMU's exit status: it resets the machine through
+/// PSCI, `-no-reboot` ends QEMU, and the console says so. A runner that
+/// needs the hypervisor's `guest asked for SYSTEM_OFF` line for a pass (the
+/// Linux runner does) sees a failure, not a clean exit.
+#[test]
+fn hypervisor_failure_without_semihosting_resets_the_machine() {
+    let mut cfg = Config::test_guest(1, "test=smp");
+    cfg.semihosting = false;
+    cfg.guest_memory = Some((RAM_BASE, 1 << 30)); // refused: hypervisor memory
+    let out = runner::run(&cfg).expect("QEMU runs");
+    assert!(!out.timed_out, "QEMU did not end: {}", explain(&out));
+    assert!(
+        out.output.contains("FATAL: refusing to start the guest")
+            && out.output.contains("resetting through PSCI SYSTEM_RESET"),
+        "{}",
+        explain(&out)
+    );
+    assert!(!out.output.contains("SYSTEM_OFF"), "{}", explain(&out));
+}
