@@ -87,6 +87,16 @@ impl SysRegs for HwTraceRegs {
         // SAFETY: a barrier has no memory-safety preconditions.
         unsafe { asm!("hint #18", options(nostack, preserves_flags)) };
     }
+
+    fn counter(&mut self) -> u64 {
+        // The ISBs of the waits order the counter reads with the TRCSTATR
+        // reads; the counter need not be exact to a few ticks.
+        super::cntpct_el0::read()
+    }
+
+    fn counter_freq(&mut self) -> u64 {
+        super::cntfrq_el0::read()
+    }
 }
 
 /// ID_AA64DFR0_EL1: TraceVer [7:4], TraceFilt [43:40], TraceBuffer [47:44].

@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod data;
+pub mod errata;
 pub mod ete;
 pub mod model;
 pub mod packet;
