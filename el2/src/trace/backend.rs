@@ -11,6 +11,7 @@ use guest_api::trace::{STATS_EC_SHIFT, STATS_ERROR, STATS_FULL};
 
 use super::data::BufferView;
 use super::ete::{Ete, HwState, SavedState, TraceError};
+use super::errata::Errata;
 use super::model::{GuestEvent, TraceModel, TRBSR_BSC_FULL, TRBSR_IRQ, TRBSR_S, TRBSR_WRAP};
 use super::Probe;
 use crate::dtb::Range;
@@ -59,6 +60,9 @@ pub struct BufferLog {
     pub sr: u64,
     /// TRBE interrupts handled.
     pub irqs: u64,
+    /// Where the capture's data lies: the buffer, less what an erratum
+    /// workaround keeps out of it.
+    pub data: Range,
     /// The buffer filled (fill mode) and stopped collecting.
     pub full: bool,
     /// TRBSR.EC of an error that stopped the buffer.
@@ -136,6 +140,37 @@ impl Backend {
     /// A backend of the kind `probe` chose. `Probe::Hardware` gives the model
     /// on the host, where there is no hardware.
     pub fn new(probe: Probe, trace_id: u8, buffer: Range) -> Backend {
+        Backend::with_errata(probe, trace_id, buffer, Errata::NONE, 0)
+    }
+
+    /// As `new`, for a core with `errata`, whose buffer is followed by
+    /// `guard` bytes EL2 keeps free. The model then behaves like a part
+    /// with those errata (QEMU's MIDR has none, so this is what the
+    /// `test.midr` switch exercises).
+    pub fn with_errata(
+        probe: Probe,
+        trace_id: u8,
+        buffer: Range,
+        errata: Errata,
+        guard: u64,
+    ) -> Backend {
+        let mut b = Backend::plain(probe, trace_id, buffer);
+        match &mut b {
+            #[cfg(target_os = "none")]
+            Backend::Hardware { ete, .. } => {
+                ete.set_errata(errata);
+                ete.set_guard(guard);
+            }
+            Backend::Model { ete, .. } => {
+                ete.set_errata(errata);
+                ete.set_guard(guard);
+                ete.regs.set_defects(errata);
+            }
+        }
+        b
+    }
+
+    fn plain(probe: Probe, trace_id: u8, buffer: Range) -> Backend {
         match probe {
             #[cfg(target_os = "none")]
             Probe::Hardware => Backend::Hardware {
@@ -155,17 +190,15 @@ impl Backend {
     /// backend, with the buffer EL2 reserved for it.
     #[cfg(target_os = "none")]
     pub fn probe(idx: usize) -> Backend {
-        use crate::arch::trace_regs::{id_aa64dfr0, trbidr};
-        let dfr0 = id_aa64dfr0();
-        let trb = if super::has_trace_buffer(dfr0) {
-            Some(trbidr())
-        } else {
-            None
-        };
-        Backend::new(
-            super::probe(dfr0, trb),
+        let midr = super::errata::Midr(super::effective_midr(crate::arch::midr_el1::read()));
+        let errata = Errata::for_midr(midr);
+        super::log_errata(idx, midr);
+        Backend::with_errata(
+            super::probe_core(errata),
             trace_id(idx),
             crate::hv::tracing::buffer(idx),
+            errata,
+            crate::hv::tracing::GUARD_SIZE as u64,
         )
     }
 
@@ -292,8 +325,9 @@ impl Backend {
             let l = *self.log();
             (l.ptr, l.sr)
         };
-        let buffer = self.buffer();
-        if !self.log().started {
+        let log = *self.log();
+        if !log.started {
+            let buffer = self.buffer();
             return BufferView {
                 buffer,
                 ptr: buffer.base,
@@ -301,7 +335,7 @@ impl Backend {
             };
         }
         BufferView {
-            buffer,
+            buffer: log.data,
             ptr,
             wrapped: sr & TRBSR_WRAP != 0,
         }
@@ -359,10 +393,11 @@ impl TraceBackend for Backend {
 
     fn start(&mut self, cfg: &TraceConfig) -> Result<(), HwFault> {
         // A new capture: the buffer restarts empty, the record with it.
-        let base = self.buffer().base;
+        let data = with_ete!(self, |ete, buffer| ete.capture_range(buffer, cfg.wrap));
         *self.log() = BufferLog {
             started: true,
-            ptr: base,
+            ptr: data.base,
+            data,
             ..BufferLog::default()
         };
         if let Backend::Model { ete, .. } = self {

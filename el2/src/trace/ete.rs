@@ -567,6 +567,23 @@ impl<S: SysRegs> Ete<S> {
         }
     }
 
+    /// The part of `buffer` a capture fills and TRACE_READ reads:
+    /// [`capture_start`, LIMIT). LIMIT is the buffer's end unless the
+    /// write-out-of-range workaround had to lower it (no guard page).
+    pub fn capture_range(&self, buffer: Range, wrap: bool) -> Range {
+        let start = self.capture_start(buffer, wrap);
+        let end = buffer.base + buffer.size;
+        let limit = if self.errata.has(Workaround::GuardBeyondLimit)
+            && self.guard < PAGE
+            && buffer.size > PAGE
+        {
+            end - PAGE
+        } else {
+            end
+        };
+        Range::new(start, limit.saturating_sub(start))
+    }
+
     /// TSB CSYNC, twice on a core with erratum 2054223/2067961.
     fn tsb(&mut self) {
         self.regs.tsb_csync();
