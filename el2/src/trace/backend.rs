@@ -45,6 +45,8 @@ pub enum Backend {
         buffer: Range,
         /// What EL2 knows of the capture.
         log: BufferLog,
+        /// The model's complaints already logged (see `audit`).
+        audited: ModelAudit,
     },
 }
 
@@ -67,6 +69,18 @@ pub struct BufferLog {
     pub full: bool,
     /// TRBSR.EC of an error that stopped the buffer.
     pub error: Option<u8>,
+}
+
+/// What the model has counted against the driver: broken rules, and the
+/// harm an affected part's defects did (`TraceModel::set_defects`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelAudit {
+    /// `TraceModel::violations`.
+    pub violations: u32,
+    /// `TraceModel::dropped_writes`.
+    pub dropped: u32,
+    /// `TraceModel::stale_pointer_reads`.
+    pub stale: u32,
 }
 
 /// TRBSR_EL1.EC [31:26].
@@ -182,6 +196,7 @@ impl Backend {
                 ete: Ete::new(TraceModel::new(), trace_id),
                 buffer,
                 log: BufferLog::default(),
+                audited: ModelAudit::default(),
             },
         }
     }
@@ -200,6 +215,49 @@ impl Backend {
             errata,
             crate::hv::tracing::GUARD_SIZE as u64,
         )
+    }
+
+    /// The model's counts against the driver so far (zero for hardware).
+    pub fn model_audit(&self) -> ModelAudit {
+        match self {
+            Backend::Model { ete, .. } => ModelAudit {
+                violations: ete.regs.violations(),
+                dropped: ete.regs.dropped_writes(),
+                stale: ete.regs.stale_pointer_reads(),
+            },
+            #[cfg(target_os = "none")]
+            Backend::Hardware { .. } => ModelAudit::default(),
+        }
+    }
+
+    /// Logs what the model newly counted against the driver: a broken
+    /// hardware rule, or harm a defect of the part it plays did (a dropped
+    /// TRB* write, a pointer read that a failed TSB left stale). Each is a
+    /// missing workaround or a driver bug, so tests look for these lines.
+    fn audit(&mut self) {
+        let now = self.model_audit();
+        if let Backend::Model { ete, audited, .. } = self {
+            if now.violations > audited.violations {
+                log::warn!(
+                    "trace model: the driver broke a hardware rule ({} so far, last {:?})",
+                    now.violations,
+                    ete.regs.last_violation()
+                );
+            }
+            if now.dropped > audited.dropped {
+                log::warn!(
+                    "trace model: {} TRB* writes dropped after a TRBE disable (erratum 2064142 behaviour)",
+                    now.dropped
+                );
+            }
+            if now.stale > audited.stale {
+                log::warn!(
+                    "trace model: {} TRBPTR reads after a TSB CSYNC that flushed nothing (erratum 2054223 behaviour)",
+                    now.stale
+                );
+            }
+            *audited = now;
+        }
     }
 
     /// Which kind this is, for TRACE_STATUS.
@@ -325,6 +383,7 @@ impl Backend {
             let l = *self.log();
             (l.ptr, l.sr)
         };
+        self.audit();
         let log = *self.log();
         if !log.started {
             let buffer = self.buffer();
@@ -403,7 +462,9 @@ impl TraceBackend for Backend {
         if let Backend::Model { ete, .. } = self {
             ete.regs.reset_counts();
         }
-        with_ete!(self, |ete, buffer| ete.start(cfg, buffer).map_err(fault))
+        let r = with_ete!(self, |ete, buffer| ete.start(cfg, buffer).map_err(fault));
+        self.audit();
+        r
     }
 
     fn stop(&mut self) -> Result<(), HwFault> {
@@ -415,6 +476,7 @@ impl TraceBackend for Backend {
         if was_running {
             self.record_stopped();
         }
+        self.audit();
         r
     }
 
@@ -437,9 +499,11 @@ impl TraceBackend for Backend {
     }
 
     fn restore(&mut self, cfg: &TraceConfig, saved: &SavedState) -> Result<(), HwFault> {
-        with_ete!(self, |ete, buffer| ete
+        let r = with_ete!(self, |ete, buffer| ete
             .restore(cfg, buffer, saved)
-            .map_err(fault))
+            .map_err(fault));
+        self.audit();
+        r
     }
 }
 

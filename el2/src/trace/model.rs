@@ -206,6 +206,7 @@ pub struct TraceModel {
     dropping_tsb: bool,
     dropped: u32,
     overrun: u64,
+    stale_reads: u32,
 }
 
 impl Default for TraceModel {
@@ -273,6 +274,7 @@ impl TraceModel {
             dropping_tsb: false,
             dropped: 0,
             overrun: 0,
+            stale_reads: 0,
         }
     }
 
@@ -285,6 +287,12 @@ impl TraceModel {
     /// TRB* writes the defect 2064142 dropped so far.
     pub fn dropped_writes(&self) -> u32 {
         self.dropped
+    }
+
+    /// Reads of TRBPTR after a TSB CSYNC that, by defect 2054223, flushed
+    /// nothing: the driver took a pointer for final that was not.
+    pub fn stale_pointer_reads(&self) -> u32 {
+        self.stale_reads
     }
 
     /// Bytes the defect 2224489 wrote past LIMIT so far.
@@ -602,6 +610,9 @@ impl SysRegs for TraceModel {
         if !r.readable() {
             self.violate(Violation::Undefined(r));
             return 0;
+        }
+        if r == Reg::TrbPtr && self.tsb_armed {
+            self.stale_reads = self.stale_reads.saturating_add(1);
         }
         self.peek(r)
     }
