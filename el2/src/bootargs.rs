@@ -93,7 +93,10 @@ mod tests {
         assert!(parse("log=info bench").unwrap().guest_counts_el2);
         assert!(!parse("bench=1").unwrap().guest_counts_el2);
         assert_eq!(parse("").unwrap().test_midr, None);
-        assert_eq!(parse("test.midr=0x410fd470").unwrap().test_midr, Some(0x410f_d470));
+        assert_eq!(
+            parse("test.midr=0x410fd470").unwrap().test_midr,
+            Some(0x410f_d470)
+        );
         assert!(parse("test.trace-probe").unwrap().test_trace_probe);
         assert!(!parse("").unwrap().test_trace_probe);
     }

@@ -154,7 +154,9 @@ pub fn open_os_lock_at_init() -> bool {
     crate::trace::open_os_lock(&mut HwTraceRegs);
     let oslsr: u64;
     // SAFETY: reading OSLSR_EL1 has no side effects.
-    unsafe { asm!("mrs {}, S2_0_C1_C1_4", out(reg) oslsr, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("mrs {}, S2_0_C1_C1_4", out(reg) oslsr, options(nomem, nostack, preserves_flags))
+    };
     oslsr & (1 << 1) == 0
 }
 

@@ -10,8 +10,8 @@ use guest_api::trace::{Backend as AbiBackend, Stats, TraceConfig};
 use guest_api::trace::{STATS_EC_SHIFT, STATS_ERROR, STATS_FULL};
 
 use super::data::BufferView;
-use super::ete::{Ete, HwState, SavedState, TraceError};
 use super::errata::Errata;
+use super::ete::{Ete, HwState, SavedState, TraceError};
 use super::model::{GuestEvent, TraceModel, TRBSR_BSC_FULL, TRBSR_IRQ, TRBSR_S, TRBSR_WRAP};
 use super::Probe;
 use crate::dtb::Range;

@@ -137,24 +137,93 @@ const fn e(number: u32, cpu: &'static str, part: u16, revs: (u8, u8), w: Workaro
 
 /// Every trace erratum EL2 knows.
 pub const ERRATA: [Erratum; 11] = [
-    e(2224489, "Cortex-A710", CORTEX_A710, ALL, Workaround::GuardBeyondLimit),
-    e(2224489, "Cortex-X2", CORTEX_X2, UP_TO_R2P0, Workaround::GuardBeyondLimit),
-    e(2253138, "Neoverse N2", NEOVERSE_N2, ALL, Workaround::GuardBeyondLimit),
-    e(2119858, "Cortex-A710", CORTEX_A710, ALL, Workaround::SkipBaseInFill),
-    e(2119858, "Cortex-X2", CORTEX_X2, UP_TO_R2P0, Workaround::SkipBaseInFill),
-    e(2139208, "Neoverse N2", NEOVERSE_N2, ALL, Workaround::SkipBaseInFill),
-    e(2054223, "Cortex-A710", CORTEX_A710, ALL, Workaround::DoubleTsb),
-    e(2067961, "Neoverse N2", NEOVERSE_N2, ALL, Workaround::DoubleTsb),
-    e(2064142, "Cortex-A510", CORTEX_A510, UP_TO_R0P2, Workaround::DrainAfterDisable),
-    e(2038923, "Cortex-A510", CORTEX_A510, UP_TO_R0P2, Workaround::IsbAfterEnable),
-    e(1902691, "Cortex-A510", CORTEX_A510, UP_TO_R0P1, Workaround::Unusable),
+    e(
+        2224489,
+        "Cortex-A710",
+        CORTEX_A710,
+        ALL,
+        Workaround::GuardBeyondLimit,
+    ),
+    e(
+        2224489,
+        "Cortex-X2",
+        CORTEX_X2,
+        UP_TO_R2P0,
+        Workaround::GuardBeyondLimit,
+    ),
+    e(
+        2253138,
+        "Neoverse N2",
+        NEOVERSE_N2,
+        ALL,
+        Workaround::GuardBeyondLimit,
+    ),
+    e(
+        2119858,
+        "Cortex-A710",
+        CORTEX_A710,
+        ALL,
+        Workaround::SkipBaseInFill,
+    ),
+    e(
+        2119858,
+        "Cortex-X2",
+        CORTEX_X2,
+        UP_TO_R2P0,
+        Workaround::SkipBaseInFill,
+    ),
+    e(
+        2139208,
+        "Neoverse N2",
+        NEOVERSE_N2,
+        ALL,
+        Workaround::SkipBaseInFill,
+    ),
+    e(
+        2054223,
+        "Cortex-A710",
+        CORTEX_A710,
+        ALL,
+        Workaround::DoubleTsb,
+    ),
+    e(
+        2067961,
+        "Neoverse N2",
+        NEOVERSE_N2,
+        ALL,
+        Workaround::DoubleTsb,
+    ),
+    e(
+        2064142,
+        "Cortex-A510",
+        CORTEX_A510,
+        UP_TO_R0P2,
+        Workaround::DrainAfterDisable,
+    ),
+    e(
+        2038923,
+        "Cortex-A510",
+        CORTEX_A510,
+        UP_TO_R0P2,
+        Workaround::IsbAfterEnable,
+    ),
+    e(
+        1902691,
+        "Cortex-A510",
+        CORTEX_A510,
+        UP_TO_R0P1,
+        Workaround::Unusable,
+    ),
 ];
 
 impl Erratum {
     /// Whether this erratum affects the core with `midr`.
     pub const fn applies(&self, midr: Midr) -> bool {
         let r = midr.rev();
-        midr.implementer() == ARM && midr.part() == self.part && r >= self.revs.0 && r <= self.revs.1
+        midr.implementer() == ARM
+            && midr.part() == self.part
+            && r >= self.revs.0
+            && r <= self.revs.1
     }
 }
 
@@ -216,11 +285,20 @@ mod tests {
 
     #[test]
     fn errata_table_matches_the_published_ranges() {
-        assert_eq!(numbers(Midr::arm(CORTEX_A710, 2, 1)), [2224489, 2119858, 2054223]);
+        assert_eq!(
+            numbers(Midr::arm(CORTEX_A710, 2, 1)),
+            [2224489, 2119858, 2054223]
+        );
         assert_eq!(numbers(Midr::arm(CORTEX_X2, 2, 0)), [2224489, 2119858]);
-        assert_eq!(numbers(Midr::arm(NEOVERSE_N2, 0, 3)), [2253138, 2139208, 2067961]);
+        assert_eq!(
+            numbers(Midr::arm(NEOVERSE_N2, 0, 3)),
+            [2253138, 2139208, 2067961]
+        );
         assert_eq!(numbers(Midr::arm(CORTEX_A510, 0, 2)), [2064142, 2038923]);
-        assert_eq!(numbers(Midr::arm(CORTEX_A510, 0, 1)), [2064142, 2038923, 1902691]);
+        assert_eq!(
+            numbers(Midr::arm(CORTEX_A510, 0, 1)),
+            [2064142, 2038923, 1902691]
+        );
         let a710 = Errata::for_midr(Midr::arm(CORTEX_A710, 0, 0));
         for w in [
             Workaround::GuardBeyondLimit,
@@ -238,7 +316,10 @@ mod tests {
     fn errata_midr_fields() {
         // Cortex-A710 r2p1 as the TRM gives it: 0x412F_D471.
         let m = Midr(0x412f_d471);
-        assert_eq!((m.implementer(), m.part(), m.rev()), (ARM, CORTEX_A710, 0x21));
+        assert_eq!(
+            (m.implementer(), m.part(), m.rev()),
+            (ARM, CORTEX_A710, 0x21)
+        );
         assert_eq!(Midr::arm(CORTEX_A710, 2, 1), m);
     }
 }

@@ -488,7 +488,10 @@ impl BufferPlan {
             base: buffer.base,
             ptr,
             status,
-            limitr: limit | TRB_TM_IGNORE | if wrap { TRB_FM_CIRCULAR } else { TRB_FM_FILL } | TRB_E,
+            limitr: limit
+                | TRB_TM_IGNORE
+                | if wrap { TRB_FM_CIRCULAR } else { TRB_FM_FILL }
+                | TRB_E,
             parked,
         })
     }

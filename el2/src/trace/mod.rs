@@ -24,6 +24,8 @@ pub mod recorder;
 pub mod regs;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_errata;
 
 pub use backend::*;
 pub use ete::*;

@@ -302,7 +302,10 @@ impl TraceModel {
 
     fn defect_write(&mut self, addr: u64, len: usize) {
         if let Some(w) = self.writer {
-            w(addr, &[DEFECT_BYTE; OVERRUN_BYTES + FILL_OVERWRITE_BYTES][..len]);
+            w(
+                addr,
+                &[DEFECT_BYTE; OVERRUN_BYTES + FILL_OVERWRITE_BYTES][..len],
+            );
         }
     }
 

@@ -764,7 +764,11 @@ fn trace_full_buffer_survives_power_loss_stopped() {
     // really stands.
     assert_eq!(e.regs.peek(Reg::TrbPtr), BASE);
     e.regs.capture(0x40);
-    assert_eq!(e.regs.peek(Reg::TrbPtr), BASE, "a stopped buffer takes nothing");
+    assert_eq!(
+        e.regs.peek(Reg::TrbPtr),
+        BASE,
+        "a stopped buffer takes nothing"
+    );
     assert_eq!(e.buffer_state().0, BASE + 0x10_0000);
     assert_eq!(e.save().trbptr, BASE + 0x10_0000);
     assert_eq!(e.regs.violations(), 0);
@@ -914,7 +918,11 @@ fn trace_wait_is_bounded_in_time_not_in_reads() {
             Err(TraceError::Timeout(Reg::TrcStatR))
         );
         assert!(isb_between_status_reads(&e.regs.log));
-        e.regs.log.iter().filter(|a| **a == Read(Reg::TrcStatR)).count()
+        e.regs
+            .log
+            .iter()
+            .filter(|a| **a == Read(Reg::TrcStatR))
+            .count()
     };
     // 100 us: 100 counts at 1 MHz, 10,000 at 100 MHz; a counter that moves
     // 50 counts per read gives up after four reads.
@@ -945,7 +953,8 @@ fn trace_program_zeroes_auxctlr_and_the_pe_comparator_start_stop() {
     for numpc in [0u64, 2] {
         let mut e = ete();
         let idr4 = e.regs.values[Reg::TrcIdR(4).index()];
-        e.regs.set(Reg::TrcIdR(4), (idr4 & !(0xf << 12)) | (numpc << 12));
+        e.regs
+            .set(Reg::TrcIdR(4), (idr4 & !(0xf << 12)) | (numpc << 12));
         e.start(&cfg(true, true), BUF).unwrap();
         assert!(e.regs.log.contains(&Write(Reg::TrcAuxCtlR, 0)));
         assert_eq!(

@@ -658,7 +658,12 @@ fn fvp_image_refuses_guest_ram_its_map_lacks() {
 /// pointer read that one failed TSB left stale). A missing workaround shows
 /// here (seen: with the workarounds disabled, both erratum tests fail on it).
 fn assert_model_content(out: &Outcome) {
-    assert_eq!(out.lines_with("trace model:").count(), 0, "{}", explain(out));
+    assert_eq!(
+        out.lines_with("trace model:").count(),
+        0,
+        "{}",
+        explain(out)
+    );
 }
 
 /// QEMU's `-cpu max` has no trace errata: the boot log says so, once, and
@@ -669,12 +674,18 @@ fn trace_errata_none_apply_on_qemu() {
     assert_passed(&out, &["cpu-on", "tracedata"]);
     assert_model_content(&out);
     assert_eq!(
-        out.lines_with("trace errata: none apply (cpu0: MIDR ").count(),
+        out.lines_with("trace errata: none apply (cpu0: MIDR ")
+            .count(),
         1,
         "{}",
         explain(&out)
     );
-    assert_eq!(out.lines_with("TRBE erratum").count(), 0, "{}", explain(&out));
+    assert_eq!(
+        out.lines_with("TRBE erratum").count(),
+        0,
+        "{}",
+        explain(&out)
+    );
 }
 
 /// With `test.midr` naming a Cortex-A710 r0p0 the errata table applies as
