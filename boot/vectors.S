@@ -90,8 +90,43 @@ el2_vectors:
     el2_fault_vector 1
     el2_fault_vector 2
     el2_fault_vector 3
-    /* Current EL with SP_EL2: a hypervisor fault, or an interrupt that EL2's masking should have stopped. */
-    el2_fault_vector 4
+    /*
+     * Current EL with SP_EL2, synchronous: a hypervisor fault, except an
+     * UNDEFINED trace-register read by the boot probe
+     * (el2/src/arch/trace_regs.rs, between el2_trace_probe_start and
+     * el2_trace_probe_end; EC 0x00, or 0x18 for a trapped access), which
+     * resumes at the next instruction with x1 = 1: firmware that traps
+     * trace to EL3 and answers with an UNDEF means "no usable trace", not
+     * a dead hypervisor. x16/x17 are saved around the check.
+     */
+.org el2_vectors + 4 * 0x80
+    stp     x16, x17, [sp, #-16]!
+    mrs     x16, elr_el2
+    adrp    x17, el2_trace_probe_start
+    add     x17, x17, :lo12:el2_trace_probe_start
+    cmp     x16, x17
+    b.lo    1f
+    adrp    x17, el2_trace_probe_end
+    add     x17, x17, :lo12:el2_trace_probe_end
+    cmp     x16, x17
+    b.hs    1f
+    mrs     x17, esr_el2
+    ubfx    x17, x17, #26, #6
+    cbz     x17, 2f
+    cmp     x17, #0x18
+    b.ne    1f
+2:  add     x16, x16, #4
+    msr     elr_el2, x16
+    mov     x1, #1
+    ldp     x16, x17, [sp], #16
+    eret
+1:  ldp     x16, x17, [sp], #16
+    mov     x0, #4
+    mrs     x1, esr_el2
+    mrs     x2, elr_el2
+    mrs     x3, far_el2
+    b       el2_fault
+    /* An interrupt that EL2's masking should have stopped. */
     el2_fault_vector 5
     el2_fault_vector 6
     el2_fault_vector 7

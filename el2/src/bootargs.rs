@@ -7,7 +7,11 @@
 //! the warm-boot entry even where firmware only waits (QEMU). `bench` lets
 //! the guest's PMU event counters count at EL2 (MDCR_EL2.HPMD = 0), so a
 //! benchmark guest can measure the hypervisor's instructions; without it
-//! the guest cannot observe EL2 through the PMU. Unknown words
+//! the guest cannot observe EL2 through the PMU. `test.midr=<value>` makes
+//! the trace errata table apply as if every core had that MIDR_EL1 (and the
+//! QEMU model behave like that part); `test.trace-probe` probes the trace
+//! registers even where the ID registers deny them, so the UNDEFINED
+//! fallback runs on QEMU. Unknown words
 //! are ignored, so that the same line can carry the runner's notes.
 
 /// What the command line asks for.
@@ -23,6 +27,10 @@ pub struct Args {
     pub simulate_power_loss: bool,
     /// `bench`: the guest's PMU may count EL2 events.
     pub guest_counts_el2: bool,
+    /// `test.midr=<value>`: the MIDR the trace errata are looked up for.
+    pub test_midr: Option<u64>,
+    /// `test.trace-probe`: probe the trace registers regardless.
+    pub test_trace_probe: bool,
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -40,6 +48,8 @@ pub fn parse(line: &str) -> Result<Args, &str> {
         log: log::LevelFilter::Info,
         simulate_power_loss: false,
         guest_counts_el2: false,
+        test_midr: None,
+        test_trace_probe: false,
     };
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -48,6 +58,8 @@ pub fn parse(line: &str) -> Result<Args, &str> {
             "guest.dtb" => args.guest_dtb = Some(number(value).ok_or(word)?),
             "test.powerdown" if value.is_empty() => args.simulate_power_loss = true,
             "bench" if value.is_empty() => args.guest_counts_el2 = true,
+            "test.midr" => args.test_midr = Some(number(value).filter(|&m| m != 0).ok_or(word)?),
+            "test.trace-probe" if value.is_empty() => args.test_trace_probe = true,
             "log" => {
                 args.log = match value {
                     "error" => log::LevelFilter::Error,
@@ -80,6 +92,13 @@ mod tests {
         assert!(!parse("test.powerdown").unwrap().guest_counts_el2);
         assert!(parse("log=info bench").unwrap().guest_counts_el2);
         assert!(!parse("bench=1").unwrap().guest_counts_el2);
+        assert_eq!(parse("").unwrap().test_midr, None);
+        assert_eq!(
+            parse("test.midr=0x410fd470").unwrap().test_midr,
+            Some(0x410f_d470)
+        );
+        assert!(parse("test.trace-probe").unwrap().test_trace_probe);
+        assert!(!parse("").unwrap().test_trace_probe);
     }
 
     #[test]
@@ -87,5 +106,7 @@ mod tests {
         assert_eq!(parse("guest.entry=0xzz"), Err("guest.entry=0xzz"));
         assert_eq!(parse("guest.dtb="), Err("guest.dtb="));
         assert_eq!(parse("log=loud"), Err("log=loud"));
+        assert_eq!(parse("test.midr=0"), Err("test.midr=0"));
+        assert_eq!(parse("test.midr=a710"), Err("test.midr=a710"));
     }
 }

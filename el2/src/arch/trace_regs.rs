@@ -12,7 +12,7 @@
 //!   `TraceAccess`.
 //! - Each core touches only its own registers: system registers are per PE.
 
-use core::arch::asm;
+use core::arch::{asm, global_asm};
 
 use super::cptr_el2;
 use crate::trace::{trace_reg_table, Reg, SysRegs};
@@ -87,6 +87,16 @@ impl SysRegs for HwTraceRegs {
         // SAFETY: a barrier has no memory-safety preconditions.
         unsafe { asm!("hint #18", options(nostack, preserves_flags)) };
     }
+
+    fn counter(&mut self) -> u64 {
+        // The ISBs of the waits order the counter reads with the TRCSTATR
+        // reads; the counter need not be exact to a few ticks.
+        super::cntpct_el0::read()
+    }
+
+    fn counter_freq(&mut self) -> u64 {
+        super::cntfrq_el0::read()
+    }
 }
 
 /// ID_AA64DFR0_EL1: TraceVer [7:4], TraceFilt [43:40], TraceBuffer [47:44].
@@ -132,4 +142,102 @@ impl Drop for TraceAccess {
         cptr_el2::write(self.cptr);
         super::isb();
     }
+}
+
+/// OSLAR_EL1.OSLK = 0 on this core, then OSLSR_EL1.OSLK read back:
+/// `init_el2` calls it on every entry path (cold boot, CPU_ON, warm boot),
+/// so the guest's debug exceptions are generated from its first
+/// instruction (see `trace::open_os_lock`). OSLAR_EL1 exists on every
+/// Armv8-A core and EL2 may write it whatever MDCR_EL2.TDOSA says (that
+/// traps EL1 only). Returns false if the lock stayed set.
+pub fn open_os_lock_at_init() -> bool {
+    crate::trace::open_os_lock(&mut HwTraceRegs);
+    let oslsr: u64;
+    // SAFETY: reading OSLSR_EL1 has no side effects.
+    unsafe {
+        asm!("mrs {}, S2_0_C1_C1_4", out(reg) oslsr, options(nomem, nostack, preserves_flags))
+    };
+    oslsr & (1 << 1) == 0
+}
+
+/// A trace register the boot probe reads before trusting the ID registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeReg {
+    /// TRBIDR_EL1: trapped to EL3 by MDCR_EL3.NSTB when firmware keeps the
+    /// trace buffer for the Secure side.
+    TrbIdR,
+    /// TRCIDR0: trapped to EL3 by CPTR_EL3.TTA.
+    TrcIdR0,
+    /// TRFCR_EL2: trapped to EL3 by MDCR_EL3.TTRF.
+    TrfcrEl2,
+}
+
+/// What a probe function returns, in x0 and x1 (AAPCS64 returns a 16-byte
+/// composite in x0/x1).
+#[repr(C)]
+struct Probed {
+    value: u64,
+    /// Set by the EL2 synchronous-exception vector (boot/vectors.S) when
+    /// the probing MRS was UNDEFINED: it resumes after the instruction.
+    undefined: u64,
+}
+
+// The probing MRS instructions all lie in [el2_trace_probe_start,
+// el2_trace_probe_end). The current-EL synchronous vector resumes an
+// UNDEFINED exception (EC 0x00; or 0x18, a trapped system-register access)
+// taken at an address in that range at the next instruction with x1 = 1,
+// and treats every other exception as the hypervisor fault it is. Each
+// function follows AAPCS64 and touches x0 and x1 only (the vector saves
+// and restores the x16/x17 it uses).
+global_asm!(
+    ".section .text.el2_trace_probe, \"ax\"",
+    ".balign 4",
+    ".global el2_trace_probe_start",
+    ".global el2_trace_probe_end",
+    ".global el2_probe_trbidr",
+    ".global el2_probe_trcidr0",
+    ".global el2_probe_trfcr_el2",
+    "el2_trace_probe_start:",
+    "el2_probe_trbidr:",
+    "    mov x1, #0",
+    "    mrs x0, S3_0_C9_C11_7",
+    "    ret",
+    "el2_probe_trcidr0:",
+    "    mov x1, #0",
+    "    mrs x0, S2_1_C0_C8_7",
+    "    ret",
+    "el2_probe_trfcr_el2:",
+    "    mov x1, #0",
+    "    mrs x0, S3_4_C1_C2_1",
+    "    ret",
+    "el2_trace_probe_end:",
+);
+
+extern "C" {
+    fn el2_probe_trbidr() -> Probed;
+    fn el2_probe_trcidr0() -> Probed;
+    fn el2_probe_trfcr_el2() -> Probed;
+}
+
+/// Reads `r`, or None if the read is UNDEFINED at EL2 (firmware traps it
+/// to EL3, which answers with an UNDEF, or the core has no such register).
+/// Call with CPTR_EL2.TTA open (`TraceAccess`) and interrupts masked.
+///
+/// An EL3 that does not answer a trapped access with an UNDEF (older TF-A
+/// reports an unhandled exception and stops) cannot be survived from EL2:
+/// nothing here can detect that beforehand, so the README lists what
+/// firmware must set.
+pub fn try_read(r: ProbeReg) -> Option<u64> {
+    // SAFETY: each function is an MRS of an ID or control register (no
+    // side effects) in AAPCS64 form; an UNDEFINED exception inside it is
+    // resumed by the vector with x1 = 1, and any other exception stops
+    // the hypervisor as a fault, as it would anywhere.
+    let p = unsafe {
+        match r {
+            ProbeReg::TrbIdR => el2_probe_trbidr(),
+            ProbeReg::TrcIdR0 => el2_probe_trcidr0(),
+            ProbeReg::TrfcrEl2 => el2_probe_trfcr_el2(),
+        }
+    };
+    (p.undefined == 0).then_some(p.value)
 }

@@ -134,6 +134,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     let args = bootargs::parse(platform.bootargs())
         .unwrap_or_else(|w| fatal(format_args!("bad hypervisor argument '{w}'")));
     log::set_max_level(args.log);
+    crate::trace::set_test_switches(args.test_midr, args.test_trace_probe);
     println!(
         "trace-manager hypervisor {}: {} cores, RAM {:#x}+{:#x}",
         env!("CARGO_PKG_VERSION"),
@@ -464,4 +465,8 @@ fn init_el2(m: &Machine) {
     vmpidr_el2::write(mpidr_el1::read());
     sctlr_el1::write(SCTLR_EL1_RESET);
     isb();
+    // Every entry path (cold boot, CPU_ON, warm boot) comes through here.
+    if !crate::arch::trace_regs::open_os_lock_at_init() {
+        log::warn!("the OS lock stayed locked: the guest's debug exceptions will not fire");
+    }
 }

@@ -26,23 +26,60 @@ pub use crate::trace::Backend;
 
 /// Size of each core's trace buffer, owned by EL2.
 pub const BUFFER_SIZE: usize = 64 << 10;
+/// The guard page after each core's buffer (so also between two cores'
+/// buffers, and after the last one): it holds nothing and nothing reads
+/// it. A TRBE with erratum 2224489/2253138 may write up to 64 bytes past
+/// LIMIT; they land here instead of in the next core's buffer or in EL2's
+/// own data.
+pub const GUARD_SIZE: usize = 4096;
 
 #[repr(C, align(4096))]
-struct Buffers([[u8; BUFFER_SIZE]; crate::dtb::MAX_CPUS]);
+struct Slot {
+    data: [u8; BUFFER_SIZE],
+    guard: [u8; GUARD_SIZE],
+}
+
+#[repr(C, align(4096))]
+struct Buffers([Slot; crate::dtb::MAX_CPUS]);
 
 /// The trace buffers: the hypervisor's memory, never mapped for the guest.
-static mut BUFFERS: Buffers = Buffers([[0; BUFFER_SIZE]; crate::dtb::MAX_CPUS]);
+static mut BUFFERS: Buffers = Buffers(
+    [const {
+        Slot {
+            data: [0; BUFFER_SIZE],
+            guard: [0; GUARD_SIZE],
+        }
+    }; crate::dtb::MAX_CPUS],
+);
 
-/// Stores trace bytes into EL2's trace buffers, and nowhere else: the
-/// model's writer. Bytes outside every core's buffer are dropped.
+/// Cores whose guard page has caught a write, one bit each (logged once).
+static GUARD_HIT: AtomicU32 = AtomicU32::new(0);
+
+/// Stores trace bytes into EL2's trace buffers and their guard pages, and
+/// nowhere else: the model's writer. Bytes outside every core's slot are
+/// dropped; bytes in a guard page are logged once per core, since only a
+/// part with the write-out-of-range erratum (or the model behaving like
+/// one, `test.midr`) writes there.
 fn store_trace(addr: u64, bytes: &[u8]) {
-    let all = buffer(0);
-    let end = all.base + (BUFFER_SIZE * crate::dtb::MAX_CPUS) as u64;
+    let start = buffer(0).base;
+    let slot = (BUFFER_SIZE + GUARD_SIZE) as u64;
+    let end = start + slot * crate::dtb::MAX_CPUS as u64;
     let Some(last) = addr.checked_add(bytes.len() as u64) else {
         return;
     };
-    if addr < all.base || last > end {
+    if addr < start || last > end {
         return;
+    }
+    if (addr - start) % slot + bytes.len() as u64 > BUFFER_SIZE as u64 {
+        let idx = ((addr - start) / slot) as usize;
+        let bit = 1u32 << (idx & 31);
+        if GUARD_HIT.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            log::warn!(
+                "trace: a write past cpu{idx}'s buffer LIMIT ({:#x}+{}) landed in its guard page",
+                addr,
+                bytes.len()
+            );
+        }
     }
     // SAFETY: [addr, last) lies inside BUFFERS (checked above), which only
     // the trace hardware or model of the owning core writes, and this runs
@@ -68,7 +105,7 @@ unsafe fn copy_to_guest(from: u64, to: u64, len: u64) {
 pub fn buffer(idx: usize) -> crate::dtb::Range {
     // SAFETY: only the address is taken; the buffer is written by the trace
     // hardware (or its model) of core `idx` alone.
-    let base = unsafe { core::ptr::addr_of!(BUFFERS.0[idx]) } as u64;
+    let base = unsafe { core::ptr::addr_of!(BUFFERS.0[idx].data) } as u64;
     crate::dtb::Range::new(base, BUFFER_SIZE as u64)
 }
 

@@ -10,6 +10,7 @@ use guest_api::trace::{Backend as AbiBackend, Stats, TraceConfig};
 use guest_api::trace::{STATS_EC_SHIFT, STATS_ERROR, STATS_FULL};
 
 use super::data::BufferView;
+use super::errata::Errata;
 use super::ete::{Ete, HwState, SavedState, TraceError};
 use super::model::{GuestEvent, TraceModel, TRBSR_BSC_FULL, TRBSR_IRQ, TRBSR_S, TRBSR_WRAP};
 use super::Probe;
@@ -44,6 +45,8 @@ pub enum Backend {
         buffer: Range,
         /// What EL2 knows of the capture.
         log: BufferLog,
+        /// The model's complaints already logged (see `audit`).
+        audited: ModelAudit,
     },
 }
 
@@ -59,10 +62,25 @@ pub struct BufferLog {
     pub sr: u64,
     /// TRBE interrupts handled.
     pub irqs: u64,
+    /// Where the capture's data lies: the buffer, less what an erratum
+    /// workaround keeps out of it.
+    pub data: Range,
     /// The buffer filled (fill mode) and stopped collecting.
     pub full: bool,
     /// TRBSR.EC of an error that stopped the buffer.
     pub error: Option<u8>,
+}
+
+/// What the model has counted against the driver: broken rules, and the
+/// harm an affected part's defects did (`TraceModel::set_defects`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelAudit {
+    /// `TraceModel::violations`.
+    pub violations: u32,
+    /// `TraceModel::dropped_writes`.
+    pub dropped: u32,
+    /// `TraceModel::stale_pointer_reads`.
+    pub stale: u32,
 }
 
 /// TRBSR_EL1.EC [31:26].
@@ -136,6 +154,37 @@ impl Backend {
     /// A backend of the kind `probe` chose. `Probe::Hardware` gives the model
     /// on the host, where there is no hardware.
     pub fn new(probe: Probe, trace_id: u8, buffer: Range) -> Backend {
+        Backend::with_errata(probe, trace_id, buffer, Errata::NONE, 0)
+    }
+
+    /// As `new`, for a core with `errata`, whose buffer is followed by
+    /// `guard` bytes EL2 keeps free. The model then behaves like a part
+    /// with those errata (QEMU's MIDR has none, so this is what the
+    /// `test.midr` switch exercises).
+    pub fn with_errata(
+        probe: Probe,
+        trace_id: u8,
+        buffer: Range,
+        errata: Errata,
+        guard: u64,
+    ) -> Backend {
+        let mut b = Backend::plain(probe, trace_id, buffer);
+        match &mut b {
+            #[cfg(target_os = "none")]
+            Backend::Hardware { ete, .. } => {
+                ete.set_errata(errata);
+                ete.set_guard(guard);
+            }
+            Backend::Model { ete, .. } => {
+                ete.set_errata(errata);
+                ete.set_guard(guard);
+                ete.regs.set_defects(errata);
+            }
+        }
+        b
+    }
+
+    fn plain(probe: Probe, trace_id: u8, buffer: Range) -> Backend {
         match probe {
             #[cfg(target_os = "none")]
             Probe::Hardware => Backend::Hardware {
@@ -147,6 +196,7 @@ impl Backend {
                 ete: Ete::new(TraceModel::new(), trace_id),
                 buffer,
                 log: BufferLog::default(),
+                audited: ModelAudit::default(),
             },
         }
     }
@@ -155,18 +205,59 @@ impl Backend {
     /// backend, with the buffer EL2 reserved for it.
     #[cfg(target_os = "none")]
     pub fn probe(idx: usize) -> Backend {
-        use crate::arch::trace_regs::{id_aa64dfr0, trbidr};
-        let dfr0 = id_aa64dfr0();
-        let trb = if super::has_trace_buffer(dfr0) {
-            Some(trbidr())
-        } else {
-            None
-        };
-        Backend::new(
-            super::probe(dfr0, trb),
+        let midr = super::errata::Midr(super::effective_midr(crate::arch::midr_el1::read()));
+        let errata = Errata::for_midr(midr);
+        super::log_errata(idx, midr);
+        Backend::with_errata(
+            super::probe_core(errata),
             trace_id(idx),
             crate::hv::tracing::buffer(idx),
+            errata,
+            crate::hv::tracing::GUARD_SIZE as u64,
         )
+    }
+
+    /// The model's counts against the driver so far (zero for hardware).
+    pub fn model_audit(&self) -> ModelAudit {
+        match self {
+            Backend::Model { ete, .. } => ModelAudit {
+                violations: ete.regs.violations(),
+                dropped: ete.regs.dropped_writes(),
+                stale: ete.regs.stale_pointer_reads(),
+            },
+            #[cfg(target_os = "none")]
+            Backend::Hardware { .. } => ModelAudit::default(),
+        }
+    }
+
+    /// Logs what the model newly counted against the driver: a broken
+    /// hardware rule, or harm a defect of the part it plays did (a dropped
+    /// TRB* write, a pointer read that a failed TSB left stale). Each is a
+    /// missing workaround or a driver bug, so tests look for these lines.
+    fn audit(&mut self) {
+        let now = self.model_audit();
+        if let Backend::Model { ete, audited, .. } = self {
+            if now.violations > audited.violations {
+                log::warn!(
+                    "trace model: the driver broke a hardware rule ({} so far, last {:?})",
+                    now.violations,
+                    ete.regs.last_violation()
+                );
+            }
+            if now.dropped > audited.dropped {
+                log::warn!(
+                    "trace model: {} TRB* writes dropped after a TRBE disable (erratum 2064142 behaviour)",
+                    now.dropped
+                );
+            }
+            if now.stale > audited.stale {
+                log::warn!(
+                    "trace model: {} TRBPTR reads after a TSB CSYNC that flushed nothing (erratum 2054223 behaviour)",
+                    now.stale
+                );
+            }
+            *audited = now;
+        }
     }
 
     /// Which kind this is, for TRACE_STATUS.
@@ -292,8 +383,10 @@ impl Backend {
             let l = *self.log();
             (l.ptr, l.sr)
         };
-        let buffer = self.buffer();
-        if !self.log().started {
+        self.audit();
+        let log = *self.log();
+        if !log.started {
+            let buffer = self.buffer();
             return BufferView {
                 buffer,
                 ptr: buffer.base,
@@ -301,7 +394,7 @@ impl Backend {
             };
         }
         BufferView {
-            buffer,
+            buffer: log.data,
             ptr,
             wrapped: sr & TRBSR_WRAP != 0,
         }
@@ -359,16 +452,19 @@ impl TraceBackend for Backend {
 
     fn start(&mut self, cfg: &TraceConfig) -> Result<(), HwFault> {
         // A new capture: the buffer restarts empty, the record with it.
-        let base = self.buffer().base;
+        let data = with_ete!(self, |ete, buffer| ete.capture_range(buffer, cfg.wrap));
         *self.log() = BufferLog {
             started: true,
-            ptr: base,
+            ptr: data.base,
+            data,
             ..BufferLog::default()
         };
         if let Backend::Model { ete, .. } = self {
             ete.regs.reset_counts();
         }
-        with_ete!(self, |ete, buffer| ete.start(cfg, buffer).map_err(fault))
+        let r = with_ete!(self, |ete, buffer| ete.start(cfg, buffer).map_err(fault));
+        self.audit();
+        r
     }
 
     fn stop(&mut self) -> Result<(), HwFault> {
@@ -380,6 +476,7 @@ impl TraceBackend for Backend {
         if was_running {
             self.record_stopped();
         }
+        self.audit();
         r
     }
 
@@ -402,9 +499,11 @@ impl TraceBackend for Backend {
     }
 
     fn restore(&mut self, cfg: &TraceConfig, saved: &SavedState) -> Result<(), HwFault> {
-        with_ete!(self, |ete, buffer| ete
+        let r = with_ete!(self, |ete, buffer| ete
             .restore(cfg, buffer, saved)
-            .map_err(fault))
+            .map_err(fault));
+        self.audit();
+        r
     }
 }
 

@@ -37,9 +37,28 @@
 //! - TRCVICTLR also excludes every implemented Secure Exception level
 //!   (TRCIDR3.EXLEVEL_S), as Linux does: the guest's buffer must never hold
 //!   Secure-world trace, whatever EL3 allows.
+//! - Bounded waits are bounded in time (about 100 us of the generic
+//!   counter, as Linux's ETE driver), with an ISB between TRCSTATR reads:
+//!   the Arm ARM only guarantees that a read of TRCSTATR sees a change of
+//!   the unit's state after a context synchronization event, so reads back
+//!   to back may all return the stale value.
+//! - A drain (TSB CSYNC, DSB) is followed by an ISB before TRBPTR or TRBSR
+//!   is read: the direct read observes what the drain wrote only after a
+//!   context synchronization event.
+//! - TRCAUXCTLR is written 0 (as Linux does: its bits are IMPLEMENTATION
+//!   DEFINED and could change the trace) and TRCVIPCSSCTLR 0 whenever
+//!   TRCIDR4.NUMPC says it exists (it resets UNKNOWN, and stray STOP bits
+//!   would end ViewInst at a PE comparator).
+//! - TRBPTR must lie in [BASE, LIMIT) when the buffer is enabled: the Arm
+//!   ARM treats a pointer equal to LIMIT as out of range. A full buffer
+//!   (fill mode stopped it with TRBSR.S set and the pointer at LIMIT) is
+//!   resumed "parked": TRBPTR = BASE with TRBSR.S still set, so the buffer
+//!   writes nothing, and the driver reports the real pointer itself.
+//! - Errata (`super::errata`) change the sequences where a core needs it.
 
 use guest_api::trace::TraceConfig;
 
+use super::errata::{Errata, Workaround};
 use super::regs::{Reg, SysRegs};
 use crate::dtb::Range;
 
@@ -98,8 +117,30 @@ const TRBIDR_P: u64 = 1 << 4;
 /// Buffer granule: TRBBASER and TRBLIMITR hold addresses [63:12].
 const PAGE: u64 = 4096;
 
-/// Reads of TRCSTATR a wait makes before it gives up.
-pub const POLL_LIMIT: usize = 1000;
+/// TRBSR_EL1.S: collection stopped.
+const TRBSR_S: u64 = 1 << 17;
+/// Bytes a fill-mode capture skips at BASE on a core with erratum
+/// 2119858/2139208 (the TRBE may overwrite that much at BASE on a FILL).
+pub const FILL_SKIP: u64 = 256;
+
+/// How long a bounded wait on TRCSTATR lasts, in microseconds of the
+/// generic counter.
+pub const POLL_US: u64 = 100;
+/// Reads a wait makes at most, whatever the counter does: a counter that
+/// never advances (broken firmware, a fake) must not hang EL2.
+pub const POLL_BACKSTOP: usize = 1 << 20;
+/// CNTFRQ_EL0 assumed when firmware left it 0.
+const FALLBACK_FREQ: u64 = 1_000_000_000;
+
+/// Opens the PE's OS lock (OSLAR_EL1.OSLK = 0) and synchronizes. EL2 does
+/// it on every entry path of a core (cold boot, CPU_ON, warm boot), before
+/// the guest runs: a cold reset and a power-down leave OSLSR_EL1.OSLK = 1,
+/// and while it is set no breakpoint, watchpoint or software-step
+/// exception is generated for the guest, whose own OS lock is virtual.
+pub fn open_os_lock<S: SysRegs>(regs: &mut S) {
+    regs.write(Reg::OslarEl1, 0);
+    regs.isb();
+}
 
 /// A feature a configuration asks for and the unit lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,7 +322,7 @@ impl Caps {
 /// The trace-unit register writes of one configuration, in order.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Program {
-    writes: [(Reg, u64); 20],
+    writes: [(Reg, u64); 22],
     len: usize,
 }
 
@@ -326,7 +367,7 @@ impl Program {
         };
 
         let mut p = Program {
-            writes: [(Reg::TrcConfigR, 0); 20],
+            writes: [(Reg::TrcConfigR, 0); 22],
             len: 0,
         };
         let mut configr = CONFIGR_RES1;
@@ -340,6 +381,7 @@ impl Program {
             configr |= CONFIGR_TS;
         }
         p.push(Reg::TrcConfigR, configr);
+        p.push(Reg::TrcAuxCtlR, 0);
         p.push(Reg::TrcTraceIdR, trace_id as u64);
         if caps.resource_pairs() != 0 {
             p.push(Reg::TrcEventCtl0R, 0);
@@ -377,6 +419,9 @@ impl Program {
             p.push(Reg::TrcViIeCtlR, if filter.is_some() { 1 } else { 0 });
             p.push(Reg::TrcViSsCtlR, 0);
         }
+        if caps.pe_comparators() != 0 {
+            p.push(Reg::TrcViPcSsCtlR, 0);
+        }
         if let Some((start, last)) = filter {
             p.push(Reg::TrcAcVR(0), start);
             p.push(Reg::TrcAcVR(1), last);
@@ -397,32 +442,57 @@ pub(crate) struct BufferPlan {
     pub(crate) ptr: u64,
     pub(crate) status: u64,
     pub(crate) limitr: u64,
+    /// The real pointer of a full buffer resumed parked at BASE.
+    pub(crate) parked: Option<u64>,
 }
 
 impl BufferPlan {
+    /// The registers for `buffer` resuming at `ptr` with `status`. `guard`
+    /// is how many bytes after the buffer EL2 keeps free; a core with the
+    /// write-out-of-range erratum and no guard page gets LIMIT a page
+    /// lower instead.
     pub(crate) fn new(
         buffer: Range,
         ptr: u64,
         status: u64,
         wrap: bool,
+        guard: u64,
+        errata: Errata,
     ) -> Result<BufferPlan, TraceError> {
         let end = buffer
             .base
             .checked_add(buffer.size)
             .ok_or(TraceError::BadBuffer)?;
-        if buffer.size == 0
-            || !buffer.base.is_multiple_of(PAGE)
-            || !end.is_multiple_of(PAGE)
-            || ptr < buffer.base
-            || ptr > end
-        {
+        if buffer.size == 0 || !buffer.base.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) {
             return Err(TraceError::BadBuffer);
         }
+        let limit = if errata.has(Workaround::GuardBeyondLimit) && guard < PAGE {
+            if buffer.size <= PAGE {
+                return Err(TraceError::BadBuffer);
+            }
+            end - PAGE
+        } else {
+            end
+        };
+        // Arm ARM: TRBPTR is in range iff BASE <= TRBPTR < LIMIT. The one
+        // pointer at LIMIT EL2 resumes is a full fill-mode buffer's, which
+        // TRBSR.S keeps from writing: it is parked at BASE.
+        let (ptr, parked) = if ptr == limit && status & TRBSR_S != 0 {
+            (buffer.base, Some(limit))
+        } else if ptr < buffer.base || ptr >= limit {
+            return Err(TraceError::BadBuffer);
+        } else {
+            (ptr, None)
+        };
         Ok(BufferPlan {
             base: buffer.base,
             ptr,
             status,
-            limitr: end | TRB_TM_IGNORE | if wrap { TRB_FM_CIRCULAR } else { TRB_FM_FILL } | TRB_E,
+            limitr: limit
+                | TRB_TM_IGNORE
+                | if wrap { TRB_FM_CIRCULAR } else { TRB_FM_FILL }
+                | TRB_E,
+            parked,
         })
     }
 }
@@ -453,6 +523,9 @@ pub struct Ete<S: SysRegs> {
     caps: Option<Caps>,
     running: bool,
     accesses: usize,
+    errata: Errata,
+    guard: u64,
+    parked: Option<u64>,
 }
 
 impl<S: SysRegs> Ete<S> {
@@ -465,6 +538,70 @@ impl<S: SysRegs> Ete<S> {
             caps: None,
             running: false,
             accesses: 0,
+            errata: Errata::NONE,
+            guard: 0,
+            parked: None,
+        }
+    }
+
+    /// Applies the workarounds of `errata` from now on.
+    pub fn set_errata(&mut self, errata: Errata) {
+        self.errata = errata;
+    }
+
+    /// The workarounds applied.
+    pub fn errata(&self) -> Errata {
+        self.errata
+    }
+
+    /// Declares that `bytes` after every buffer this driver is given are
+    /// EL2's and unused (a guard region).
+    pub fn set_guard(&mut self, bytes: u64) {
+        self.guard = bytes;
+    }
+
+    /// Where a new capture in `buffer` starts: BASE, or past the bytes a
+    /// FILL may overwrite on a core with erratum 2119858/2139208.
+    pub fn capture_start(&self, buffer: Range, wrap: bool) -> u64 {
+        if !wrap && self.errata.has(Workaround::SkipBaseInFill) && buffer.size > FILL_SKIP {
+            buffer.base + FILL_SKIP
+        } else {
+            buffer.base
+        }
+    }
+
+    /// The part of `buffer` a capture fills and TRACE_READ reads:
+    /// [`capture_start`, LIMIT). LIMIT is the buffer's end unless the
+    /// write-out-of-range workaround had to lower it (no guard page).
+    pub fn capture_range(&self, buffer: Range, wrap: bool) -> Range {
+        let start = self.capture_start(buffer, wrap);
+        let end = buffer.base + buffer.size;
+        let limit = if self.errata.has(Workaround::GuardBeyondLimit)
+            && self.guard < PAGE
+            && buffer.size > PAGE
+        {
+            end - PAGE
+        } else {
+            end
+        };
+        Range::new(start, limit.saturating_sub(start))
+    }
+
+    /// TSB CSYNC, twice on a core with erratum 2054223/2067961.
+    fn tsb(&mut self) {
+        self.regs.tsb_csync();
+        if self.errata.has(Workaround::DoubleTsb) {
+            self.regs.tsb_csync();
+        }
+    }
+
+    /// After a write that clears TRBLIMITR.E: on a core with erratum
+    /// 2064142, TSB CSYNC and DSB before any other TRB* write, or the
+    /// write may be dropped.
+    fn after_trbe_disable(&mut self) {
+        if self.errata.has(Workaround::DrainAfterDisable) {
+            self.tsb();
+            self.regs.dsb();
         }
     }
 
@@ -523,11 +660,26 @@ impl<S: SysRegs> Ete<S> {
         }
     }
 
-    /// Waits, boundedly, until `TRCSTATR & mask == want`.
+    /// Waits until `TRCSTATR & mask == want`, for about `POLL_US` of the
+    /// generic counter, with an ISB before every read after the first
+    /// (the caller's ISB precedes the first).
     fn wait_status(&mut self, mask: u64, want: u64) -> Result<(), TraceError> {
-        for _ in 0..POLL_LIMIT {
+        if self.rd(Reg::TrcStatR) & mask == want {
+            return Ok(());
+        }
+        let freq = match self.regs.counter_freq() {
+            0 => FALLBACK_FREQ,
+            f => f,
+        };
+        let ticks = (freq.saturating_mul(POLL_US) / 1_000_000).max(1);
+        let start = self.regs.counter();
+        for _ in 0..POLL_BACKSTOP {
+            self.regs.isb();
             if self.rd(Reg::TrcStatR) & mask == want {
                 return Ok(());
+            }
+            if self.regs.counter().wrapping_sub(start) > ticks {
+                break;
             }
         }
         Err(TraceError::Timeout(Reg::TrcStatR))
@@ -545,7 +697,7 @@ impl<S: SysRegs> Ete<S> {
         if !valid_trace_id(self.trace_id) {
             return Err(TraceError::BadTraceId);
         }
-        let plan = BufferPlan::new(buffer, ptr, status, cfg.wrap)?;
+        let plan = BufferPlan::new(buffer, ptr, status, cfg.wrap, self.guard, self.errata)?;
         let caps = self.caps();
         if !caps.buffer_programmable() {
             return Err(TraceError::NotProgrammable);
@@ -556,8 +708,8 @@ impl<S: SysRegs> Ete<S> {
     /// Opens the OS lock, disables the unit and waits until it is idle: the
     /// state in which programming registers may be written.
     pub(crate) fn open_idle(&mut self) -> Result<(), TraceError> {
-        self.wr(Reg::OslarEl1, 0);
-        self.regs.isb();
+        self.accesses = self.accesses.wrapping_add(1);
+        open_os_lock(&mut self.regs);
         if self.rd(Reg::TrcOsLsR) & OSLSR_OSLK != 0 {
             return Err(TraceError::OsLocked);
         }
@@ -569,11 +721,19 @@ impl<S: SysRegs> Ete<S> {
     /// Programs the buffer, enabling it last, after an ISB.
     pub(crate) fn program_buffer(&mut self, plan: &BufferPlan) {
         self.wr(Reg::TrbLimitR, 0);
+        self.after_trbe_disable();
         self.wr(Reg::TrbBaseR, plan.base);
         self.wr(Reg::TrbPtr, plan.ptr);
         self.wr(Reg::TrbSR, plan.status);
         self.regs.isb();
         self.wr(Reg::TrbLimitR, plan.limitr);
+        if self.errata.has(Workaround::IsbAfterEnable) {
+            // Erratum 2038923: the enable needs two context
+            // synchronization events before trace may be generated.
+            self.regs.isb();
+            self.regs.isb();
+        }
+        self.parked = plan.parked;
     }
 
     /// Allows trace at the guest's levels (never EL2) and enables the unit.
@@ -618,7 +778,8 @@ impl<S: SysRegs> Ete<S> {
     /// full stop sequence), so this also reconfigures. Nothing is written
     /// unless `cfg` and `buffer` are valid for this unit.
     pub fn start(&mut self, cfg: &TraceConfig, buffer: Range) -> Result<(), TraceError> {
-        self.program(cfg, buffer, buffer.base, 0)
+        let at = self.capture_start(buffer, cfg.wrap);
+        self.program(cfg, buffer, at, 0)
     }
 
     /// Stops the unit and drains and stops the buffer. Stopping a stopped
@@ -632,32 +793,44 @@ impl<S: SysRegs> Ete<S> {
         // trace generated before trace became prohibited.
         self.regs.dsb();
         self.regs.isb();
-        self.regs.tsb_csync();
+        self.tsb();
         self.wr(Reg::TrcPrgCtlr, 0);
         self.regs.isb();
         let quiesced = self.wait_status(STATR_PMSTABLE | STATR_IDLE, STATR_PMSTABLE | STATR_IDLE);
         // Drain: TSB CSYNC moves the unit's last trace to the buffer, the
         // DSB completes its writes; only then may the buffer stop.
-        self.regs.tsb_csync();
+        self.tsb();
         self.regs.dsb();
         self.wr(Reg::TrbLimitR, 0);
+        self.after_trbe_disable();
         self.regs.isb();
         self.running = false;
         quiesced
     }
 
     /// Pushes the unit's trace into the buffer and completes the writes
-    /// (TSB CSYNC, DSB), so TRBPTR covers everything traced so far. Legal
-    /// while tracing: EL2 itself is never traced, so nothing is produced
+    /// (TSB CSYNC, DSB), then synchronizes context (ISB) so a following
+    /// read of TRBPTR covers everything traced so far. Legal while
+    /// tracing: EL2 itself is never traced, so nothing is produced
     /// meanwhile.
     pub fn drain(&mut self) {
-        self.regs.tsb_csync();
+        self.tsb();
         self.regs.dsb();
+        self.regs.isb();
     }
 
-    /// TRBPTR_EL1 and TRBSR_EL1 as they are now.
+    /// TRBPTR_EL1 (or, for a parked full buffer, where it really stands)
+    /// and TRBSR_EL1 as they are now.
     pub fn buffer_state(&mut self) -> (u64, u64) {
-        (self.rd(Reg::TrbPtr), self.rd(Reg::TrbSR))
+        let ptr = self.trbptr();
+        (ptr, self.rd(Reg::TrbSR))
+    }
+
+    fn trbptr(&mut self) -> u64 {
+        match self.parked {
+            Some(p) => p,
+            None => self.rd(Reg::TrbPtr),
+        }
     }
 
     /// Writes TRBSR_EL1 with the buffer disabled (the only time it may be
@@ -693,7 +866,7 @@ impl<S: SysRegs> Ete<S> {
         }
         let _ = self.stop();
         SavedState {
-            trbptr: self.rd(Reg::TrbPtr),
+            trbptr: self.trbptr(),
             trbsr: self.rd(Reg::TrbSR),
             was_tracing: true,
         }

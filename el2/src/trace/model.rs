@@ -41,11 +41,21 @@
 //!   to BASE and raises the interrupt with TRBSR.WRAP, circular-buffer mode
 //!   wraps silently with TRBSR.WRAP. A stopped buffer (S) takes nothing.
 //!
+//! - Defects (`set_defects`): the model can behave like a part with the
+//!   trace errata EL2 works around (`super::errata`), so the workarounds
+//!   can be seen doing their job: 64 bytes written past LIMIT whenever the
+//!   pointer reaches it (2224489/2253138); 128 bytes at BASE overwritten on
+//!   a FILL (2119858/2139208); a TSB CSYNC that flushes nothing unless a
+//!   second one follows (2054223/2067961); TRB* writes after a disable
+//!   silently dropped until a TSB CSYNC and a DSB (2064142). What it does
+//!   is counted (`overrun_bytes`, `dropped_writes`).
+//!
 //! The model holds no data pointers and is `const`-constructible, so it can
 //! live in a per-core static. Its trace bytes reach memory through a writer
 //! function EL2 installs (`set_writer`), which stores only inside EL2's own
 //! trace buffers; without one, the pointer moves but nothing is stored.
 
+use super::errata::{Errata, Workaround};
 use super::packet::{self, Bytes, Context, ExceptionType, Sink};
 use super::regs::{Reg, SysRegs};
 
@@ -91,6 +101,15 @@ const FM_WRAP: u64 = 0b01;
 const CONFIGR_CID: u64 = 1 << 6;
 const CONFIGR_VMID: u64 = 1 << 7;
 const CONFIGR_TS: u64 = 1 << 11;
+
+/// Bytes a part with erratum 2224489/2253138 writes past LIMIT (at most 64).
+pub const OVERRUN_BYTES: usize = 64;
+/// Bytes a part with erratum 2119858/2139208 overwrites at BASE on a FILL
+/// (two cache lines; the workaround skips 256).
+pub const FILL_OVERWRITE_BYTES: usize = 128;
+/// What the defective writes store: recognisable, and not an ETE packet
+/// a decoder would take for trace.
+pub const DEFECT_BYTE: u8 = 0xee;
 
 /// Stores trace bytes at a physical address of the trace buffer.
 pub type Writer = fn(addr: u64, bytes: &[u8]);
@@ -176,6 +195,18 @@ pub struct TraceModel {
     last_context: Option<Context>,
     writer: Option<Writer>,
     counts: ModelCounts,
+    defects: Errata,
+    /// The generic counter the model reports (one count per read).
+    now: u64,
+    /// A TSB CSYNC that flushed nothing (defect 2054223).
+    tsb_armed: bool,
+    /// TRB* writes are being dropped (defect 2064142), and whether the
+    /// TSB CSYNC that ends it has been seen.
+    dropping: bool,
+    dropping_tsb: bool,
+    dropped: u32,
+    overrun: u64,
+    stale_reads: u32,
 }
 
 impl Default for TraceModel {
@@ -236,6 +267,45 @@ impl TraceModel {
                 wraps: 0,
                 lost: 0,
             },
+            defects: Errata::NONE,
+            now: 0,
+            tsb_armed: false,
+            dropping: false,
+            dropping_tsb: false,
+            dropped: 0,
+            overrun: 0,
+            stale_reads: 0,
+        }
+    }
+
+    /// Makes the model behave like a part with these errata (see the
+    /// module comment).
+    pub fn set_defects(&mut self, defects: Errata) {
+        self.defects = defects;
+    }
+
+    /// TRB* writes the defect 2064142 dropped so far.
+    pub fn dropped_writes(&self) -> u32 {
+        self.dropped
+    }
+
+    /// Reads of TRBPTR after a TSB CSYNC that, by defect 2054223, flushed
+    /// nothing: the driver took a pointer for final that was not.
+    pub fn stale_pointer_reads(&self) -> u32 {
+        self.stale_reads
+    }
+
+    /// Bytes the defect 2224489 wrote past LIMIT so far.
+    pub fn overrun_bytes(&self) -> u64 {
+        self.overrun
+    }
+
+    fn defect_write(&mut self, addr: u64, len: usize) {
+        if let Some(w) = self.writer {
+            w(
+                addr,
+                &[DEFECT_BYTE; OVERRUN_BYTES + FILL_OVERWRITE_BYTES][..len],
+            );
         }
     }
 
@@ -326,6 +396,7 @@ impl TraceModel {
         for &b in bytes {
             self.fifo.put(b);
         }
+        self.tsb_armed = false;
         self.since_sync += bytes.len() as u64;
     }
 
@@ -360,6 +431,9 @@ impl TraceModel {
         self.undrained = false;
         self.fifo.clear();
         self.last_context = None;
+        self.tsb_armed = false;
+        self.dropping = false;
+        self.dropping_tsb = false;
     }
 
     /// Broken rules so far.
@@ -479,8 +553,15 @@ impl TraceModel {
                 self.regs[Reg::TrbPtr.index()] = ptr + n;
                 continue;
             }
+            if self.defects.has(Workaround::GuardBeyondLimit) {
+                self.defect_write(limit, OVERRUN_BYTES);
+                self.overrun += OVERRUN_BYTES as u64;
+            }
             match (limitr >> FM_SHIFT) & 0b11 {
                 FM_FILL => {
+                    if self.defects.has(Workaround::SkipBaseInFill) {
+                        self.defect_write(base, FILL_OVERWRITE_BYTES);
+                    }
                     self.regs[Reg::TrbPtr.index()] = limit;
                     self.regs[Reg::TrbSR.index()] =
                         (sr & !0xffff) | TRBSR_S | TRBSR_IRQ | TRBSR_BSC_FULL;
@@ -503,6 +584,10 @@ impl TraceModel {
                 return false;
             }
             (true, false) => {
+                if self.defects.has(Workaround::DrainAfterDisable) {
+                    self.dropping = true;
+                    self.dropping_tsb = false;
+                }
                 if self.active {
                     self.violate(Violation::TrbeDisabledWhileTracing);
                 } else if self.unsynced || self.undrained {
@@ -528,6 +613,9 @@ impl SysRegs for TraceModel {
         if !r.readable() {
             self.violate(Violation::Undefined(r));
             return 0;
+        }
+        if r == Reg::TrbPtr && self.tsb_armed {
+            self.stale_reads = self.stale_reads.saturating_add(1);
         }
         self.peek(r)
     }
@@ -563,6 +651,11 @@ impl SysRegs for TraceModel {
                 self.regs[i] = v;
             }
             r if r.is_trbe() => {
+                if self.dropping {
+                    // Silicon drops it without a word.
+                    self.dropped = self.dropped.saturating_add(1);
+                    return;
+                }
                 if self.trbe_enabled() {
                     self.violate(Violation::TrbeWriteWhileEnabled(r));
                     return;
@@ -597,14 +690,35 @@ impl SysRegs for TraceModel {
 
     fn dsb(&mut self) {
         self.undrained = false;
+        if self.dropping_tsb {
+            self.dropping = false;
+            self.dropping_tsb = false;
+        }
     }
 
     fn tsb_csync(&mut self) {
+        if self.dropping {
+            self.dropping_tsb = true;
+        }
         if self.unsynced || !self.fifo.is_empty() {
+            if self.defects.has(Workaround::DoubleTsb) && !self.tsb_armed {
+                self.tsb_armed = true;
+                return;
+            }
+            self.tsb_armed = false;
             self.unsynced = false;
             self.flush();
             self.undrained = true;
         }
+    }
+
+    fn counter(&mut self) -> u64 {
+        self.now = self.now.wrapping_add(1);
+        self.now
+    }
+
+    fn counter_freq(&mut self) -> u64 {
+        1_000_000
     }
 }
 

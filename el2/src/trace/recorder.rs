@@ -24,6 +24,19 @@ pub struct Recorder {
     pub stuck_idle: Option<bool>,
     /// Knob: the OS lock ignores writes and stays locked.
     pub stuck_os_lock: bool,
+    /// The generic counter: `counter()` returns it, then adds `tick`.
+    pub now: u64,
+    /// Counts the counter advances per read of it.
+    pub tick: u64,
+    /// CNTFRQ_EL0 as the fake reports it.
+    pub freq: u64,
+    /// Knob: TRCSTATR reports a change of TRCPRGCTLR only at the ISB after
+    /// the one that made it effective, so only a wait that synchronizes
+    /// between reads sees it.
+    pub stale_until_second_isb: bool,
+    /// ISBs since TRCPRGCTLR last changed (for `stale_until_second_isb`).
+    isbs_since_change: u32,
+    seen_enabled: bool,
 }
 
 impl Recorder {
@@ -43,6 +56,12 @@ impl Recorder {
             os_lock: true,
             stuck_idle: None,
             stuck_os_lock: false,
+            now: 0,
+            tick: 1,
+            freq: 1_000_000,
+            stale_until_second_isb: false,
+            isbs_since_change: 0,
+            seen_enabled: false,
         }
     }
 
@@ -68,7 +87,12 @@ impl SysRegs for Recorder {
         self.log.push(Access::Read(r));
         match r {
             Reg::TrcStatR => {
-                let idle = self.stuck_idle.unwrap_or(!self.enabled);
+                let enabled = if self.stale_until_second_isb {
+                    self.seen_enabled
+                } else {
+                    self.enabled
+                };
+                let idle = self.stuck_idle.unwrap_or(!enabled);
                 if idle {
                     0b11
                 } else {
@@ -93,7 +117,16 @@ impl SysRegs for Recorder {
 
     fn isb(&mut self) {
         self.log.push(Access::Isb);
-        self.enabled = self.values[Reg::TrcPrgCtlr.index()] & 1 != 0;
+        let en = self.values[Reg::TrcPrgCtlr.index()] & 1 != 0;
+        if en != self.enabled {
+            self.isbs_since_change = 0;
+        } else {
+            self.isbs_since_change = self.isbs_since_change.saturating_add(1);
+        }
+        self.enabled = en;
+        if self.isbs_since_change >= 1 {
+            self.seen_enabled = en;
+        }
     }
 
     fn dsb(&mut self) {
@@ -102,5 +135,15 @@ impl SysRegs for Recorder {
 
     fn tsb_csync(&mut self) {
         self.log.push(Access::TsbCsync);
+    }
+
+    fn counter(&mut self) -> u64 {
+        let t = self.now;
+        self.now = self.now.wrapping_add(self.tick);
+        t
+    }
+
+    fn counter_freq(&mut self) -> u64 {
+        self.freq
     }
 }

@@ -168,6 +168,14 @@ pub trait SysRegs {
     fn dsb(&mut self);
     /// TSB CSYNC: trace synchronization barrier.
     fn tsb_csync(&mut self);
+    /// CNTPCT_EL0, the physical count: the driver's bounded waits are
+    /// bounded in time, and reading it through the trait lets the fakes
+    /// control time.
+    fn counter(&mut self) -> u64;
+    /// CNTFRQ_EL0, counts per second. A firmware that left it 0 makes the
+    /// driver assume 1 GHz (the architected frequency from Armv8.6), so a
+    /// wait is never shorter than meant.
+    fn counter_freq(&mut self) -> u64;
 }
 
 impl<T: SysRegs + ?Sized> SysRegs for &mut T {
@@ -185,6 +193,12 @@ impl<T: SysRegs + ?Sized> SysRegs for &mut T {
     }
     fn tsb_csync(&mut self) {
         (**self).tsb_csync()
+    }
+    fn counter(&mut self) -> u64 {
+        (**self).counter()
+    }
+    fn counter_freq(&mut self) -> u64 {
+        (**self).counter_freq()
     }
 }
 

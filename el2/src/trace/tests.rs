@@ -82,6 +82,7 @@ fn trace_start_exact_order_el0_el1_timestamps_first_use() {
         Isb,
         Read(Reg::TrcStatR),
         Write(Reg::TrcConfigR, 0x801),
+        Write(Reg::TrcAuxCtlR, 0),
         Write(Reg::TrcTraceIdR, 0x10),
         Write(Reg::TrcEventCtl0R, 0),
         Write(Reg::TrcEventCtl1R, 0),
@@ -132,6 +133,7 @@ fn trace_start_exact_order_el1_filter_cycles_context_id() {
         Isb,
         Read(Reg::TrcStatR),
         Write(Reg::TrcConfigR, 0x51),
+        Write(Reg::TrcAuxCtlR, 0),
         Write(Reg::TrcTraceIdR, 0x10),
         Write(Reg::TrcEventCtl0R, 0),
         Write(Reg::TrcEventCtl1R, 0),
@@ -175,6 +177,7 @@ fn trace_start_exact_order_el0_only_plain() {
         Isb,
         Read(Reg::TrcStatR),
         Write(Reg::TrcConfigR, 0x1),
+        Write(Reg::TrcAuxCtlR, 0),
         Write(Reg::TrcTraceIdR, 0x10),
         Write(Reg::TrcEventCtl0R, 0),
         Write(Reg::TrcEventCtl1R, 0),
@@ -269,6 +272,7 @@ fn trace_restore_exact_order_resumes_the_buffer() {
         Isb,
         Read(Reg::TrcStatR),
         Write(Reg::TrcConfigR, 0x801),
+        Write(Reg::TrcAuxCtlR, 0),
         Write(Reg::TrcTraceIdR, 0x10),
         Write(Reg::TrcEventCtl0R, 0),
         Write(Reg::TrcEventCtl1R, 0),
@@ -456,7 +460,7 @@ fn trace_start_times_out_before_programming_anything() {
         .iter()
         .filter(|a| **a == Read(Reg::TrcStatR))
         .count();
-    assert_eq!(reads, POLL_LIMIT);
+    assert_eq!(reads, 102, "100 us at 1 MHz, one count per counter read");
     assert!(e
         .regs
         .log
@@ -755,8 +759,18 @@ fn trace_full_buffer_survives_power_loss_stopped() {
     e.regs.power_loss();
     e.restore(&cfg(true, true), BUF, &saved).unwrap();
     assert_eq!(e.regs.peek(Reg::TrbSR), saved.trbsr);
+    // The hardware never sees a pointer equal to LIMIT (out of range): the
+    // stopped buffer is parked at BASE, and the driver reports where it
+    // really stands.
+    assert_eq!(e.regs.peek(Reg::TrbPtr), BASE);
     e.regs.capture(0x40);
-    assert_eq!(e.regs.peek(Reg::TrbPtr), BASE + 0x10_0000);
+    assert_eq!(
+        e.regs.peek(Reg::TrbPtr),
+        BASE,
+        "a stopped buffer takes nothing"
+    );
+    assert_eq!(e.buffer_state().0, BASE + 0x10_0000);
+    assert_eq!(e.save().trbptr, BASE + 0x10_0000);
     assert_eq!(e.regs.violations(), 0);
 }
 
@@ -783,6 +797,12 @@ impl SysRegs for Lossy<'_> {
     }
     fn tsb_csync(&mut self) {
         self.inner.tsb_csync()
+    }
+    fn counter(&mut self) -> u64 {
+        self.inner.counter()
+    }
+    fn counter_freq(&mut self) -> u64 {
+        self.inner.counter_freq()
     }
 }
 
@@ -843,9 +863,10 @@ fn trace_access_counts_ours_against_full_readback() {
     println!("trace save+restore sysreg accesses: ours {ours}, full readback {full}");
     assert!(ours < full);
     // Ours: save = 6 (TRFCR, TRCPRGCTLR, TRCSTATR, TRBLIMITR, TRBPTR, TRBSR);
-    // restore = 4 (OS lock, its status, disable, wait) + 16 unit writes for
-    // the everything-on config + 5 buffer + 2 TRFCR + 2 (enable, wait).
-    assert_eq!(ours, 6 + 4 + 16 + 5 + 2 + 2);
+    // restore = 4 (OS lock, its status, disable, wait) + 17 unit writes for
+    // the everything-on config (TRCAUXCTLR included) + 5 buffer + 2 TRFCR +
+    // 2 (enable, wait).
+    assert_eq!(ours, 6 + 4 + 17 + 5 + 2 + 2);
     // Full: the same quiesce (4), 83 unit registers of the model unit
     // (14 control, 5 sequencer, 4 external input selectors, 6 counter,
     // 14 resource selector, 2 single-shot, 32 address comparator, 4
@@ -853,4 +874,117 @@ fn trace_access_counts_ours_against_full_readback() {
     // restore opens the unit (4), writes the 81 writable ones back, TRBMAR
     // and TRBTRG, the buffer (5) and enables (4).
     assert_eq!(full, (4 + 83 + 7) + (4 + 81 + 2 + 5 + 4));
+}
+
+// ---- issue 14: the sequences read against the Arm ARM ----
+
+/// Every pair of consecutive TRCSTATR reads in `log` has an ISB between.
+fn isb_between_status_reads(log: &[Access]) -> bool {
+    let mut last_read: Option<usize> = None;
+    for (i, a) in log.iter().enumerate() {
+        if *a == Read(Reg::TrcStatR) {
+            if let Some(j) = last_read {
+                if !log[j..i].contains(&Isb) {
+                    return false;
+                }
+            }
+            last_read = Some(i);
+        }
+    }
+    true
+}
+
+#[test]
+fn trace_wait_synchronizes_between_status_reads() {
+    // A unit whose TRCSTATR shows a change only after a further context
+    // synchronization event: reads back to back never see it.
+    let mut e = probed();
+    e.regs.stale_until_second_isb = true;
+    assert_eq!(e.start(&cfg(true, true), BUF), Ok(()));
+    assert!(isb_between_status_reads(&e.regs.log), "{:?}", e.regs.log);
+    assert_eq!(e.stop(), Ok(()));
+    assert!(isb_between_status_reads(&e.regs.log));
+}
+
+#[test]
+fn trace_wait_is_bounded_in_time_not_in_reads() {
+    let reads = |freq: u64, tick: u64| {
+        let mut e = probed();
+        e.regs.stuck_idle = Some(false);
+        e.regs.freq = freq;
+        e.regs.tick = tick;
+        assert_eq!(
+            e.start(&cfg(true, true), BUF),
+            Err(TraceError::Timeout(Reg::TrcStatR))
+        );
+        assert!(isb_between_status_reads(&e.regs.log));
+        e.regs
+            .log
+            .iter()
+            .filter(|a| **a == Read(Reg::TrcStatR))
+            .count()
+    };
+    // 100 us: 100 counts at 1 MHz, 10,000 at 100 MHz; a counter that moves
+    // 50 counts per read gives up after four reads.
+    assert_eq!(reads(1_000_000, 1), 102);
+    assert_eq!(reads(100_000_000, 1), 10_002);
+    assert_eq!(reads(1_000_000, 50), 4);
+    // A counter that never moves still ends the wait.
+    assert_eq!(reads(1_000_000, 0), POLL_BACKSTOP + 1);
+    // CNTFRQ_EL0 = 0 is taken as 1 GHz: a long wait, never a short one.
+    assert_eq!(reads(0, 1000), 102);
+}
+
+#[test]
+fn trace_drain_synchronizes_before_the_pointer_is_read() {
+    let mut e = probed();
+    e.start(&cfg(true, true), BUF).unwrap();
+    e.regs.take();
+    e.drain();
+    e.buffer_state();
+    assert_eq!(
+        e.regs.log,
+        vec![TsbCsync, Dsb, Isb, Read(Reg::TrbPtr), Read(Reg::TrbSR)]
+    );
+}
+
+#[test]
+fn trace_program_zeroes_auxctlr_and_the_pe_comparator_start_stop() {
+    for numpc in [0u64, 2] {
+        let mut e = ete();
+        let idr4 = e.regs.values[Reg::TrcIdR(4).index()];
+        e.regs
+            .set(Reg::TrcIdR(4), (idr4 & !(0xf << 12)) | (numpc << 12));
+        e.start(&cfg(true, true), BUF).unwrap();
+        assert!(e.regs.log.contains(&Write(Reg::TrcAuxCtlR, 0)));
+        assert_eq!(
+            e.regs.log.contains(&Write(Reg::TrcViPcSsCtlR, 0)),
+            numpc != 0,
+            "NUMPC {numpc}"
+        );
+    }
+}
+
+#[test]
+fn trace_a_pointer_at_limit_is_out_of_range() {
+    let mut e = probed();
+    e.start(&cfg(true, true), BUF).unwrap();
+    e.save();
+    e.regs.take();
+    let at_limit = SavedState {
+        trbptr: BASE + BUF.size,
+        trbsr: 0,
+        was_tracing: true,
+    };
+    assert_eq!(
+        e.restore(&cfg(true, true), BUF, &at_limit),
+        Err(TraceError::BadBuffer)
+    );
+    assert!(e.regs.log.is_empty(), "{:?}", e.regs.log);
+    // One below LIMIT is in range.
+    let below = SavedState {
+        trbptr: BASE + BUF.size - 64,
+        ..at_limit
+    };
+    assert_eq!(e.restore(&cfg(true, true), BUF, &below), Ok(()));
 }
