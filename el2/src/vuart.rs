@@ -401,7 +401,7 @@ impl Pl011 {
     /// One guest access at `offset` in the UART's 4 KiB page, of `size`
     /// bytes; `write` is the value of a store, `None` for a load.
     pub fn access(&mut self, offset: u64, size: u8, write: Option<u32>) -> Outcome {
-        if !matches!(size, 1 | 2 | 4) || offset % 4 != 0 || offset >= 0x1000 {
+        if !matches!(size, 1 | 2 | 4) || !offset.is_multiple_of(4) || offset >= 0x1000 {
             return Outcome::NOTHING;
         }
         let mask = if size == 4 {
@@ -644,7 +644,7 @@ mod tests {
                 let before = (r(&mut u, reg::CR), u.rx_len());
                 let o = u.access(off, size, Some(0xffff_ffff));
                 let rd = u.access(off, size, None);
-                if matches!(size, 1 | 2 | 4) && off % 4 == 0 && off < 0x1000 {
+                if matches!(size, 1 | 2 | 4) && off.is_multiple_of(4) && off < 0x1000 {
                     continue;
                 }
                 assert_eq!(o, Outcome::NOTHING, "write {off:#x}/{size}");
