@@ -227,6 +227,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     };
 
     gic::init_distributor(&gic_layout);
+    super::vuart::init(&platform);
     let m = core_state::set_machine(Machine {
         platform,
         guest,
@@ -306,8 +307,12 @@ fn build_stage2(p: &dtb::Platform, g: &dtb::GuestLayout, gic: &crate::gic_mmio::
         p.gicd.base & !0xfff,
         gic_end.max(p.gicr.end()) - (p.gicd.base & !0xfff),
     );
+    // The UART is EL2's console; the guest gets an emulated one (`vuart`).
+    let uart = super::vuart::guest_page(p);
     for part in stage2::split_around(Range::new(0, ram_start), gic_frames)
         .into_iter()
+        .flatten()
+        .flat_map(|part| stage2::split_around(part, uart))
         .flatten()
     {
         if let Err(e) = s2.map(part, Memory::Device) {
