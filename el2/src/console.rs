@@ -131,8 +131,7 @@ impl Pl011 {
         // SAFETY: `base` is the PL011's MMIO frame, identity mapped as
         // Device memory at EL2; DR and FR are 32-bit registers in it.
         unsafe {
-            while core::ptr::read_volatile((base + FR) as *const u32) & TXFF != 0 && spins < bound
-            {
+            while core::ptr::read_volatile((base + FR) as *const u32) & TXFF != 0 && spins < bound {
                 spins += 1;
             }
             core::ptr::write_volatile((base + DR) as *mut u32, b as u32);

@@ -2798,7 +2798,11 @@ mod tests {
         assert_eq!(tree("/uart@2000", &[0, 7, 4]), Ok((0x2000, Some(39))));
         assert_eq!(tree("/uart@2000", &[]), Ok((0x2000, None)), "no interrupts");
         assert_eq!(tree("/uart@2000", &[1, 7, 4]), Ok((0x2000, None)), "a PPI");
-        assert_eq!(tree("/uart@2000", &[0, 988, 4]), Ok((0x2000, None)), "past SPIs");
+        assert_eq!(
+            tree("/uart@2000", &[0, 988, 4]),
+            Ok((0x2000, None)),
+            "past SPIs"
+        );
         assert_eq!(tree("/uart@2000", &[0, 7]), Ok((0x2000, None)), "short");
     }
 

@@ -161,7 +161,12 @@ pub fn inject(lrs: &mut dyn ListRegisters, pending: &mut Pending, intid: u32, pr
 /// no physical interrupt stands behind it. One already pending stays as it
 /// is; one the guest has active becomes active and pending, so it is taken
 /// again after the guest's EOI, as a level still asserted would be.
-pub fn assert_virtual(lrs: &mut dyn ListRegisters, pending: &mut Pending, intid: u32, priority: u8) {
+pub fn assert_virtual(
+    lrs: &mut dyn ListRegisters,
+    pending: &mut Pending,
+    intid: u32,
+    priority: u8,
+) {
     if intid > MAX_INTID {
         return;
     }
@@ -181,8 +186,7 @@ pub fn deassert_virtual(lrs: &mut dyn ListRegisters, pending: &mut Pending, inti
     pending.remove(intid);
     for n in 0..lrs.count() {
         let v = lrs.read(n);
-        if v & lr::STATE != 0 && lr::vintid(v) == intid && v & lr::HW == 0 && v & lr::PENDING != 0
-        {
+        if v & lr::STATE != 0 && lr::vintid(v) == intid && v & lr::HW == 0 && v & lr::PENDING != 0 {
             lrs.write(n, v & !lr::PENDING);
         }
     }
@@ -387,7 +391,11 @@ mod tests {
         assert_eq!(p.len(), 1, "waits for a list register");
         f.lrs[0] = 0;
         flush(&mut f, &mut p);
-        assert_eq!(f.lrs[0], lr::PENDING | lr::GROUP1 | (0x80 << 48) | 33, "still without HW");
+        assert_eq!(
+            f.lrs[0],
+            lr::PENDING | lr::GROUP1 | (0x80 << 48) | 33,
+            "still without HW"
+        );
         // Withdrawn while waiting: never offered.
         f.lrs[0] = lr::pending(27, 0xa0, true);
         assert_virtual(&mut f, &mut p, 34, 0x80);

@@ -510,7 +510,11 @@ mod tests {
             (0..4).fold(0u32, |acc, i| acc | (r(u, base + 4 * i) & 0xff) << (8 * i))
         };
         let pid = word(&mut u, reg::PERIPH_ID0);
-        assert_eq!(pid & 0x000f_ffff, 0x0004_1011, "amba-pl011's id under its mask");
+        assert_eq!(
+            pid & 0x000f_ffff,
+            0x0004_1011,
+            "amba-pl011's id under its mask"
+        );
         assert_eq!(pid >> 20 & 0xf, 3, "revision r1p5: 32-byte FIFOs");
         assert_eq!(word(&mut u, reg::CELL_ID0), 0xb105_f00d);
         // Read-only: writes change nothing.
@@ -553,7 +557,9 @@ mod tests {
         assert_eq!(r(&mut u, reg::MIS), 0, "nothing unmasked");
         assert_eq!(r(&mut u, reg::ICR), 0, "write-only");
         // Reserved offsets and the test registers: zero, writes ignored.
-        for off in [0x008, 0x00c, 0x010, 0x014, 0x01c, 0x04c, 0x080, 0x084, 0xfdc] {
+        for off in [
+            0x008, 0x00c, 0x010, 0x014, 0x01c, 0x04c, 0x080, 0x084, 0xfdc,
+        ] {
             assert_eq!(w(&mut u, off, 0xffff), Tx::None);
             assert_eq!(r(&mut u, off), 0, "offset {off:#x}");
         }
@@ -565,8 +571,16 @@ mod tests {
         let f = r(&mut u, reg::FR);
         assert_eq!(f & (fr::TXFF | fr::BUSY), 0);
         assert_ne!(f & fr::TXFE, 0);
-        assert_eq!(w(&mut u, reg::DR, 0x141), Tx::Byte(0x41), "only the low byte");
-        assert_eq!(r(&mut u, reg::FR) & (fr::TXFF | fr::BUSY), 0, "drained at once");
+        assert_eq!(
+            w(&mut u, reg::DR, 0x141),
+            Tx::Byte(0x41),
+            "only the low byte"
+        );
+        assert_eq!(
+            r(&mut u, reg::FR) & (fr::TXFF | fr::BUSY),
+            0,
+            "drained at once"
+        );
         assert_ne!(r(&mut u, reg::RIS) & int::TX, 0);
         // Clearing it cannot keep it clear: the FIFO is still empty.
         w(&mut u, reg::ICR, int::TX);

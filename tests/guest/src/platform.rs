@@ -73,6 +73,9 @@ pub enum Scenario {
     /// `test=hostile`: hostile register, memory, GIC and argument probes
     /// (see [`crate::hostile`]).
     Hostile,
+    /// `test=console`: the guest disables and reprograms its UART, then
+    /// every core prints while the hypervisor logs.
+    Console,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -144,6 +147,7 @@ impl Platform {
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,
             "hostile" => Scenario::Hostile,
+            "console" => Scenario::Console,
             "fuzz" => {
                 let seed = match seed.map(|v| v.parse::<u64>().ok().or_else(|| parse_hex(v))) {
                     None => crate::fuzz::DEFAULT_SEED,
@@ -160,7 +164,7 @@ impl Platform {
                 }
             }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz or hostile)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile or console)",
             ),
         }
     }
