@@ -6,9 +6,14 @@
 //! without waiting, and a core that waits too long for another (which may
 //! have died holding it) writes anyway. Lines may then interleave, but the
 //! console never deadlocks.
+//!
+//! The guest never reaches this UART: it has an emulated one (`vuart`),
+//! whose output comes here a whole line at a time ([`guest_output`]),
+//! written under the same lock as EL2's lines, so the two never interleave
+//! within a line.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 const NO_OWNER: usize = usize::MAX;
 
@@ -82,6 +87,34 @@ pub fn set_uart(base: u64) {
     UART_BASE.store(base, Ordering::Relaxed);
 }
 
+/// The physical PL011 in use (for the guest UART's receive side).
+pub fn uart_base() -> u64 {
+    UART_BASE.load(Ordering::Relaxed)
+}
+
+/// How long one byte may wait for room in the transmit FIFO, in polls of
+/// FR: far longer than a byte takes at any baud rate. A UART that stays
+/// full that long is stuck (a disabled one never drains), and then each
+/// further byte waits only [`STUCK_WAIT`] until one goes through in time,
+/// so a dead UART costs EL2 output, never more than a moment per line.
+pub const TX_WAIT: u32 = 1_000_000;
+/// The wait per byte once the UART was found stuck.
+pub const STUCK_WAIT: u32 = 1_000;
+
+/// The bound on the wait for one byte, given what the last wait found.
+#[cfg(target_os = "none")]
+fn tx_wait_bound(stuck: bool) -> u32 {
+    if stuck {
+        STUCK_WAIT
+    } else {
+        TX_WAIT
+    }
+}
+
+/// Set when a byte's wait ran out; cleared by one that did not.
+#[cfg(target_os = "none")]
+static TX_STUCK: AtomicBool = AtomicBool::new(false);
+
 /// Writes to the PL011 without any lock; callers hold the console lock.
 #[derive(Debug)]
 struct Pl011;
@@ -93,16 +126,69 @@ impl Pl011 {
         const DR: usize = 0x00;
         const FR: usize = 0x18;
         const TXFF: u32 = 1 << 5;
+        let bound = tx_wait_bound(TX_STUCK.load(Ordering::Relaxed));
         let mut spins = 0u32;
         // SAFETY: `base` is the PL011's MMIO frame, identity mapped as
         // Device memory at EL2; DR and FR are 32-bit registers in it.
         unsafe {
-            while core::ptr::read_volatile((base + FR) as *const u32) & TXFF != 0
-                && spins < 1_000_000
-            {
+            while core::ptr::read_volatile((base + FR) as *const u32) & TXFF != 0 && spins < bound {
                 spins += 1;
             }
             core::ptr::write_volatile((base + DR) as *mut u32, b as u32);
+        }
+        TX_STUCK.store(spins >= bound, Ordering::Relaxed);
+    }
+}
+
+/// The physical receiver, for the guest UART's input. Only `hv::vuart`
+/// reads it, under its own lock (never the console lock: receiving does not
+/// touch the transmit side).
+#[cfg(target_os = "none")]
+pub mod rx {
+    use super::UART_BASE;
+    use core::sync::atomic::Ordering;
+
+    const DR: usize = 0x00;
+    const FR: usize = 0x18;
+    const LCR_H: usize = 0x2c;
+    const IMSC: usize = 0x38;
+    const ICR: usize = 0x44;
+    /// LCR_H.FEN: the 32-byte FIFOs, instead of one-byte holding registers.
+    const FEN: u32 = 1 << 4;
+    const RXFE: u32 = 1 << 4;
+    /// IMSC.RXIM | IMSC.RTIM: receive and receive-timeout interrupts.
+    const RX_INTERRUPTS: u32 = (1 << 4) | (1 << 6);
+
+    fn reg(offset: usize) -> *mut u32 {
+        (UART_BASE.load(Ordering::Relaxed) as usize + offset) as *mut u32
+    }
+
+    /// Turns the FIFOs on (so a burst of input is one interrupt, not one
+    /// per byte) and unmasks the receive interrupts (clearing stale ones),
+    /// so the UART's SPI tells EL2 of input.
+    pub fn enable_interrupts() {
+        // SAFETY: LCR_H, IMSC and ICR of the PL011's MMIO frame, identity
+        // mapped as Device memory at EL2; setting FEN keeps the line format
+        // and divisors (the write re-latches the same ones), and IMSC/ICR
+        // change only which interrupts the UART raises.
+        unsafe {
+            let lcr_h = core::ptr::read_volatile(reg(LCR_H));
+            core::ptr::write_volatile(reg(LCR_H), lcr_h | FEN);
+            core::ptr::write_volatile(reg(ICR), 0x7ff);
+            core::ptr::write_volatile(reg(IMSC), RX_INTERRUPTS);
+        }
+    }
+
+    /// The next received byte, if one waits.
+    pub fn byte() -> Option<u8> {
+        // SAFETY: FR and DR of the PL011's MMIO frame (as above); reading
+        // DR pops one byte of the receive FIFO, which only this function
+        // consumes.
+        unsafe {
+            if core::ptr::read_volatile(reg(FR)) & RXFE != 0 {
+                return None;
+            }
+            Some(core::ptr::read_volatile(reg(DR)) as u8)
         }
     }
 }
@@ -139,11 +225,35 @@ fn this_core() -> usize {
     }
 }
 
-/// Prints one whole line, prefixed with the core number.
+/// Whether the last byte written ended a line (or nothing was written yet).
+/// Only changed under the lock.
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
+
+/// Prints one whole line, prefixed with the core number. If the guest's
+/// last output left a line open (a shell prompt), the EL2 line starts on
+/// a new one, so it is never glued to guest text.
 pub fn line(args: fmt::Arguments<'_>) {
     let core = this_core();
     let how = LOCK.acquire(core, SPIN_BOUND);
+    if !AT_LINE_START.load(Ordering::Relaxed) {
+        let _ = Pl011.write_str("\n");
+    }
     let _ = writeln!(Pl011, "el2[cpu{core}] {args}");
+    AT_LINE_START.store(true, Ordering::Relaxed);
+    LOCK.release(how);
+}
+
+/// Writes a piece of the guest's output (a line, or what it sent before it
+/// stopped transmitting) exactly as the guest sent it: no prefix, no
+/// newline translation.
+pub fn guest_output(bytes: &[u8]) {
+    let how = LOCK.acquire(this_core(), SPIN_BOUND);
+    for &b in bytes {
+        Pl011.put(b);
+    }
+    if let Some(&last) = bytes.last() {
+        AT_LINE_START.store(last == b'\n', Ordering::Relaxed);
+    }
     LOCK.release(how);
 }
 

@@ -135,6 +135,9 @@ pub struct Platform {
     /// PL011 registers: the `/chosen` `stdout-path` node if it is a PL011,
     /// else the first enabled PL011.
     pub uart: Range,
+    /// That UART's interrupt, a GIC SPI, as an INTID (the first specifier
+    /// of its `interrupts`), if it has one the hypervisor can use.
+    pub uart_intid: Option<u32>,
     /// `/chosen` `bootargs` without the NUL; only the first `bootargs_len`
     /// bytes are valid.
     pub bootargs: [u8; MAX_BOOTARGS],
@@ -541,12 +544,13 @@ pub fn parse(blob: &[u8], scratch: &mut [u8]) -> Result<Platform, DtbError> {
         gicd,
         gicr,
         psci,
-        uart,
+        uart: uart.0,
+        uart_intid: uart.1,
         bootargs,
         bootargs_len,
         initrd,
         trbe_intid: scan.trbe,
-        grant: platform_grant(gicd, gicr, uart, &scan.passthrough),
+        grant: platform_grant(gicd, gicr, uart.0, &scan.passthrough),
     })
 }
 
@@ -1254,10 +1258,23 @@ struct Scan {
     cpu_count: usize,
     gic: Option<(Range, Range)>,
     psci: Option<PsciMethod>,
-    uart: Option<Range>,
+    uart: Option<(Range, Option<u32>)>,
     trbe: Option<u32>,
     /// Enabled passed-through devices ([`grant::POLICY`]) at their `reg`.
     passthrough: Grant,
+}
+
+/// The INTID of a device's `interrupts` when its first specifier (GIC
+/// binding: type, number, flags) is an SPI (type 0): number + 32, SPIs
+/// ending at INTID 1019. Anything else (none, a PPI, a malformed value)
+/// is no interrupt the hypervisor can take for the device.
+fn spi_intid(interrupts: Option<&[u8]>) -> Option<u32> {
+    let v = interrupts?;
+    if v.len() < 12 || v.len() % 4 != 0 {
+        return None;
+    }
+    let (kind, number) = (be32(v, 0)?, be32(v, 4)?);
+    (kind == 0 && number < 988).then_some(number + 32)
 }
 
 /// The INTID of a TRBE node's `interrupts`: the GIC binding's first
@@ -1311,7 +1328,10 @@ impl Scan {
             });
         }
         if self.uart.is_none() && props.enabled() && props.compatible_with(&["arm,pl011"]) {
-            self.uart = Some(reg_at(props, ancestors, "PL011", 0)?);
+            self.uart = Some((
+                reg_at(props, ancestors, "PL011", 0)?,
+                spi_intid(props.interrupts),
+            ));
         }
         if let Some(rule) = grant::rule_for(props.compatible.unwrap_or_default()) {
             let mapped = ancestors.iter().skip(1).all(|b| b.ranges.is_some());
@@ -1486,7 +1506,10 @@ fn locate<'b, 'a>(
 /// The UART named by `/chosen` `stdout-path`, if that is an enabled PL011.
 /// The path may be an alias and may carry `:options` (devicetree spec
 /// 3.6); an alias is resolved once through `/aliases`, never recursively.
-fn stdout_uart(root: FdtNode<'_, '_>, chosen: FdtNode<'_, '_>) -> Result<Option<Range>, DtbError> {
+fn stdout_uart(
+    root: FdtNode<'_, '_>,
+    chosen: FdtNode<'_, '_>,
+) -> Result<Option<(Range, Option<u32>)>, DtbError> {
     let Some(value) = string_prop(chosen, "stdout-path") else {
         return Ok(None);
     };
@@ -1515,7 +1538,10 @@ fn stdout_uart(root: FdtNode<'_, '_>, chosen: FdtNode<'_, '_>) -> Result<Option<
         return Ok(None);
     }
     let ancestors = stack.get(..depth).unwrap_or_default();
-    reg_at(&props, ancestors, "PL011", 0).map(Some)
+    Ok(Some((
+        reg_at(&props, ancestors, "PL011", 0)?,
+        spi_intid(props.interrupts),
+    )))
 }
 
 /// `linux,initrd-start` and `linux,initrd-end`, each one or two cells. An
@@ -1963,6 +1989,7 @@ mod tests {
         assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
         assert_eq!(p.psci, PsciMethod::Smc);
         assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        assert_eq!(p.uart_intid, Some(33), "QEMU virt's PL011 is SPI 1");
         assert_eq!(p.bootargs(), "console=ttyAMA0 foo=bar");
         assert_eq!(p.initrd, Some(Range::new(0x4800_0000, 3000)));
         assert_eq!(total_size(SMP4), Ok(SMP4.len()));
@@ -1983,6 +2010,7 @@ mod tests {
         assert_eq!(p.gicr, Range::new(0x080a_0000, 0xf6_0000));
         assert_eq!(p.psci, PsciMethod::Smc);
         assert_eq!(p.uart, Range::new(0x0900_0000, 0x1000));
+        assert_eq!(p.uart_intid, Some(33));
         assert_eq!(p.bootargs(), "console=ttyAMA0");
         assert_eq!(p.initrd, None);
         assert_eq!(p.cpu_index(0x8000_0005), Some(5));
@@ -2911,6 +2939,61 @@ mod tests {
             "disabled PL011 skipped"
         );
         assert_eq!(tree("/uart@1000", false, "disabled"), Ok(0x2000));
+    }
+
+    #[test]
+    fn the_uart_interrupt_is_the_chosen_uarts_spi() {
+        let tree = |stdout: &str, second: &[u32]| {
+            let mut b = Builder::new();
+            b.begin("")
+                .prop_u32("#address-cells", 1)
+                .prop_u32("#size-cells", 1);
+            b.begin("memory")
+                .prop_str("device_type", "memory")
+                .prop_cells("reg", &[0x4000_0000, 0x1000_0000])
+                .end();
+            b.begin("cpus")
+                .prop_u32("#address-cells", 1)
+                .prop_u32("#size-cells", 0)
+                .begin("cpu@0")
+                .prop_str("device_type", "cpu")
+                .prop_u32("reg", 0)
+                .end()
+                .end();
+            b.begin("gic")
+                .prop_str("compatible", "arm,gic-v3")
+                .prop_cells("reg", &[1 << 20, 0x1000, 2 << 20, 0x1000])
+                .end();
+            b.begin("psci")
+                .prop_str("compatible", "arm,psci")
+                .prop_str("method", "smc")
+                .end();
+            b.begin("uart@1000")
+                .prop_str("compatible", "arm,pl011")
+                .prop_cells("reg", &[0x1000, 0x100])
+                .prop_cells("interrupts", &[0, 5, 4])
+                .end();
+            b.begin("uart@2000")
+                .prop_str("compatible", "arm,pl011")
+                .prop_cells("reg", &[0x2000, 0x100]);
+            if !second.is_empty() {
+                b.prop_cells("interrupts", second);
+            }
+            b.end();
+            b.begin("chosen").prop_str("stdout-path", stdout).end();
+            b.end();
+            parse_blob(&b.finish()).map(|p| (p.uart.base, p.uart_intid))
+        };
+        assert_eq!(tree("/nowhere", &[0, 7, 4]), Ok((0x1000, Some(37))));
+        assert_eq!(tree("/uart@2000", &[0, 7, 4]), Ok((0x2000, Some(39))));
+        assert_eq!(tree("/uart@2000", &[]), Ok((0x2000, None)), "no interrupts");
+        assert_eq!(tree("/uart@2000", &[1, 7, 4]), Ok((0x2000, None)), "a PPI");
+        assert_eq!(
+            tree("/uart@2000", &[0, 988, 4]),
+            Ok((0x2000, None)),
+            "past SPIs"
+        );
+        assert_eq!(tree("/uart@2000", &[0, 7]), Ok((0x2000, None)), "short");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod stage2;
 pub mod stats;
 pub mod trace;
 pub mod vgic;
+pub mod vuart;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -73,6 +73,9 @@ pub enum Refill {
 #[derive(Debug)]
 pub struct Pending {
     bits: [u64; 16],
+    /// Which of them are purely virtual (no physical interrupt behind them,
+    /// so no HW bit): see [`assert_virtual`].
+    virtual_only: [u64; 16],
     priority: [u8; 1024],
     count: usize,
 }
@@ -93,6 +96,7 @@ impl Pending {
     pub const fn new() -> Pending {
         Pending {
             bits: [0; 16],
+            virtual_only: [0; 16],
             priority: [0; 1024],
             count: 0,
         }
@@ -108,22 +112,37 @@ impl Pending {
         self.count == 0
     }
 
-    fn insert(&mut self, intid: u32, priority: u8) {
+    fn insert(&mut self, intid: u32, priority: u8, hw: bool) {
         let (w, b) = ((intid / 64) as usize, intid % 64);
         if self.bits[w] & (1 << b) == 0 {
             self.bits[w] |= 1 << b;
             self.count += 1;
         }
+        if hw {
+            self.virtual_only[w] &= !(1 << b);
+        } else {
+            self.virtual_only[w] |= 1 << b;
+        }
         self.priority[intid as usize] = priority;
     }
 
-    fn take_first(&mut self) -> Option<(u32, u8)> {
+    fn remove(&mut self, intid: u32) {
+        let (w, b) = ((intid / 64) as usize, intid % 64);
+        if self.bits[w] & (1 << b) != 0 {
+            self.bits[w] &= !(1 << b);
+            self.virtual_only[w] &= !(1 << b);
+            self.count -= 1;
+        }
+    }
+
+    /// The lowest waiting INTID: (intid, priority, hw).
+    fn take_first(&mut self) -> Option<(u32, u8, bool)> {
         let w = self.bits.iter().position(|&w| w != 0)?;
         let b = self.bits[w].trailing_zeros();
-        self.bits[w] &= !(1 << b);
-        self.count -= 1;
+        let hw = self.virtual_only[w] & (1 << b) == 0;
+        self.remove(w as u32 * 64 + b);
         let intid = w as u32 * 64 + b;
-        Some((intid, self.priority[intid as usize]))
+        Some((intid, self.priority[intid as usize], hw))
     }
 }
 
@@ -133,16 +152,53 @@ pub fn inject(lrs: &mut dyn ListRegisters, pending: &mut Pending, intid: u32, pr
     if intid > MAX_INTID {
         return;
     }
-    pending.insert(intid, priority);
+    pending.insert(intid, priority, intid >= SGI_COUNT);
+    flush(lrs, pending);
+}
+
+/// Raises a purely virtual, level-sensitive interrupt (a device EL2
+/// emulates, such as the guest's UART): pending without the HW bit, since
+/// no physical interrupt stands behind it. One already pending stays as it
+/// is; one the guest has active becomes active and pending, so it is taken
+/// again after the guest's EOI, as a level still asserted would be.
+pub fn assert_virtual(
+    lrs: &mut dyn ListRegisters,
+    pending: &mut Pending,
+    intid: u32,
+    priority: u8,
+) {
+    if intid > MAX_INTID {
+        return;
+    }
+    pending.insert(intid, priority, false);
+    flush(lrs, pending);
+}
+
+/// Lowers a purely virtual level-sensitive interrupt: its pending state
+/// goes (from the waiting set and from its list register), so the guest is
+/// not offered an interrupt whose cause is gone; an active one stays active
+/// until the guest's EOI. A list register with the HW bit is left alone:
+/// its state belongs to the physical interrupt.
+pub fn deassert_virtual(lrs: &mut dyn ListRegisters, pending: &mut Pending, intid: u32) {
+    if intid > MAX_INTID {
+        return;
+    }
+    pending.remove(intid);
+    for n in 0..lrs.count() {
+        let v = lrs.read(n);
+        if v & lr::STATE != 0 && lr::vintid(v) == intid && v & lr::HW == 0 && v & lr::PENDING != 0 {
+            lrs.write(n, v & !lr::PENDING);
+        }
+    }
     flush(lrs, pending);
 }
 
 /// Moves waiting interrupts into free list registers; asks for the refill
 /// interrupt while some still wait.
 pub fn flush(lrs: &mut dyn ListRegisters, pending: &mut Pending) {
-    while let Some((intid, priority)) = pending.take_first() {
-        if !place(lrs, intid, priority) {
-            pending.insert(intid, priority);
+    while let Some((intid, priority, hw)) = pending.take_first() {
+        if !place(lrs, intid, priority, hw) {
+            pending.insert(intid, priority, hw);
             break;
         }
     }
@@ -157,7 +213,7 @@ pub fn flush(lrs: &mut dyn ListRegisters, pending: &mut Pending) {
 }
 
 /// Puts one interrupt in a list register. False if none is free.
-fn place(lrs: &mut dyn ListRegisters, intid: u32, priority: u8) -> bool {
+fn place(lrs: &mut dyn ListRegisters, intid: u32, priority: u8, hw: bool) -> bool {
     let mut free = None;
     for n in 0..lrs.count() {
         let v = lrs.read(n);
@@ -175,7 +231,7 @@ fn place(lrs: &mut dyn ListRegisters, intid: u32, priority: u8) -> bool {
     }
     match free {
         Some(n) => {
-            lrs.write(n, lr::pending(intid, priority, intid >= SGI_COUNT));
+            lrs.write(n, lr::pending(intid, priority, hw));
             true
         }
         None => false,
@@ -298,6 +354,54 @@ mod tests {
         }
         assert!(f.lrs.iter().all(|&v| v == 0));
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_virtual_level_interrupt_has_no_hw_bit_and_follows_its_line() {
+        let mut f = fake(2);
+        let mut p = Pending::new();
+        assert_virtual(&mut f, &mut p, 33, 0xa0);
+        assert_eq!(f.lrs[0], lr::PENDING | lr::GROUP1 | (0xa0 << 48) | 33);
+        assert_virtual(&mut f, &mut p, 33, 0xa0);
+        assert_eq!(f.lrs.iter().filter(|&&v| v & lr::STATE != 0).count(), 1);
+        // The guest took it; the line is still high: active and pending.
+        f.lrs[0] = (f.lrs[0] & !lr::STATE) | lr::ACTIVE;
+        assert_virtual(&mut f, &mut p, 33, 0xa0);
+        assert_eq!(f.lrs[0] & lr::STATE, lr::STATE);
+        // The guest cleared the cause: pending goes, active stays.
+        deassert_virtual(&mut f, &mut p, 33);
+        assert_eq!(f.lrs[0] & lr::STATE, lr::ACTIVE);
+        // Not yet taken and then lowered: nothing left to take.
+        f.lrs[0] = 0;
+        assert_virtual(&mut f, &mut p, 33, 0xa0);
+        deassert_virtual(&mut f, &mut p, 33);
+        assert_eq!(f.lrs[0] & lr::STATE, 0);
+        // A hardware interrupt's list register is not the emulation's.
+        f.lrs[1] = lr::pending(40, 0xa0, true);
+        deassert_virtual(&mut f, &mut p, 40);
+        assert_eq!(f.lrs[1], lr::pending(40, 0xa0, true));
+    }
+
+    #[test]
+    fn a_waiting_virtual_interrupt_keeps_no_hw_and_can_be_withdrawn() {
+        let mut f = fake(1);
+        let mut p = Pending::new();
+        inject(&mut f, &mut p, 27, 0xa0);
+        assert_virtual(&mut f, &mut p, 33, 0x80);
+        assert_eq!(p.len(), 1, "waits for a list register");
+        f.lrs[0] = 0;
+        flush(&mut f, &mut p);
+        assert_eq!(
+            f.lrs[0],
+            lr::PENDING | lr::GROUP1 | (0x80 << 48) | 33,
+            "still without HW"
+        );
+        // Withdrawn while waiting: never offered.
+        f.lrs[0] = lr::pending(27, 0xa0, true);
+        assert_virtual(&mut f, &mut p, 34, 0x80);
+        deassert_virtual(&mut f, &mut p, 34);
+        assert!(p.is_empty());
+        assert_eq!(f.refill, Refill::Off);
     }
 
     #[test]

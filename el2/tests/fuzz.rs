@@ -2359,6 +2359,7 @@ fn build_platform(s: &Shape, memory: Vec<Range>, cpus: Vec<u64>) -> GeneratedPla
             PsciMethod::Smc
         },
         uart: uart_range,
+        uart_intid: None,
         bootargs,
         bootargs_len: args.len(),
         initrd: s

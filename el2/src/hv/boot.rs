@@ -241,6 +241,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     };
 
     gic::init_distributor(&gic_layout);
+    super::vuart::init(&platform);
     let m = core_state::set_machine(Machine {
         platform,
         guest,
@@ -295,10 +296,8 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
 /// The guest's stage 2 ([`stage2::for_guest`]): its RAM and the devices
 /// its grant passes through, nothing else.
 fn build_stage2(p: &dtb::Platform, g: &dtb::GuestLayout) -> Stage2 {
-    let mut s2 = stage2::for_guest(g.memory(), &p.grant)
+    let s2 = stage2::for_guest(g.memory(), &p.grant)
         .unwrap_or_else(|e| fatal(format_args!("cannot build the guest's stage 2: {e:?}")));
-    // VUART-MERGE: until the emulated PL011 lands, the console passes through.
-    let _ = s2.map(stage2::page_aligned(p.uart), stage2::Memory::Device);
     for d in p.grant.regions() {
         println!(
             "granted to the guest: {:?} {:#x}..{:#x} ({})",

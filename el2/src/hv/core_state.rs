@@ -15,6 +15,7 @@ use crate::manager::CoreTrace;
 use crate::stage2::Stage2;
 use crate::stats::{Counters, Event};
 use crate::vgic::Pending;
+use crate::vuart::LineBuffer;
 use guest_api::psci::PowerStateFormat;
 
 /// Power state of a core as the hypervisor sees it.
@@ -71,6 +72,8 @@ pub struct Local {
     pub trace: Option<CoreTrace<Backend>>,
     /// The guest's virtual CPU interface, saved across a power-down.
     pub vcpu_if: Option<VcpuInterface>,
+    /// What this vCPU wrote to its UART and the console has not had yet.
+    pub vuart_tx: LineBuffer,
 }
 
 struct LocalCell(UnsafeCell<Local>);
@@ -84,6 +87,7 @@ static LOCAL: [LocalCell; MAX_CPUS] = [const {
         oslock: OsLock::new(),
         trace: None,
         vcpu_if: None,
+        vuart_tx: LineBuffer::new(),
     }))
 }; MAX_CPUS];
 

@@ -54,6 +54,27 @@ impl gic_mmio::Hw for PhysicalGic {
     }
 }
 
+/// GICD_IROUTER<n> of SPI `intid` (as the guest programmed it: the
+/// distributor emulation passes SPI routing through).
+pub fn spi_route(l: &Layout, intid: u32) -> u64 {
+    if !(32..=1019).contains(&intid) {
+        return 0;
+    }
+    r64(l.gicd.base + 0x6000 + 8 * intid as u64)
+}
+
+/// Whether SPI `intid` is enabled (GICD_ISENABLER<n>) and its priority
+/// (GICD_IPRIORITYR<n>), as the guest programmed them.
+pub fn spi_enabled_priority(l: &Layout, intid: u32) -> (bool, u8) {
+    if !(32..=1019).contains(&intid) {
+        return (false, 0xff);
+    }
+    let d = l.gicd.base;
+    let enabled = r32(d + 0x100 + 4 * (intid as u64 / 32)) & (1 << (intid % 32)) != 0;
+    let word = r32(d + 0x400 + (intid as u64 & !3));
+    (enabled, (word >> (8 * (intid % 4))) as u8)
+}
+
 /// Errors finding the redistributors.
 #[derive(Clone, Copy, Debug)]
 pub struct MissingRedistributor(pub u64);

@@ -8,3 +8,4 @@ pub mod gic;
 pub mod psci;
 pub mod tracing;
 pub mod trap;
+pub mod vuart;

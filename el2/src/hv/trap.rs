@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::core_state::{self, machine, power, CORES, VGIC};
-use super::{gic, psci, tracing};
+use super::{gic, psci, tracing, vuart};
 use crate::arch::{self, *};
 use crate::debug_view;
 use crate::esr::{self, Trap};
@@ -78,6 +78,17 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
         Trap::DataAbort { access, write, .. } => {
             let ipa = ((hpfar_el2::read() >> 4) << 12) | (far_el2::read() & 0xfff);
             let m = machine();
+            let uart = vuart::guest_page(&m.platform);
+            if let (true, Some(a)) = (uart.contains(ipa), access) {
+                let value = a.write.then(|| regs.get(a.reg));
+                let v = vuart::access(ipa - uart.base, a.size, value);
+                if !a.write {
+                    regs.set(a.reg, v);
+                }
+                // ESR.IL: a 32-bit instruction (always, from AArch64).
+                regs.elr += if esr::il(esr) { 4 } else { 2 };
+                return flush_list_registers();
+            }
             match (m.gic.locate(ipa), access) {
                 (Some(target), Some(a)) => {
                     let value = a.write.then(|| regs.get(a.reg));
@@ -256,6 +267,7 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
             gic::deactivate(intid);
             tracing::serve_mailbox();
             deliver_sgis();
+            vuart::serve_kick();
         } else if intid == MAINTENANCE_INTID {
             gic::deactivate(intid);
             // Refill now: the maintenance interrupt is a level that stays
@@ -265,6 +277,11 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
             // EL2's own (the guest never sees it). Level-sensitive: lower it
             // (TRBSR.IRQ) before deactivating.
             tracing::buffer_interrupt();
+            gic::deactivate(intid);
+        } else if Some(intid) == machine().platform.uart_intid {
+            // The UART is EL2's; the guest's is emulated. Drain before
+            // deactivating, so the level-sensitive SPI has dropped.
+            vuart::physical_interrupt();
             gic::deactivate(intid);
         } else if intid < 16 {
             // A physical SGI the hypervisor never sends: drop it.

@@ -141,6 +141,27 @@ pub fn print_line(args: fmt::Arguments) {
     }
 }
 
+/// Prints one line in two parts, `first` and `rest`, with `between` run in
+/// the middle, the console lock held throughout: for the console test,
+/// whose `between` makes the hypervisor log a line while this one is half
+/// written.
+pub fn print_split(first: &str, between: impl FnOnce(), rest: &str) {
+    let mut head = Text::<64>::new();
+    let _ = write!(head, "guest[cpu{}] ", arch::core_index());
+    let took = lock();
+    for &b in head.as_str().as_bytes().iter().chain(first.as_bytes()) {
+        putc(b);
+    }
+    between();
+    for &b in rest.as_bytes() {
+        putc(b);
+    }
+    putc(b'\n');
+    if took {
+        unlock();
+    }
+}
+
 /// Prints one whole line on the console, prefixed with this core.
 macro_rules! println {
     ($($arg:tt)*) => {

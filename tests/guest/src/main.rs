@@ -17,7 +17,8 @@
 //! `test=grant probes=<addr>` tries every device of QEMU's own tree (see
 //! grant.rs); `test=fuzz [seed=N] [calls=N]` is the seeded ABI fuzz and `test=hostile`
 //! the hostile register, memory, GIC and argument probes, see `fuzz.rs` and
-//! `hostile.rs`).
+//! `hostile.rs`; `test=console` disables the UART and prints from every
+//! core while the hypervisor logs, see `console_test.rs`).
 //! Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
@@ -38,6 +39,8 @@ mod arch;
 mod bench;
 #[cfg(target_os = "none")]
 mod calls;
+#[cfg(target_os = "none")]
+mod console_test;
 #[cfg(target_os = "none")]
 mod fuzz;
 #[cfg(target_os = "none")]
@@ -161,6 +164,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Fuzz { seed, calls } => fuzz::run(seed, calls),
         platform::Scenario::Hostile => hostile::run(),
         platform::Scenario::Grant { probes } => grant::run(probes),
+        platform::Scenario::Console => console_test::run(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

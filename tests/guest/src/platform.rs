@@ -75,6 +75,9 @@ pub enum Scenario {
     Hostile,
     /// `test=grant probes=<hex>`: every region of the machine's own tree.
     Grant { probes: u64 },
+    /// `test=console`: the guest disables and reprograms its UART, then
+    /// every core prints while the hypervisor logs.
+    Console,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -153,6 +156,7 @@ impl Platform {
                 Some(Some(probes)) => Scenario::Grant { probes },
                 _ => Scenario::Invalid("test=grant needs probes=<hex address>"),
             },
+            "console" => Scenario::Console,
             "fuzz" => {
                 let seed = match seed.map(|v| v.parse::<u64>().ok().or_else(|| parse_hex(v))) {
                     None => crate::fuzz::DEFAULT_SEED,
@@ -169,7 +173,7 @@ impl Platform {
                 }
             }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile or grant)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile, grant or console)",
             ),
         }
     }

@@ -11,7 +11,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use crate::arch::{self, MAX_CPUS};
 use crate::report::Msg;
-use crate::{calls, fuzz, gic, hostile, irq, isolation, platform, story, stress, suite, timer};
+use crate::{
+    calls, console_test, fuzz, gic, hostile, irq, isolation, platform, story, stress, suite, timer,
+};
 
 /// Commands the boot core gives secondaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub enum Cmd {
     Fuzz = 13,
     /// This core's part of the hostile system-register walk and OS lock.
     Hostile = 14,
+    /// The console scenario's lines and aborts, arg = lines.
+    Console = 15,
 }
 
 impl Cmd {
@@ -64,6 +68,7 @@ impl Cmd {
             12 => Cmd::BenchAllToAll,
             13 => Cmd::Fuzz,
             14 => Cmd::Hostile,
+            15 => Cmd::Console,
             _ => return None,
         })
     }
@@ -84,6 +89,7 @@ impl Cmd {
             Cmd::BenchAllToAll => "bench-all-to-all",
             Cmd::Fuzz => "abi-fuzz",
             Cmd::Hostile => "sysreg-walk",
+            Cmd::Console => "console-lines",
         }
     }
 }
@@ -248,6 +254,7 @@ fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
         }
         Cmd::Fuzz => fuzz::secondary(),
         Cmd::Hostile => hostile::local(),
+        Cmd::Console => console_test::lines(arg),
     }
 }
 

@@ -767,3 +767,92 @@ fn trace_probe_undefined_register_falls_back_to_the_model() {
     );
     check_tracedata(&out, 2);
 }
+
+/// `test=console`'s lines per core and their text (tests/guest/src/console_test.rs).
+const CONSOLE_LINES: usize = 40;
+const CONSOLE_PAYLOAD: &str = "the quick brown fox jumps over the lazy dog 0123456789";
+
+/// The guest disables its UART (UARTCR = 0), turns the FIFOs off and
+/// changes the divisors, then four cores print lines, each making the
+/// hypervisor log an injected abort (`log=debug`) when the line is half
+/// written. The guest's UART is EL2's emulation, so the hypervisor's log
+/// goes on: every one of its abort lines appears whole, and so does every
+/// guest line, none with the other's text inside. With the physical UART
+/// passed through (before the emulation), every one of these lines came out
+/// as `guest[cpu1] console: cpu1 line 0 the quick brown fox jumps oel2[cpu1]
+/// DEBUG guest data abort ...`.
+#[test]
+fn guest_console_neither_stalls_nor_garbles_the_hypervisors_log() {
+    let cores = 4;
+    let mut cfg = Config::test_guest(cores, "test=console");
+    cfg.hypervisor_switches = "log=debug".into();
+    cfg.timeout = std::time::Duration::from_secs(120);
+    let out = run(&cfg);
+    assert_passed(&out, &["cpu-on", "console"]);
+
+    // The load just below the guest's RAM, which EL2 logs as it injects.
+    let abort = format!(
+        "guest data abort at IPA {:#x}, pc ",
+        runner::GUEST_RAM_BASE - 8
+    );
+    let mut el2_lines = 0;
+    let mut seen = vec![vec![0u32; CONSOLE_LINES]; cores];
+    let mut bad = Vec::new();
+    for line in out.output.lines() {
+        if line.contains(&abort) {
+            // `el2[cpuN] DEBUG <abort>0x...: injected`, nothing more.
+            let whole = line
+                .strip_prefix("el2[cpu")
+                .and_then(|r| r.split_once("] DEBUG "))
+                .filter(|(cpu, _)| cpu.parse::<usize>().is_ok_and(|c| c < cores))
+                .and_then(|(_, r)| r.strip_prefix(abort.as_str()))
+                .and_then(|r| r.strip_suffix(": injected"))
+                .and_then(|pc| pc.strip_prefix("0x"))
+                .is_some_and(|pc| u64::from_str_radix(pc, 16).is_ok());
+            if whole {
+                el2_lines += 1;
+            } else {
+                bad.push(line);
+            }
+        }
+        if line.contains("console: cpu") && line.contains(" line ") {
+            // `guest[cpuN] console: cpuN line I <payload>`, nothing more.
+            let parsed = line
+                .strip_prefix("guest[cpu")
+                .and_then(|r| r.split_once("] console: cpu"))
+                .and_then(|(a, r)| {
+                    let (b, r) = r.split_once(" line ")?;
+                    let (i, text) = r.split_once(' ')?;
+                    let (a, b, i) = (
+                        a.parse::<usize>().ok()?,
+                        b.parse::<usize>().ok()?,
+                        i.parse::<usize>().ok()?,
+                    );
+                    (a == b && a < cores && i < CONSOLE_LINES && text == CONSOLE_PAYLOAD)
+                        .then_some((a, i))
+                });
+            match parsed {
+                Some((cpu, i)) => seen[cpu][i] += 1,
+                None => bad.push(line),
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} garbled lines, first: {:?}\n{}",
+        bad.len(),
+        bad.first(),
+        explain(&out)
+    );
+    assert_eq!(
+        el2_lines,
+        cores * CONSOLE_LINES,
+        "every injected abort is logged once: {}",
+        explain(&out)
+    );
+    for (cpu, lines) in seen.iter().enumerate() {
+        for (i, &n) in lines.iter().enumerate() {
+            assert_eq!(n, 1, "cpu{cpu} line {i} seen {n} times: {}", explain(&out));
+        }
+    }
+}
