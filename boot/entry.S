@@ -8,8 +8,15 @@
  *                     powered down): x0 = context, whose low byte is the
  *                     core's index and bit 8 marks a warm boot
  */
-.equ STACK_SIZE, 32768
-.equ MAX_CPUS, 8
+/*
+ * The CPU count and the per-core stack size come from Rust (el2/src/arch/mod.rs
+ * passes dtb::MAX_CPUS and layout::STACK_SIZE as operands of global_asm!);
+ * the total is exported for linker/el2.ld, which reserves the stacks.
+ */
+.equ STACK_SIZE, {stack_size}
+.equ MAX_CPUS, {max_cpus}
+.global __el2_stacks_size
+.set __el2_stacks_size, {stacks_size}
 
 .macro current_el_is_2 fail
     mrs     x9, CurrentEL

@@ -21,6 +21,11 @@ pub fn report(line: &str) {
 /// Runs `test` on `cases` inputs drawn from `strategy`, then prints how
 /// many inputs ran. Failures shrink to a minimal input before the panic.
 /// The seed is the crate's `SEED` unless `PROPTEST_RNG_SEED` is set.
+///
+/// The count is taken from the run itself: a run that passed must have
+/// passed `test` on exactly `cases` inputs (inputs `test` rejects are
+/// counted apart), or this panics, so a property never reports more inputs
+/// than it checked.
 pub fn fuzz<S>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
 where
     S: Strategy,
@@ -33,17 +38,29 @@ where
         config.rng_seed = RngSeed::Fixed(super::SEED);
     }
     let runs = Cell::new(0u64);
+    let passed = Cell::new(0u64);
     let result = TestRunner::new(config).run(&strategy, |v| {
         runs.set(runs.get() + 1);
-        test(v)
+        let r = test(v);
+        if r.is_ok() {
+            passed.set(passed.get() + 1);
+        }
+        r
     });
     report(&format!(
-        "fuzz: {name}: {cases} cases, {} inputs run",
-        runs.get()
+        "fuzz: {name}: {cases} cases, {} inputs run, {} passed",
+        runs.get(),
+        passed.get()
     ));
     if let Err(e) = result {
         panic!("{name}: {e}");
     }
+    assert_eq!(
+        passed.get(),
+        u64::from(cases),
+        "{name}: the run passed {} inputs, not the {cases} it claims",
+        passed.get()
+    );
 }
 
 /// Counts the inputs that reached a branch, so a property can check that
@@ -72,23 +89,47 @@ impl Hits {
     }
 }
 
-/// Prints the inputs per target of `counts` (target, property, cases) and
-/// their total, prefixed with `krate`; `extra` ends the total line.
-pub fn report_counts(krate: &str, counts: &[(&str, &str, u32)], extra: &str) {
-    let mut targets: Vec<(&str, u64)> = Vec::new();
-    for &(target, _, cases) in counts {
-        match targets.iter_mut().find(|t| t.0 == target) {
-            Some(t) => t.1 += u64::from(cases),
-            None => targets.push((target, u64::from(cases))),
-        }
-    }
-    let total: u64 = targets.iter().map(|t| t.1).sum();
-    for (target, n) in &targets {
-        report(&format!("fuzz counts: {krate}::{target}: {n} inputs"));
-    }
-    report(&format!(
-        "fuzz counts: {krate} total: {total} inputs in {} properties{extra}",
-        counts.len()
-    ));
-    assert!(counts.iter().all(|c| c.2 > 0));
+// The harness itself: the count it reports is the count it ran, and a
+// failing input fails the property.
+
+#[test]
+fn harness_counts_the_inputs_it_runs() {
+    let calls = Cell::new(0u64);
+    fuzz("harness self-test", 300, 0u32..1000, |_| {
+        calls.set(calls.get() + 1);
+        Ok(())
+    });
+    assert_eq!(calls.get(), 300);
+}
+
+#[test]
+fn harness_counts_rejected_inputs_apart() {
+    // A quarter of the inputs are rejected: the run goes on until 300
+    // passed, and the harness's own check counts those, not every call.
+    let (calls, passed) = (Cell::new(0u64), Cell::new(0u64));
+    fuzz("harness self-test (rejects)", 300, 0u32..1000, |v| {
+        calls.set(calls.get() + 1);
+        proptest::prop_assume!(v % 4 != 0);
+        passed.set(passed.get() + 1);
+        Ok(())
+    });
+    assert_eq!(passed.get(), 300);
+    assert!(calls.get() > 300, "{} calls", calls.get());
+}
+
+#[test]
+fn harness_fails_a_property_that_fails() {
+    let r = std::panic::catch_unwind(|| {
+        fuzz("harness self-test (must fail)", 300, 0u32..1000, |v| {
+            proptest::prop_assert!(v < 500);
+            Ok(())
+        })
+    });
+    let msg = r.expect_err("a property failing on half its inputs passed");
+    let msg = msg
+        .downcast_ref::<String>()
+        .expect("the harness panics with a message");
+    // Shrunk to the smallest failing input.
+    assert!(msg.contains("harness self-test (must fail)"), "{msg}");
+    assert!(msg.contains("500"), "{msg}");
 }

@@ -15,7 +15,7 @@ cargo test -p runner --release --lib --test decode 2>&1 | tee -a "$log" || statu
 tests/loom.sh 2>&1 | tee -a "$log" || status=1
 # QEMU under TCG: at most two machines at once on a two-core host.
 RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test -p runner --release --test qemu 2>&1 | tee -a "$log" || status=1
-# Isolation: the hostile guest against QEMU's own machine (issue 10).
+# Isolation: the hostile guest against QEMU's own machine (README, "Isolation").
 cargo test -p runner --release --test isolation 2>&1 | tee -a "$log" || status=1
 # make bench still measures and its figures keep their order (2 cores).
 cargo test -p runner --release --test bench 2>&1 | tee -a "$log" || status=1

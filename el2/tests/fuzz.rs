@@ -7,10 +7,11 @@
 //! thing, respects its bounds, does not depend on bytes it must ignore).
 //!
 //! Each property runs a fixed number of generated inputs (the `*_CASES`
-//! constants below, summed per target by `fuzz_counts`) from a fixed seed,
-//! so runs are reproducible; `PROPTEST_RNG_SEED=<u64>` explores another
-//! seed. Each property prints one `fuzz:` line with its count on stderr
-//! (written past the test harness's capture, so it shows in `cargo test`).
+//! constants below) from a fixed seed, so runs are reproducible;
+//! `PROPTEST_RNG_SEED=<u64>` explores another seed. Each property prints
+//! one `fuzz:` line with the inputs it ran and passed on stderr (written
+//! past the test harness's capture, so it shows in `cargo test`), and fails
+//! unless exactly its `*_CASES` inputs passed (`tests/fuzz_harness.rs`).
 //!
 //! The `found_*` tests at the end are the minimal cases of problems these
 //! properties found; they fail until the code is fixed.
@@ -66,35 +67,6 @@ const DTB_TREE_CASES: u32 = 2_000;
 /// `dtb::parse` and `validate_guest` over generated valid platforms.
 const DTB_PLATFORM_CASES: u32 = 1_000;
 
-/// (target, property, cases): what `fuzz_counts` prints.
-const COUNTS: &[(&str, &str, u32)] = &[
-    ("esr::decode", "decode", ESR_DECODE_CASES),
-    ("esr::decode", "re-encode", ESR_REENCODE_CASES),
-    ("esr::decode", "fault status", ESR_FAULT_STATUS_CASES),
-    ("request::Request", "from_words", REQUEST_DECODE_CASES),
-    ("request::Request", "round trip", REQUEST_ROUND_TRIP_CASES),
-    ("sgi::targets", "targets", SGI_TARGETS_CASES),
-    ("gic_mmio::Layout::locate", "locate", GIC_LOCATE_CASES),
-    ("gic_mmio::emulate", "access sequences", GIC_EMULATE_CASES),
-    ("dtb::total_size", "headers", DTB_TOTAL_SIZE_CASES),
-    (
-        "dtb::parse+validate_guest",
-        "arbitrary bytes",
-        DTB_ARBITRARY_CASES,
-    ),
-    (
-        "dtb::parse+validate_guest",
-        "fixture mutations",
-        DTB_MUTATION_CASES,
-    ),
-    ("dtb::parse+validate_guest", "random trees", DTB_TREE_CASES),
-    (
-        "dtb::parse+validate_guest",
-        "valid platforms",
-        DTB_PLATFORM_CASES,
-    ),
-];
-
 /// The default seed: a run is reproducible unless `PROPTEST_RNG_SEED` is set.
 const SEED: u64 = 0x656c_325f_6675_7a7a; // "el2_fuzz"
 
@@ -103,15 +75,6 @@ const SEED: u64 = 0x656c_325f_6675_7a7a; // "el2_fuzz"
 #[path = "../../tests/fuzz_harness.rs"]
 mod harness;
 use harness::{fuzz, report, Hits};
-
-#[test]
-fn fuzz_counts() {
-    harness::report_counts(
-        "el2",
-        COUNTS,
-        &format!(" (gic_mmio::emulate: up to {GIC_ACCESSES_PER_CASE} accesses per input)"),
-    );
-}
 
 // ---------------------------------------------------------------- ESR
 

@@ -6,7 +6,7 @@
  * The hypervisor's vendor-specific hypervisor service (SMCCC owner 6). All
  * calls are SMCCC fast calls issued with "hvc #0": function ID in x0,
  * arguments in x1.., results in x0... The authoritative definition, with the
- * full semantics, is the Rust crate guest-api (src/hyp.rs, src/trace.rs);
+ * full semantics, is the Rust crate guest-api (its ABI.md, codecs in src/);
  * a host test checks every value below against it.
  *
  *   TRACE_ENABLE  in:  x1 = target MPIDR, x2 = config word,

@@ -5,7 +5,7 @@
  * The hypervisor (this repository's el2/) owns every core's trace hardware
  * and offers TRACE_ENABLE / TRACE_DISABLE / TRACE_STATUS as SMCCC fast calls
  * of its vendor hypervisor service (owner 6), issued with "hvc #0". The ABI
- * is in ../include/tracemgr.h (authoritative: ../src/hyp.rs, ../src/trace.rs).
+ * is in ../include/tracemgr.h (authoritative: ../ABI.md and the codecs in ../src/).
  *
  * Conduit: the calls go through Linux's SMCCC conduit (arm_smccc_1_2_smc or
  * arm_smccc_1_2_hvc, which return x0..x17, so TRACE_STATUS's x4/x5 too).

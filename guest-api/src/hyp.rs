@@ -1,39 +1,8 @@
 //! The vendor-specific hypervisor service (SMCCC owner 6): this hypervisor's
-//! own calls.
-//!
-//! | call                | function ID   | in                         | out                                              |
-//! |---------------------|---------------|----------------------------|--------------------------------------------------|
-//! | CALL_COUNT          | `0x8600_FF00` | -                          | x0 = number of calls in the service              |
-//! | CALL_UID            | `0x8600_FF01` | -                          | w0..w3 = [`UID`]                                 |
-//! | REVISION            | `0x8600_FF03` | -                          | x0 = major, x1 = minor                           |
-//! | ABI_VERSION         | `0xC600_0000` | -                          | x0 = (major << 16) \| minor                      |
-//! | FEATURES            | `0xC600_0001` | x1 = function ID           | x0 = 0 if implemented, else NOT_SUPPORTED (-1)   |
-//! | PING                | `0xC600_0002` | x1 = target MPIDR          | x0 = 0, x1 = target's core index, x2 = target's MPIDR, x3 = target's count of pings served |
-//! | TRACE_ENABLE        | `0xC600_0010` | x1 = target MPIDR, x2 = config, x3 = filter start, x4 = filter end | x0 = 0, x1 = target's generation after the commit |
-//! | TRACE_DISABLE       | `0xC600_0011` | x1 = target MPIDR          | x0 = 0, x1 = target's generation after the call  |
-//! | TRACE_STATUS        | `0xC600_0012` | x1 = target MPIDR          | x0 = 0, x1 = state word, x2 = generation, x3 = active config word, x4/x5 = active filter start/end |
-//! | TRACE_READ          | `0xC600_0013` | x1 = target MPIDR, x2 = offset, x3 = guest IPA, x4 = size | x0 = 0, x1 = bytes copied, x2 = next offset, x3 = bytes remaining |
-//! | TRACE_STATS         | `0xC600_0014` | x1 = target MPIDR          | x0 = 0, x1 = bytes written, x2 = wraps, x3 = bytes lost, x4 = flags, x5 = bytes available |
-//!
-//! The TRACE calls, their config and state words and their semantics
-//! are documented in [`crate::trace`].
-//!
-//! Errors (in x0; on an error only x0 is defined): NOT_SUPPORTED (-1) for
-//! any other function ID in the service's range; INVALID_PARAMETER (-3) for
-//! an MPIDR that names no core of the guest (a target MPIDR carries the
-//! affinity fields Aff3..Aff0 only: any other bit set, such as MPIDR_EL1's
-//! RES1 bit 31, names no core), or an invalid trace config;
-//! DENIED (-4), reserved: the caller may not act on that core (not produced
-//! yet); TARGET_OFF (-5) when the target core is powered off;
-//! HARDWARE_FAULT (-6) when the trace hardware failed a request (trace left disabled).
-//!
-//! Service revision (REVISION, ABI_VERSION): 1.1, which added TRACE_READ and
-//! TRACE_STATS; 1.0 was the first with the trace calls; 0.1 had
-//! CALL_COUNT..PING only.
-//!
-//! PING travels the same path as every cross-core request: the calling
-//! core posts it in the target's mailbox and sends the hypervisor's SGI;
-//! the target's EL2 answers; the caller returns the answer.
+//! own calls, their function IDs, the service's error codes and the decoder
+//! of every call. The table of calls, the errors, the revision history and
+//! PING's path are in the crate's ABI document (`ABI.md`, the [crate]'s
+//! documentation); the TRACE calls' codecs are in [`crate::trace`].
 
 use crate::smccc::{FunctionId, Owner, Uid};
 use crate::trace::{self, ConfigError, TraceConfig};

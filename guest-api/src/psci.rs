@@ -174,9 +174,9 @@ pub enum StateType {
 /// PSCI_FEATURES(CPU_SUSPEND) bit 1 says which one the firmware uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerStateFormat {
-    /// StateID [15:0], StateType [16], PowerLevel [25:24]; other bits zero.
+    /// StateID `[15:0]`, StateType `[16]`, PowerLevel `[25:24]`; other bits zero.
     Original,
-    /// StateID [27:0], StateType [30]; other bits zero.
+    /// StateID `[27:0]`, StateType `[30]`; other bits zero.
     Extended,
 }
 

@@ -19,7 +19,7 @@ pub const NOT_REQUIRED: i64 = -2;
 /// SMCCC return code: an argument is invalid.
 pub const INVALID_PARAMETER: i64 = -3;
 
-/// The owning entity of a call: bits [29:24] of the function ID.
+/// The owning entity of a call: bits `[29:24]` of the function ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
     /// 0: Arm Architecture calls (SMCCC_VERSION, workarounds).
@@ -73,8 +73,8 @@ impl Owner {
 /// A decoded SMCCC function identifier.
 ///
 /// Bit 31 says fast (1) or yielding (0); bit 30 says SMC64/HVC64 (1) or
-/// SMC32/HVC32 (0); bits [29:24] name the owner; bits [15:0] the function.
-/// Bits [23:16] must be zero for a valid call (bit 16 is the SVE hint in
+/// SMC32/HVC32 (0); bits `[29:24]` name the owner; bits `[15:0]` the function.
+/// Bits `[23:16]` must be zero for a valid call (bit 16 is the SVE hint in
 /// SMCCC 1.3, which this ABI does not use), so `decode` rejects them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FunctionId {
@@ -100,7 +100,7 @@ impl FunctionId {
     }
 
     /// Decodes the low 32 bits of `x0`. Returns `None` when the reserved
-    /// bits [23:16] are not zero. Per SMCCC, bits [63:32] of `x0` are ignored.
+    /// bits `[23:16]` are not zero. Per SMCCC, bits `[63:32]` of `x0` are ignored.
     pub const fn decode(x0: u64) -> Option<FunctionId> {
         let id = x0 as u32;
         if id & 0x00ff_0000 != 0 {

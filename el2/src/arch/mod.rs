@@ -6,7 +6,16 @@ use core::arch::{asm, global_asm};
 
 pub mod trace_regs;
 
-global_asm!(include_str!("../../../boot/entry.S"));
+// The CPU count and the stack size are defined once, in Rust (`MAX_CPUS`
+// with the platform types, `layout::STACK_SIZE` below): entry.S gets them as
+// operands, and defines `__el2_stacks_size` from them for linker/el2.ld,
+// which reserves the stacks. Nothing else repeats the numbers.
+global_asm!(
+    include_str!("../../../boot/entry.S"),
+    max_cpus = const crate::dtb::MAX_CPUS,
+    stack_size = const layout::STACK_SIZE,
+    stacks_size = const layout::STACKS_SIZE,
+);
 global_asm!(include_str!("../../../boot/vectors.S"));
 
 macro_rules! sysreg {
@@ -310,8 +319,20 @@ pub fn enter_guest(regs: &crate::regs::GuestRegs) -> ! {
     unsafe { __guest_enter(regs) }
 }
 
-/// Linker-script symbols, turned into addresses once here.
+/// The stacks' sizes, and linker-script symbols turned into addresses once
+/// here.
 pub mod layout {
+    /// Bytes of each core's EL2 stack.
+    pub const STACK_SIZE: usize = 32 * 1024;
+    /// Bytes of all per-core stacks: linker/el2.ld reserves this much
+    /// (`__el2_stacks_size`, set by boot/entry.S).
+    pub const STACKS_SIZE: usize = crate::dtb::MAX_CPUS * STACK_SIZE;
+    // boot/entry.S takes a core's index from the low byte of its CPU_ON
+    // context (bit 8 marks a warm boot), so no more than 256 cores; each
+    // stack top must keep SP 16-byte aligned (SCTLR_EL2.SA).
+    const _: () = assert!(crate::dtb::MAX_CPUS >= 1 && crate::dtb::MAX_CPUS <= 256);
+    const _: () = assert!(STACK_SIZE.is_multiple_of(16));
+
     extern "C" {
         static __hyp_start: u8;
         static __hyp_end: u8;

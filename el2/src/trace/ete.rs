@@ -2,8 +2,7 @@
 //! filter, generic over `SysRegs` so the same code drives the hardware, the
 //! model and the host tests.
 //!
-//! Sequences (architecture.md section 4, from the Arm ARM and Linux's ETE
-//! and TRBE drivers):
+//! Sequences (from the Arm ARM and Linux's ETE and TRBE drivers):
 //!
 //! - start / restore: OS unlock; TRCPRGCTLR = 0; ISB; wait IDLE; program;
 //!   TRCRSR; TRBE (disabled, base, pointer, status, ISB, enabled); TRFCR;
@@ -13,7 +12,10 @@
 //!   wait PMSTABLE and IDLE; then drain the buffer: TSB CSYNC; DSB;
 //!   TRBLIMITR.E = 0; ISB.
 //!
-//! Where this differs from the outline in architecture.md, and why:
+//! Where this differs from the bare outline of those sequences (OS unlock
+//! through TRCOSLAR; TRCPRGCTLR = 0, ISB, wait IDLE; program; TRCRSR; TRFCR;
+//! ISB; TRCPRGCTLR = 1; ISB; wait !IDLE; drain with TSB CSYNC; DSB NSH;
+//! TRBLIMITR.E = 0; ISB), and why:
 //! - The OS lock is OSLAR_EL1, not TRCOSLAR: ETE has no Trace OS Lock
 //!   (TRCOSLSR.OSLM = 0b100), and the TRCOSLAR encoding is UNDEFINED on ETE.
 //!   An ISB follows the unlock (a change of the lock is only guaranteed to

@@ -641,7 +641,9 @@ mod tests {
 
     #[test]
     fn trace_encodings_match_the_architecture_table() {
-        // ../shared/design/architecture.md, section 4.
+        // The encodings the Arm ARM gives for the TRBE (S3_0_C9_C11_*),
+        // FEAT_TRF (TRFCR_ELx, S3_x_C1_C2_1) and ETE (S2_1_*) registers,
+        // written out by hand rather than from Reg's own table.
         assert_eq!(Reg::TrfcrEl2.encoding(), s(3, 4, 1, 2, 1));
         assert_eq!(Reg::TrfcrEl1.encoding(), s(3, 0, 1, 2, 1));
         assert_eq!(Reg::TrbLimitR.encoding(), s(3, 0, 9, 11, 0));

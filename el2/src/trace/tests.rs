@@ -1,7 +1,8 @@
 //! Host tests of the driver: the exact access order of every sequence
-//! (hand-written from architecture.md section 4, not generated from the
-//! code), order properties over every configuration, the driver against the
-//! model (including a simulated power loss), and the access counts.
+//! (hand-written from the Arm ARM's sequences summed up at the top of
+//! `ete.rs`, not generated from the code), order properties over every
+//! configuration, the driver against the model (including a simulated power
+//! loss), and the access counts.
 
 use std::vec::Vec;
 

@@ -1,5 +1,6 @@
 //! Isolation: what the guest is granted, tried as a hostile guest would
-//! (issue 10). Each test decides from QEMU's exit status and a timeout.
+//! (README, "Isolation"). Each test decides from QEMU's exit status and a
+//! timeout.
 
 use std::path::Path;
 
