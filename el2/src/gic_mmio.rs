@@ -31,15 +31,17 @@ use crate::dtb::{Range, MAX_CPUS};
 pub const REDIST_STRIDE: u64 = 0x2_0000;
 /// INTID of the GIC maintenance interrupt (a PPI), used by EL2.
 pub const MAINTENANCE_INTID: u32 = 25;
-/// INTID of the TRBE's interrupt when the device tree names none: PPI 15 =
-/// INTID 31, the architected TRBIRQ (and FVP Base's binding). EL2 owns the
-/// trace buffer, so the interrupt is EL2's, never the guest's.
-pub const DEFAULT_TRBE_INTID: u32 = 31;
-
 /// PPIs the guest may configure: 16..32 except the maintenance interrupt
-/// and the TRBE interrupt `trbe_intid` (a PPI, 16..=31).
-pub const fn guest_ppis(trbe_intid: u32) -> u32 {
-    0xffff_0000 & !(1 << MAINTENANCE_INTID) & !(1 << (trbe_intid & 31))
+/// and the TRBE interrupt `trbe_intid` (a PPI, 16..=31), if the machine
+/// has one. The architecture does not fix the TRBE's PPI: it comes from
+/// the device tree (`arm,trbe`), and without one no PPI is taken from the
+/// guest.
+pub const fn guest_ppis(trbe_intid: Option<u32>) -> u32 {
+    let ppis = 0xffff_0000 & !(1 << MAINTENANCE_INTID);
+    match trbe_intid {
+        Some(intid) => ppis & !(1 << (intid & 31)),
+        None => ppis,
+    }
 }
 
 /// Where an emulated access lands.
@@ -60,8 +62,10 @@ pub struct Layout {
     pub redists: [u64; MAX_CPUS],
     /// Number of cores.
     pub cores: usize,
-    /// The TRBE interrupt's INTID (a PPI): EL2's, hidden from the guest.
-    pub trbe_intid: u32,
+    /// The TRBE interrupt's INTID (a PPI) from the device tree: EL2's,
+    /// hidden from the guest. `None`: the tree names none, and the TRBE
+    /// runs without an interrupt.
+    pub trbe_intid: Option<u32>,
 }
 
 impl Layout {
@@ -319,7 +323,9 @@ pub fn emulate(
                 (0x1_0c04, 4) => {
                     // Two bits per PPI; EL2's interrupts' fields are kept.
                     let keep = (0b11u64 << (2 * (MAINTENANCE_INTID - 16)))
-                        | (0b11u64 << (2 * (layout.trbe_intid & 15)));
+                        | layout
+                            .trbe_intid
+                            .map_or(0, |intid| 0b11u64 << (2 * (intid & 15)));
                     match write {
                         Some(w) => {
                             let cur = hw.read(pa, 4);
@@ -371,7 +377,7 @@ mod tests {
             gicd: Range::new(0x0800_0000, 0x1_0000),
             redists,
             cores: 4,
-            trbe_intid: DEFAULT_TRBE_INTID,
+            trbe_intid: Some(31),
         }
     }
 
@@ -439,12 +445,28 @@ mod tests {
     }
 
     #[test]
+    fn without_a_trbe_interrupt_no_ppi_is_taken_from_the_guest() {
+        assert_eq!(guest_ppis(None), 0xffff_0000 & !(1 << MAINTENANCE_INTID));
+        assert_eq!(guest_ppis(Some(31)) & (1 << 31), 0);
+        let l = Layout {
+            trbe_intid: None,
+            ..layout()
+        };
+        let (v, mut hw) = (VirtGic::new(), FakeHw::default());
+        for intid in [31u64, 22] {
+            hw.writes.clear();
+            emulate(&l, &v, &mut hw, rd(0, 0x1_0100), 4, Some(1 << intid));
+            assert_eq!(hw.writes.len(), 1, "PPI {intid}'s enable is the guest's");
+        }
+    }
+
+    #[test]
     fn trbe_ppi_is_protected() {
-        // The default INTID, and one a device tree may name instead (PPI 6):
-        // then INTID 31 is an ordinary guest PPI.
-        for trbe in [DEFAULT_TRBE_INTID, 22] {
+        // INTID 31 (FVP Base's binding), and one a device tree may name
+        // instead (PPI 6): then INTID 31 is an ordinary guest PPI.
+        for trbe in [31, 22] {
             let l = Layout {
-                trbe_intid: trbe,
+                trbe_intid: Some(trbe),
                 ..layout()
             };
             let (v, mut hw) = (VirtGic::new(), FakeHw::default());

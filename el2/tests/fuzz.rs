@@ -545,7 +545,7 @@ fn gic_layout() -> impl Strategy<Value = Layout> {
                 gicd: Range::new(gicd_base, GICD_FRAME),
                 redists,
                 cores,
-                trbe_intid: gic_mmio::DEFAULT_TRBE_INTID,
+                trbe_intid: Some(31),
             }
         })
     })
@@ -2426,7 +2426,7 @@ fn qemu_gic() -> Layout {
         gicd: Range::new(0x0800_0000, GICD_FRAME),
         redists,
         cores: 4,
-        trbe_intid: gic_mmio::DEFAULT_TRBE_INTID,
+        trbe_intid: Some(31),
     }
 }
 

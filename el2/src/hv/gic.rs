@@ -111,7 +111,7 @@ pub fn layout(p: &Platform) -> Result<Layout, MissingRedistributor> {
         gicd: p.gicd,
         redists,
         cores: p.cpu_count,
-        trbe_intid: p.trbe_intid.unwrap_or(gic_mmio::DEFAULT_TRBE_INTID),
+        trbe_intid: p.trbe_intid,
     })
 }
 
@@ -161,15 +161,18 @@ pub fn init_redistributor(l: &Layout, core: usize, cold: bool) {
         w32(sgi + 0x380, 0xffff_ffff);
     }
     w32(sgi + 0x080, 0xffff_ffff);
-    let trbe = l.trbe_intid;
-    for (intid, prio) in [(HYP_SGI, 0x80u32), (MAINTENANCE_INTID, 0x80), (trbe, 0x80)] {
+    // EL2's own: its SGI, the maintenance interrupt, and the TRBE's PPI if
+    // the device tree names one (without one the TRBE runs with no
+    // interrupt: see `trace`'s buffer handling).
+    let own = [Some(HYP_SGI), Some(MAINTENANCE_INTID), l.trbe_intid];
+    for intid in own.into_iter().flatten() {
         let reg = sgi + 0x400 + (intid as u64 & !3);
         let shift = 8 * (intid % 4);
-        w32(reg, (r32(reg) & !(0xff << shift)) | (prio << shift));
+        w32(reg, (r32(reg) & !(0xff << shift)) | (0x80 << shift));
     }
     w32(
         sgi + 0x100,
-        (1 << HYP_SGI) | (1 << MAINTENANCE_INTID) | (1 << trbe),
+        own.into_iter().flatten().fold(0, |m, intid| m | (1 << intid)),
     );
     wait_rwp(rd, 1 << 3); // GICR_CTLR.RWP
 }

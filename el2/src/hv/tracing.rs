@@ -216,6 +216,14 @@ fn log_decoder_ids_once(idx: usize) {
 /// Applies a request to this core's state. Runs on the owning core only.
 pub fn serve(req: Request) -> [u64; 6] {
     let me_idx = arch::core_index();
+    if machine().gic.trbe_intid.is_none() && !matches!(req, Request::Ping { .. }) {
+        // No TRBE interrupt on this machine (its device tree names none, and
+        // the architecture fixes no PPI): the buffer's management events
+        // (full, wrapped in fill mode, error) are taken here, before the
+        // request looks at the buffer, instead of when they happen. A full
+        // fill-mode buffer stays stopped until then; TRACE_STATS reports it.
+        buffer_interrupt();
+    }
     match req {
         Request::Ping { .. } => {
             let n = me().pings.fetch_add(1, Ordering::Relaxed) + 1;

@@ -273,7 +273,7 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
             // Refill now: the maintenance interrupt is a level that stays
             // asserted until the list registers change.
             flush_list_registers();
-        } else if intid == machine().gic.trbe_intid {
+        } else if Some(intid) == machine().gic.trbe_intid {
             // EL2's own (the guest never sees it). Level-sensitive: lower it
             // (TRBSR.IRQ) before deactivating.
             tracing::buffer_interrupt();
