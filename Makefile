@@ -4,6 +4,7 @@
 #               test guest on QEMU (4 cores), with a summary at the end
 #   make test   host tests, then QEMU tests on 1, 2, 4 and 8 cores, then
 #               Debian's Linux as the guest (make test-linux)
+#   make lint   cargo fmt --check and clippy with warnings as errors
 #   make loom   exhaustive interleavings of the cross-core request protocol
 #   make bench  costs against their baselines (target/bench/)
 #   make stress the trace stress at length (1,000,000 operations on 8 cores)
@@ -22,7 +23,16 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TOOLS    := qemu-system-aarch64:qemu-system-arm fdtput:device-tree-compiler \
                 $(OBJCOPY):binutils-aarch64-linux-gnu trc_pkt_lister:libopencsd-bin
 
-.PHONY: all deps images bench run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu test-fvp loom stress clean
+# Formatting and clippy (warnings are errors) for the host crates and for
+# both bare-metal targets; `.ci/run` runs it before `make test`.
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy -q -p el2 -p guest-api -p runner --all-targets -- -D warnings
+	$(CARGO) clippy -q -p el2 --target $(HYP_TARGET) -- -D warnings
+	$(CARGO) clippy -q -p el2 --target $(HYP_TARGET) --features fvp --target-dir target/fvp -- -D warnings
+	$(CARGO) clippy -q -p test-guest --target $(GUEST_TARGET) -- -D warnings
+
+.PHONY: all deps lint images bench run run-linux test-linux linux-boot-time linux-guest test test-host test-qemu test-fvp loom stress clean
 
 all: images
 
