@@ -32,9 +32,9 @@ macro_rules! sysreg {
                 v
             }
             /// Writes the register. Callers own the meaning of the value;
-            /// none of these registers can break memory safety of EL2 on its
-            /// own (translation and vector registers are only written by boot
-            /// code, before Rust).
+            /// none of the registers with a safe writer can break EL2's
+            /// memory safety: translation, vector and per-core-identity
+            /// registers have an `unsafe` writer instead (`sysreg!(unsafe ...)`).
             #[inline(always)]
             pub fn write(v: u64) {
                 // SAFETY: see above; writes happen at EL2, where access is permitted.
@@ -42,14 +42,48 @@ macro_rules! sysreg {
             }
         }
     };
+    (unsafe $(#[$doc:meta])* $name:ident, $reg:literal, $contract:literal) => {
+        $(#[$doc])*
+        pub mod $name {
+            /// Reads the register.
+            #[inline(always)]
+            pub fn read() -> u64 {
+                let v: u64;
+                // SAFETY: reading this system register at EL2 has no side effect
+                // on memory and is permitted at EL2.
+                unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags)) };
+                v
+            }
+            /// Writes the register.
+            ///
+            /// # Safety
+            #[doc = $contract]
+            #[inline(always)]
+            pub unsafe fn write(v: u64) {
+                // SAFETY: the caller keeps this function's contract; the
+                // write happens at EL2, where access is permitted.
+                unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+            }
+        }
+    };
 }
 
-sysreg!(/// Hypervisor Configuration Register.
-    hcr_el2, "hcr_el2");
-sysreg!(/// Virtualization Translation Control Register.
-    vtcr_el2, "vtcr_el2");
-sysreg!(/// Virtualization Translation Table Base Register.
-    vttbr_el2, "vttbr_el2");
+sysreg!(unsafe /// Hypervisor Configuration Register.
+    hcr_el2, "hcr_el2",
+    "The value must keep EL2's own translation regime as it is (E2H = 0, \
+     TGE = 0: EL2 runs on its own identity map) and may set VM only while \
+     VTTBR_EL2/VTCR_EL2 describe a stage 2 that maps no hypervisor memory. \
+     On the core it runs on, with interrupts masked.");
+sysreg!(unsafe /// Virtualization Translation Control Register.
+    vtcr_el2, "vtcr_el2",
+    "The value must describe the layout of the tables VTTBR_EL2 points at \
+     (or will, before the guest runs): the wrong size or levels make the \
+     walk reach memory the tables do not own, the hypervisor's included.");
+sysreg!(unsafe /// Virtualization Translation Table Base Register.
+    vttbr_el2, "vttbr_el2",
+    "The value's base must be the root of a stage-2 table that lives as long \
+     as any guest runs on this core and maps no hypervisor memory; a TLB \
+     invalidation must follow before the guest runs.");
 sysreg!(/// Counter-timer Hypervisor Control.
     cnthctl_el2, "cnthctl_el2");
 sysreg!(/// Counter-timer Virtual Offset.
@@ -92,8 +126,11 @@ sysreg!(/// Processor Feature Register 0 (SVE field).
     id_aa64pfr0_el1, "id_aa64pfr0_el1");
 sysreg!(/// SVE Control Register (EL2), written as S3_4_C1_C2_0.
     zcr_el2, "S3_4_C1_C2_0");
-sysreg!(/// Per-core software thread ID: holds the core's index.
-    tpidr_el2, "tpidr_el2");
+sysreg!(unsafe /// Per-core software thread ID: holds the core's index.
+    tpidr_el2, "tpidr_el2",
+    "`core_index()` and `hv::core_state::local()` trust this register to \
+     hold this core's own index, unique among running cores: write only \
+     that, or a value no Rust code reads before entry.S writes it again.");
 sysreg!(/// Physical counter.
     cntpct_el0, "cntpct_el0");
 sysreg!(/// Counter frequency.
@@ -343,34 +380,37 @@ pub mod layout {
         static __bss_end: u8;
     }
 
-    fn addr(sym: &u8) -> u64 {
-        sym as *const u8 as u64
+    fn addr(sym: *const u8) -> u64 {
+        sym as u64
     }
 
     /// First byte of the hypervisor image.
     pub fn hyp_start() -> u64 {
-        // SAFETY: only the address of a linker symbol is taken.
-        addr(unsafe { &__hyp_start })
+        // The address of a linker symbol, never a reference to it (the
+        // symbols mark places, not `u8`s that exist).
+        addr(&raw const __hyp_start)
     }
     /// End of everything the hypervisor owns (2 MiB aligned).
     pub fn hyp_end() -> u64 {
-        // SAFETY: only the address of a linker symbol is taken.
-        addr(unsafe { &__hyp_end })
+        // The address of a linker symbol, never a reference to it (the
+        // symbols mark places, not `u8`s that exist).
+        addr(&raw const __hyp_end)
     }
     /// End of the loaded image (code and data).
     pub fn image_end() -> u64 {
-        // SAFETY: only the address of a linker symbol is taken.
-        addr(unsafe { &__image_end })
+        // The address of a linker symbol, never a reference to it (the
+        // symbols mark places, not `u8`s that exist).
+        addr(&raw const __image_end)
     }
     /// Size of .bss.
     pub fn bss_size() -> u64 {
-        // SAFETY: only the addresses of linker symbols are taken.
-        addr(unsafe { &__bss_end }) - addr(unsafe { &__bss_start })
+        // Addresses of linker symbols, never references (see above).
+        addr(&raw const __bss_end) - addr(&raw const __bss_start)
     }
     /// Size of all per-core stacks.
     pub fn stacks_size() -> u64 {
-        // SAFETY: only the addresses of linker symbols are taken.
-        addr(unsafe { &__stacks_end }) - addr(unsafe { &__stacks_start })
+        // Addresses of linker symbols, never references (see above).
+        addr(&raw const __stacks_end) - addr(&raw const __stacks_start)
     }
 }
 
@@ -410,8 +450,11 @@ sysreg!(/// GIC virtualization: group-0 active priorities 0.
     ich_ap0r0_el2, "S3_4_C12_C8_0");
 sysreg!(/// GIC virtualization: group-1 active priorities 0.
     ich_ap1r0_el2, "S3_4_C12_C9_0");
-sysreg!(/// Vector base (EL2): clobbered by a simulated power loss.
-    vbar_el2, "vbar_el2");
+sysreg!(unsafe /// Vector base (EL2): clobbered by a simulated power loss.
+    vbar_el2, "vbar_el2",
+    "Every exception taken at EL2 runs from this address: write only the \
+     address of `el2_vectors`, or a value no exception can meet before \
+     entry.S writes it again.");
 
 /// Simulates what a real core power-down does to EL2 and then takes the
 /// warm-boot entry, as firmware would after waking the core: the MMU and
@@ -421,12 +464,19 @@ sysreg!(/// Vector base (EL2): clobbered by a simulated power loss.
 /// powers a core down.
 pub fn simulate_power_loss(context: u64) -> ! {
     const JUNK: u64 = 0x5a5a_5a5a_5a5a_5a5a;
-    hcr_el2::write(0);
-    vttbr_el2::write(0);
-    vtcr_el2::write(0);
+    // SAFETY: interrupts are masked and this core is about to restart at
+    // the warm entry, which sets VBAR, TPIDR and the MMU again before any
+    // Rust runs (entry.S) and HCR, VTCR, VTTBR in `init_el2` before the
+    // guest does; nothing between here and the jump reads TPIDR_EL2 or
+    // runs the guest. HCR = 0 leaves VM clear, so stage 2 is off.
+    unsafe {
+        hcr_el2::write(0);
+        vttbr_el2::write(0);
+        vtcr_el2::write(0);
+        tpidr_el2::write(JUNK);
+    }
     mdcr_el2::write(0);
     cnthctl_el2::write(0);
-    tpidr_el2::write(JUNK);
     ich_vmcr_el2::write(0);
     ich_ap0r0_el2::write(0);
     ich_ap1r0_el2::write(0);

@@ -21,16 +21,21 @@ use crate::{bootargs, console, println};
 const HEAP_SIZE: usize = 2 << 20;
 
 #[repr(C, align(4096))]
-struct HeapMemory([u8; HEAP_SIZE]);
+struct HeapMemory(core::cell::UnsafeCell<[u8; HEAP_SIZE]>);
 
-static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
+// SAFETY: the memory is handed to the allocator once (primary_main, boot
+// core, before any other core runs) and never touched through this static
+// again; the allocator's lock serialises everything after.
+unsafe impl Sync for HeapMemory {}
+
+static HEAP_MEMORY: HeapMemory = HeapMemory(core::cell::UnsafeCell::new([0; HEAP_SIZE]));
 
 #[global_allocator]
 static HEAP: LockedHeap<32> = LockedHeap::empty();
 
 /// Scratch space for the NOP-free copy of a device tree (the copy drops the
 /// free space QEMU leaves, so a few KiB of real content fit easily).
-static mut DTB_SCRATCH: [u8; 256 << 10] = [0; 256 << 10];
+static DTB_SCRATCH: spin::Mutex<[u8; 256 << 10]> = spin::Mutex::new([0; 256 << 10]);
 
 /// Largest device tree accepted (QEMU pads its own to 1 MiB, and a `-dtb`
 /// one to about 2 MiB).
@@ -116,17 +121,14 @@ fn dtb_at<'a>(addr: u64, what: &str, ram: Option<&[Range]>) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
 }
 
-fn scratch() -> &'static mut [u8] {
-    // SAFETY: only the boot core uses the scratch buffer, before any other
-    // core runs, one parse at a time.
-    unsafe { &mut *core::ptr::addr_of_mut!(DTB_SCRATCH) }
-}
-
 /// Cold boot of the first core. `dtb` is QEMU's (or the boot loader's) x0.
 #[no_mangle]
 extern "C" fn primary_main(dtb_addr: u64) -> ! {
     console::init_log(log::LevelFilter::Info);
-    let platform = match dtb::parse(dtb_at(dtb_addr, "hypervisor", None), scratch()) {
+    let platform = match dtb::parse(
+        dtb_at(dtb_addr, "hypervisor", None),
+        &mut *DTB_SCRATCH.lock(),
+    ) {
         Ok(p) => p,
         Err(e) => fatal(format_args!("{e}")),
     };
@@ -186,7 +188,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     let blob = dtb_at(guest_dtb, "guest", Some(platform.memory()));
     let guest = match dtb::validate_guest(
         blob,
-        scratch(),
+        &mut *DTB_SCRATCH.lock(),
         platform.memory(),
         hyp,
         platform.cpus(),
@@ -216,7 +218,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     // on the boot core, before anything allocates.
     unsafe {
         HEAP.lock()
-            .init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE);
+            .init(HEAP_MEMORY.0.get() as usize, HEAP_SIZE);
     }
 
     let gic_layout = gic::layout(&platform).unwrap_or_else(|e| {
@@ -438,11 +440,18 @@ fn mdcr_hide_el2(pmuver: u64) -> u64 {
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
 fn init_el2(m: &Machine) {
-    vtcr_el2::write(stage2::VTCR);
-    vttbr_el2::write(m.stage2.root_address() | (1 << 48));
-    isb();
-    arch::tlbi_vmalls12e1is();
-    hcr_el2::write(HCR);
+    // SAFETY: `m.stage2` is the guest's stage 2, built for exactly this
+    // layout (VTCR), mapping guest RAM and passed-through devices only, and
+    // it lives in the machine for ever; the TLBs are invalidated before HCR
+    // turns stage 2 on; HCR keeps E2H and TGE clear. This core, interrupts
+    // masked, before it enters the guest.
+    unsafe {
+        vtcr_el2::write(stage2::VTCR);
+        vttbr_el2::write(m.stage2.root_address() | (1 << 48));
+        isb();
+        arch::tlbi_vmalls12e1is();
+        hcr_el2::write(HCR);
+    }
     cnthctl_el2::write(0b11); // EL1PCTEN, EL1PCEN: the guest keeps its physical counter and timer
     cntvoff_el2::write(0);
     cptr_el2::write(CPTR);
