@@ -10,7 +10,7 @@
  */
 /*
  * The CPU count and the per-core stack size come from Rust (el2/src/arch/mod.rs
- * passes dtb::MAX_CPUS and layout::STACK_SIZE as operands of global_asm!);
+ * passes platform::MAX_CPUS and layout::STACK_SIZE as operands of global_asm!);
  * the total is exported for linker/el2.ld, which reserves the stacks.
  */
 .equ STACK_SIZE, {stack_size}

@@ -35,7 +35,7 @@
 
 use core::fmt;
 
-use crate::dtb::Range;
+use crate::platform::Range;
 
 /// How a granted device reaches the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

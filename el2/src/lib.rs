@@ -15,6 +15,7 @@ pub mod inject;
 pub mod mailbox;
 pub mod manager;
 pub mod mmu;
+pub mod platform;
 pub mod regs;
 pub mod request;
 pub mod sgi;

@@ -19,7 +19,7 @@ use aarch64_paging::descriptor::Stage2Attributes as A;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2 as Regime};
 
-use crate::dtb::Range;
+use crate::platform::Range;
 
 /// Largest IPA + 1 this layout translates (T0SZ = 25).
 pub const IPA_LIMIT: u64 = 1 << 39;

@@ -958,9 +958,9 @@ fn gic_emulate_never_escapes() {
 
 // ---------------------------------------------------------------- DTB: common
 
-/// The QEMU fixtures of `el2/src/dtb.rs`'s unit tests.
-static SMP4: &[u8] = include_bytes!("../src/dtb_testdata/qemu-virt-smp4.dtb");
-static SMP8_NOP: &[u8] = include_bytes!("../src/dtb_testdata/qemu-virt-smp8-nop.dtb");
+/// The QEMU fixtures of the unit tests in `el2/src/dtb/`.
+static SMP4: &[u8] = include_bytes!("../src/dtb/testdata/qemu-virt-smp4.dtb");
+static SMP8_NOP: &[u8] = include_bytes!("../src/dtb/testdata/qemu-virt-smp8-nop.dtb");
 
 /// Scratch for the rebuilt blob, as EL2 reserves (and more).
 const SCRATCH: usize = 64 * 1024;

@@ -12,7 +12,7 @@ pub mod trace_regs;
 // which reserves the stacks. Nothing else repeats the numbers.
 global_asm!(
     include_str!("../../../boot/entry.S"),
-    max_cpus = const crate::dtb::MAX_CPUS,
+    max_cpus = const crate::platform::MAX_CPUS,
     stack_size = const layout::STACK_SIZE,
     stacks_size = const layout::STACKS_SIZE,
 );
@@ -363,11 +363,11 @@ pub mod layout {
     pub const STACK_SIZE: usize = 32 * 1024;
     /// Bytes of all per-core stacks: linker/el2.ld reserves this much
     /// (`__el2_stacks_size`, set by boot/entry.S).
-    pub const STACKS_SIZE: usize = crate::dtb::MAX_CPUS * STACK_SIZE;
+    pub const STACKS_SIZE: usize = crate::platform::MAX_CPUS * STACK_SIZE;
     // boot/entry.S takes a core's index from the low byte of its CPU_ON
     // context (bit 8 marks a warm boot), so no more than 256 cores; each
     // stack top must keep SP 16-byte aligned (SCTLR_EL2.SA).
-    const _: () = assert!(crate::dtb::MAX_CPUS >= 1 && crate::dtb::MAX_CPUS <= 256);
+    const _: () = assert!(crate::platform::MAX_CPUS >= 1 && crate::platform::MAX_CPUS <= 256);
     const _: () = assert!(STACK_SIZE.is_multiple_of(16));
 
     extern "C" {

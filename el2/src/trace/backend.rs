@@ -14,8 +14,8 @@ use super::errata::Errata;
 use super::ete::{Ete, HwState, SavedState, TraceError};
 use super::model::{GuestEvent, TraceModel, TRBSR_BSC_FULL, TRBSR_IRQ, TRBSR_S, TRBSR_WRAP};
 use super::Probe;
-use crate::dtb::Range;
 use crate::manager::{Hardware, HwFault, TraceBackend};
+use crate::platform::Range;
 
 #[cfg(target_os = "none")]
 use crate::arch::trace_regs::{HwTraceRegs, TraceAccess};
@@ -520,7 +520,7 @@ mod tests {
 
     #[test]
     fn trace_backend_ids_are_unique_and_valid() {
-        for i in 0..crate::dtb::MAX_CPUS {
+        for i in 0..crate::platform::MAX_CPUS {
             assert!(super::super::valid_trace_id(trace_id(i)));
             for j in 0..i {
                 assert_ne!(trace_id(i), trace_id(j));

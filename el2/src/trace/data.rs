@@ -5,7 +5,7 @@
 use guest_api::hyp::Error;
 use guest_api::trace::{ReadResult, READ_ALIGN, READ_MAX};
 
-use crate::dtb::Range;
+use crate::platform::Range;
 
 /// Checks TRACE_READ's guest buffer: non-empty, at most `READ_MAX` bytes,
 /// `READ_ALIGN`-aligned, and inside one region of the guest's RAM (which

@@ -62,7 +62,7 @@ use guest_api::trace::TraceConfig;
 
 use super::errata::{Errata, Workaround};
 use super::regs::{Reg, SysRegs};
-use crate::dtb::Range;
+use crate::platform::Range;
 
 /// TRCPRGCTLR.EN.
 const PRGCTLR_EN: u64 = 1;

@@ -15,7 +15,7 @@ use guest_api::trace::TraceConfig;
 use super::ete::{Ete, SavedState, TraceError};
 use super::model::TraceModel;
 use super::regs::{Reg, SysRegs};
-use crate::dtb::Range;
+use crate::platform::Range;
 
 impl<S: SysRegs> Ete<S> {
     /// Calls `f` with every trace-unit register a full save would read on

@@ -9,7 +9,7 @@ use std::vec::Vec;
 use guest_api::trace::TraceConfig;
 
 use super::*;
-use crate::dtb::Range;
+use crate::platform::Range;
 use Access::{Dsb, Isb, Read, TsbCsync, Write};
 
 const ID: u8 = 0x10;

@@ -11,7 +11,7 @@ use super::errata::{Errata, Midr, Workaround, CORTEX_A510, CORTEX_A710, NEOVERSE
 use super::model::{GuestEvent, DEFECT_BYTE, OVERRUN_BYTES};
 use super::packet::ExceptionType;
 use super::*;
-use crate::dtb::Range;
+use crate::platform::Range;
 use Access::{Dsb, Isb, TsbCsync, Write};
 
 const BASE: u64 = 0x4800_0000;
