@@ -271,11 +271,9 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         core::mem::size_of::<core_state::Shared>(),
         tracing::BUFFER_SIZE
     );
-    let (ours, full) = crate::trace::access_counts();
-    println!(
-        "trace backend on this core: {:?}; a suspend's save + restore costs {ours} trace register accesses (a full readback would cost {full})",
-        tracing::backend_kind()
-    );
+    // (What a suspend's save + restore costs in trace register accesses,
+    // against a full readback, is computed on the host: `make bench`.)
+    println!("trace backend on this core: {:?}", tracing::backend_kind());
     for r in m.guest.memory() {
         println!(
             "guest RAM {:#x}..{:#x}; entry {entry:#x}, device tree {guest_dtb:#x}",
@@ -362,7 +360,7 @@ fn start_core(warm: bool) -> ! {
     gic::init_cpu_interface();
     if warm {
         // Back from a power-down: the same restore as when firmware returns.
-        tracing::restore_after_suspend();
+        tracing::restore_after_suspend(crate::manager::Wake::PowerLost);
         core_state::count(Event::WarmBoot);
         log::debug!(
             "warm boot after a power-down suspend: trace and virtual CPU interface restored"

@@ -238,7 +238,7 @@ fn psci_call(call: Call) -> i64 {
             }
             // Firmware returned (a wake-up came before power went, or it
             // never powers down): the core kept its state.
-            tracing::restore_after_suspend();
+            tracing::restore_after_suspend(crate::manager::Wake::Returned);
             if r == ret::SUCCESS {
                 // A guest that asked for a power-down expects, per PSCI, to
                 // resume at its entry point (Linux counts a return as a

@@ -322,6 +322,10 @@ pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u6
     let Mode::Enabled(cfg) = t.mode() else {
         return;
     };
+    // Real trace hardware sees the guest itself: only the model is fed.
+    if t.backend.kind() != abi::Backend::Model {
+        return;
+    }
     let ev = crate::trace::GuestEvent {
         kind,
         el: ((spsr >> 2) & 0b11) as u8,
@@ -382,7 +386,7 @@ pub fn save_for_power_down() {
 
 /// After a power-down CPU_SUSPEND, on both paths (firmware returned, or the
 /// core came back through the warm-boot entry): put back what was saved.
-pub fn restore_after_suspend() {
+pub fn restore_after_suspend(wake: crate::manager::Wake) {
     // SAFETY: as in `trace`.
     let local = unsafe { core_state::local() };
     if let Some(v) = local.vcpu_if.take() {
@@ -391,7 +395,7 @@ pub fn restore_after_suspend() {
     if !TRACE_MANAGER {
         return;
     }
-    if let Err(e) = trace().resume_restore() {
+    if let Err(e) = trace().resume_restore(wake) {
         log::warn!("trace could not be restored after suspend ({e:?}): left disabled");
     }
 }

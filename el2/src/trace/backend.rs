@@ -546,7 +546,7 @@ mod tests {
         // Power-down with real state loss, then the one restore path.
         t.suspend_save();
         t.backend.power_loss();
-        t.resume_restore().unwrap();
+        t.resume_restore(crate::manager::Wake::PowerLost).unwrap();
         assert!(t.snapshot().consistent());
         assert_eq!(
             t.backend.model().unwrap().peek(crate::trace::Reg::TrbPtr),
@@ -697,7 +697,7 @@ mod tests {
         );
         t.suspend_save();
         t.backend.power_loss();
-        t.resume_restore().unwrap();
+        t.resume_restore(crate::manager::Wake::PowerLost).unwrap();
         // The restart's sync point follows the data kept across power-down.
         assert_eq!(t.backend.view().len(), one + crate::trace::START_BYTES);
         assert_eq!(t.backend.model().unwrap().violations(), 0);
@@ -727,7 +727,7 @@ mod tests {
             }
             t.suspend_save();
             t.backend.power_loss();
-            t.resume_restore().unwrap();
+            t.resume_restore(crate::manager::Wake::PowerLost).unwrap();
             let v = t.backend.view();
             assert!(!v.wrapped, "cycle {cycle}: {v:?}");
         }
@@ -743,7 +743,7 @@ mod tests {
         for _ in 0..20 {
             t.suspend_save();
             t.backend.power_loss();
-            t.resume_restore().unwrap();
+            t.resume_restore(crate::manager::Wake::PowerLost).unwrap();
         }
         t.backend.power_loss();
         t.power_on();

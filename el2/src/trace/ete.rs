@@ -339,6 +339,7 @@ impl Program {
         &self.writes[..self.len]
     }
 
+    #[cfg(not(target_os = "none"))]
     /// The value this program writes to `r`, if it writes it.
     pub(crate) fn value(&self, r: Reg) -> Option<u64> {
         self.writes().iter().find(|(w, _)| *w == r).map(|&(_, v)| v)

@@ -8,7 +8,8 @@
 //! - `backend`: `Backend`, what `manager::CoreTrace` drives on each core:
 //!   the hardware or the model, with the core's buffer.
 //! - `readback`: the Linux-style full save/restore, for comparison only,
-//!   and `access_counts`.
+//!   and `access_counts`: host only (tests and `make bench`), never in the
+//!   hypervisor image.
 //!
 //! The real registers are `arch::trace_regs::HwTraceRegs` (target only).
 
@@ -18,6 +19,7 @@ pub mod errata;
 pub mod ete;
 pub mod model;
 pub mod packet;
+#[cfg(not(target_os = "none"))]
 pub mod readback;
 #[cfg(test)]
 pub mod recorder;
@@ -30,6 +32,7 @@ mod tests_errata;
 pub use backend::*;
 pub use ete::*;
 pub use model::*;
+#[cfg(not(target_os = "none"))]
 pub use readback::*;
 #[cfg(test)]
 pub use recorder::*;
