@@ -1,10 +1,14 @@
 //! The hypervisor's command line (/chosen/bootargs of its own device tree).
 //!
-//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown] [bench]`:
+//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown] [test.vanish] [bench]`:
 //! where the runner loaded the guest kernel image and the guest's device
 //! tree (hex with 0x, or decimal). `test.powerdown` is a test switch: a
 //! power-down CPU_SUSPEND loses EL2 and trace state and comes back through
-//! the warm-boot entry even where firmware only waits (QEMU). `bench` lets
+//! the warm-boot entry even where firmware only waits (QEMU). `test.vanish`
+//! is a test switch too: a guest's CPU_OFF goes to firmware without closing
+//! the core's mailbox or telling the other cores, as a power controller
+//! behind PSCI's back would do, so that the bounded wait for a core that
+//! stopped answering runs on QEMU. `bench` lets
 //! the guest's PMU event counters count at EL2 (MDCR_EL2.HPMD = 0), so a
 //! benchmark guest can measure the hypervisor's instructions; without it
 //! the guest cannot observe EL2 through the PMU. Unknown words
@@ -23,6 +27,8 @@ pub struct Args {
     pub simulate_power_loss: bool,
     /// `bench`: the guest's PMU may count EL2 events.
     pub guest_counts_el2: bool,
+    /// `test.vanish`: CPU_OFF powers the core off behind the other cores' back.
+    pub vanish_on_cpu_off: bool,
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -40,6 +46,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
         log: log::LevelFilter::Info,
         simulate_power_loss: false,
         guest_counts_el2: false,
+        vanish_on_cpu_off: false,
     };
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -48,6 +55,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
             "guest.dtb" => args.guest_dtb = Some(number(value).ok_or(word)?),
             "test.powerdown" if value.is_empty() => args.simulate_power_loss = true,
             "bench" if value.is_empty() => args.guest_counts_el2 = true,
+            "test.vanish" if value.is_empty() => args.vanish_on_cpu_off = true,
             "log" => {
                 args.log = match value {
                     "error" => log::LevelFilter::Error,
@@ -80,6 +88,9 @@ mod tests {
         assert!(!parse("test.powerdown").unwrap().guest_counts_el2);
         assert!(parse("log=info bench").unwrap().guest_counts_el2);
         assert!(!parse("bench=1").unwrap().guest_counts_el2);
+        assert!(parse("log=info test.vanish").unwrap().vanish_on_cpu_off);
+        assert!(!parse("test.powerdown").unwrap().vanish_on_cpu_off);
+        assert!(!parse("test.vanish=1").unwrap().vanish_on_cpu_off);
     }
 
     #[test]

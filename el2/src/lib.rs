@@ -14,6 +14,7 @@ pub mod inject;
 pub mod mailbox;
 pub mod manager;
 pub mod mmu;
+pub mod power;
 pub mod regs;
 pub mod request;
 pub mod sgi;
