@@ -33,7 +33,9 @@
 //! counter in the host tests and loom models), because a target can stop
 //! answering: powered off behind PSCI's back with its mailbox open, or
 //! stuck. When the bound passes:
-//! - a requester still waiting to claim gives up (`Timeout::Unclaimed`);
+//! - a requester still waiting to claim gives up (`Timeout::Unclaimed`)
+//!   when the target has taken no request, for anybody, for one bound
+//!   (or after `CLAIM_BOUNDS` bounds in all);
 //! - a posted request is withdrawn (`Timeout::Withdrawn`): the requester's
 //!   POSTED -> EMPTY and the target's POSTED -> TAKEN are both
 //!   compare-exchanges on the same word, so exactly one of them wins, and a
@@ -82,6 +84,9 @@ pub enum SendError {
     /// The target did not answer within the bound.
     Timeout(Timeout),
 }
+
+/// The longest a claim may wait while the target serves others, in bounds.
+pub const CLAIM_BOUNDS: u64 = 10;
 
 /// How far a request got before its bound passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +147,9 @@ pub type AnswerWords = [u64; ANSWER_WORDS];
 #[derive(Debug)]
 pub struct Mailbox {
     state: AtomicU32,
+    /// Requests the owner has taken so far (wrapping): a requester waiting
+    /// to claim sees the target making progress for others.
+    taken: AtomicU32,
     request: [AtomicU64; REQUEST_WORDS],
     answer: [AtomicU64; ANSWER_WORDS],
 }
@@ -151,6 +159,7 @@ macro_rules! closed_mailbox {
     () => {
         Mailbox {
             state: AtomicU32::new(CLOSED),
+            taken: AtomicU32::new(0),
             request: [
                 AtomicU64::new(0),
                 AtomicU64::new(0),
@@ -244,6 +253,7 @@ impl Mailbox {
         if self.advance(POSTED, TAKEN, Ordering::Acquire).is_err() {
             return false;
         }
+        self.taken.fetch_add(1, Ordering::Relaxed);
         let req: RequestWords = core::array::from_fn(|i| self.request[i].load(Ordering::Relaxed));
         let ans = handler(req);
         for (slot, v) in self.answer.iter().zip(ans) {
@@ -328,7 +338,14 @@ impl Mailbox {
     /// `notify` is called once the request is posted (it sends the SGI);
     /// `idle` is called while waiting and must serve the caller's own
     /// mailbox (that is what keeps all-to-all requests deadlock-free).
-    /// `bound` limits the whole wait, claim and answer together.
+    ///
+    /// `bound` limits each wait: the claim ends when the mailbox makes no
+    /// progress (the target takes no request, for anybody) for one bound,
+    /// or after [`CLAIM_BOUNDS`] bounds in all, however busy the target
+    /// is with others (the one-request mailbox is not fair among
+    /// requesters: under a flood from several cores one of them can lose
+    /// the claim for a long time); the answer must come within one bound
+    /// of the post.
     pub fn send(
         &self,
         request: RequestWords,
@@ -336,7 +353,9 @@ impl Mailbox {
         idle: &mut dyn FnMut(),
         bound: &mut Bound,
     ) -> Result<AnswerWords, SendError> {
-        let since = bound.start();
+        let first = bound.start();
+        let mut since = first;
+        let mut seen = self.taken.load(Ordering::Relaxed);
         loop {
             match self
                 .state
@@ -347,7 +366,14 @@ impl Mailbox {
                     return Err(SendError::TargetOff)
                 }
                 Err(_) => {
-                    if bound.passed(since) {
+                    let taken = self.taken.load(Ordering::Relaxed);
+                    if taken != seen {
+                        // The target serves others: it is alive.
+                        seen = taken;
+                        since = bound.start();
+                    }
+                    let total = (bound.now)().wrapping_sub(first);
+                    if bound.passed(since) || total / CLAIM_BOUNDS >= bound.ticks {
                         return Err(SendError::Timeout(Timeout::Unclaimed));
                     }
                     idle();
@@ -376,6 +402,7 @@ impl Mailbox {
             return Err(SendError::TargetOff);
         }
         notify();
+        let since = bound.start();
         loop {
             let s = self.state.load(Ordering::Acquire);
             if phase(s) == DONE {

@@ -73,6 +73,12 @@ pub enum Scenario {
     /// `test=hostile`: hostile register, memory, GIC and argument probes
     /// (see [`crate::hostile`]).
     Hostile,
+    /// `test=offflood`: a core calls CPU_OFF while all others flood it
+    /// with trace calls (see [`crate::vanish`]).
+    OffFlood,
+    /// `test=vanish`: a core goes off behind the hypervisor's back
+    /// (hypervisor switch `test.vanish`; see [`crate::vanish`]).
+    Vanish,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -144,6 +150,8 @@ impl Platform {
             "story" => Scenario::Story,
             "bench" => Scenario::Bench,
             "hostile" => Scenario::Hostile,
+            "offflood" => Scenario::OffFlood,
+            "vanish" => Scenario::Vanish,
             "fuzz" => {
                 let seed = match seed.map(|v| v.parse::<u64>().ok().or_else(|| parse_hex(v))) {
                     None => crate::fuzz::DEFAULT_SEED,
@@ -160,7 +168,7 @@ impl Platform {
                 }
             }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz or hostile)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile, offflood or vanish)",
             ),
         }
     }

@@ -11,7 +11,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use crate::arch::{self, MAX_CPUS};
 use crate::report::Msg;
-use crate::{calls, fuzz, gic, hostile, irq, isolation, platform, story, stress, suite, timer};
+use crate::{
+    calls, fuzz, gic, hostile, irq, isolation, platform, story, stress, suite, timer, vanish,
+};
 
 /// Commands the boot core gives secondaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,10 @@ pub enum Cmd {
     Fuzz = 13,
     /// This core's part of the hostile system-register walk and OS lock.
     Hostile = 14,
+    /// Flood core `arg` with trace calls until it is off (`test=offflood`).
+    Flood = 15,
+    /// Enable own trace, wait for the flood, CPU_OFF (`test=offflood`).
+    OffFlooded = 16,
 }
 
 impl Cmd {
@@ -64,6 +70,8 @@ impl Cmd {
             12 => Cmd::BenchAllToAll,
             13 => Cmd::Fuzz,
             14 => Cmd::Hostile,
+            15 => Cmd::Flood,
+            16 => Cmd::OffFlooded,
             _ => return None,
         })
     }
@@ -84,6 +92,8 @@ impl Cmd {
             Cmd::BenchAllToAll => "bench-all-to-all",
             Cmd::Fuzz => "abi-fuzz",
             Cmd::Hostile => "sysreg-walk",
+            Cmd::Flood => "flood",
+            Cmd::OffFlooded => "cpu-off-flooded",
         }
     }
 }
@@ -248,17 +258,25 @@ fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
         }
         Cmd::Fuzz => fuzz::secondary(),
         Cmd::Hostile => hostile::local(),
+        Cmd::Flood => vanish::flood(arg as usize),
+        Cmd::OffFlooded => vanish::target(),
     }
 }
 
 /// CPU_OFF: quiesces the core and powers it off. Returns only if CPU_OFF
 /// did, which is a failure.
 fn go_off() -> Result<(), Msg> {
+    go_off_stamped(|| {})
+}
+
+/// [`go_off`], calling `stamp` just before the CPU_OFF call.
+pub fn go_off_stamped(stamp: impl FnOnce()) -> Result<(), Msg> {
     let me = arch::core_index();
     arch::mask_irqs();
     timer::disable();
     gic::disable_cpu_interface();
     ONLINE[me].store(false, Ordering::Release);
+    stamp();
     let r = calls::cpu_off();
     gic::init_cpu_interface();
     ONLINE[me].store(true, Ordering::Release);
