@@ -86,7 +86,7 @@ pub enum SendError {
 }
 
 /// The longest a claim may wait while the target serves others, in bounds.
-pub const CLAIM_BOUNDS: u64 = 10;
+pub const CLAIM_BOUNDS: u64 = 3;
 
 /// How far a request got before its bound passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -203,6 +203,14 @@ fn trace_stress(cores: usize) -> Outcome {
     cfg.hypervisor_switches = "test.powerdown".into();
     let out = run(&cfg);
     assert_passed(&out, &TRACE_CHECKS);
+    // A healthy run never reaches the hypervisor's bound on a cross-core
+    // wait (guest_api::hyp::TARGET_ANSWER_BOUND_MS).
+    assert_eq!(
+        out.lines_with("did not answer").count(),
+        0,
+        "{}",
+        explain(&out)
+    );
     let n = |k| {
         out.number_after("guest: trace-stress", k)
             .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
@@ -262,6 +270,12 @@ fn cpu_off_under_a_flood_8_cores() {
     };
     assert_eq!(n("violations"), 0, "{}", explain(&out));
     assert!(n("target_off") >= 7 * 20, "{}", explain(&out));
+    assert_eq!(
+        out.lines_with("did not answer").count(),
+        0,
+        "a healthy target never reaches the bound: {}",
+        explain(&out)
+    );
     assert!(n("first_target_off_us") <= 100_000, "{}", explain(&out));
     println!(
         "CPU_OFF under a flood, 8 cores: first TARGET_OFF {} us after CPU_OFF, AFFINITY_INFO OFF after {} us, {} calls, {} TARGET_OFF, {} served after the CPU_OFF, longest call {} us",
