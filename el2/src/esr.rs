@@ -397,8 +397,15 @@ mod tests {
         assert_eq!(instruction_length(dabt(false)), 2);
         assert_eq!(next_instruction(0x4420_0000, dabt(true)), 0x4420_0004);
         assert_eq!(next_instruction(0x4420_0000, dabt(false)), 0x4420_0002);
-        assert_eq!(next_instruction(0x4420_0100, esr(ec::SMC64, true, 0)), 0x4420_0104);
-        assert_eq!(next_instruction(u64::MAX - 1, dabt(false)), 0, "wraps, never panics");
+        assert_eq!(
+            next_instruction(0x4420_0100, esr(ec::SMC64, true, 0)),
+            0x4420_0104
+        );
+        assert_eq!(
+            next_instruction(u64::MAX - 1, dabt(false)),
+            0,
+            "wraps, never panics"
+        );
     }
 
     /// The ISS of an EC 0x18 trap, built field by field from the Arm ARM

@@ -381,11 +381,21 @@ mod tests {
         priority_bytes(&v, &mut hw, base + 29, 29, 4, Some(0x4433_2211), all);
         assert_eq!(
             hw.writes,
-            vec![(base + 29, 1, 0x11), (base + 30, 1, 0x22), (base + 31, 1, 0x33)]
+            vec![
+                (base + 29, 1, 0x11),
+                (base + 30, 1, 0x22),
+                (base + 31, 1, 0x33)
+            ]
         );
-        assert_eq!(priority_bytes(&v, &mut hw, base + 29, 29, 4, None, all), 0x33_2211);
+        assert_eq!(
+            priority_bytes(&v, &mut hw, base + 29, 29, 4, None, all),
+            0x33_2211
+        );
         assert_eq!(priority_bytes(&v, &mut hw, base + 32, 32, 4, None, all), 0);
-        assert_eq!(priority_bytes(&v, &mut hw, 0, u32::MAX, 8, Some(!0), all), 0);
+        assert_eq!(
+            priority_bytes(&v, &mut hw, 0, u32::MAX, 8, Some(!0), all),
+            0
+        );
         assert_eq!(hw.writes.len(), 3);
     }
 

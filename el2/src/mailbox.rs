@@ -120,7 +120,9 @@ pub struct Bound<'a> {
 
 impl core::fmt::Debug for Bound<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Bound").field("ticks", &self.ticks).finish_non_exhaustive()
+        f.debug_struct("Bound")
+            .field("ticks", &self.ticks)
+            .finish_non_exhaustive()
     }
 }
 
@@ -206,12 +208,10 @@ impl Mailbox {
             if phase(cur) != from {
                 return Err(cur);
             }
-            match self.state.compare_exchange(
-                cur,
-                (cur & CLOSING) | to,
-                success,
-                Ordering::Acquire,
-            ) {
+            match self
+                .state
+                .compare_exchange(cur, (cur & CLOSING) | to, success, Ordering::Acquire)
+            {
                 Ok(old) => return Ok(old),
                 // Only the flag can have changed under us (the phase is
                 // ours to move): look again.
@@ -385,9 +385,9 @@ impl Mailbox {
         }
         // Post only into a mailbox that is not closing (Release: the words
         // above are visible to the target that takes it).
-        if let Err(s) = self
-            .state
-            .compare_exchange(CLAIMED, POSTED, Ordering::Release, Ordering::Acquire)
+        if let Err(s) =
+            self.state
+                .compare_exchange(CLAIMED, POSTED, Ordering::Release, Ordering::Acquire)
         {
             // The owner began closing after the claim: give the claim back
             // (unless a close that gave up on us already made it CLOSED).
@@ -507,12 +507,20 @@ mod tests {
             },
         );
         assert_eq!(r, Err(SendError::Timeout(Timeout::Withdrawn)));
-        assert!((98..=100).contains(&polls), "{polls} polls for a bound of 100");
+        assert!(
+            (98..=100).contains(&polls),
+            "{polls} polls for a bound of 100"
+        );
         assert!(!m.serve(&mut |_| panic!("a withdrawn request was executed")));
         assert!(m.is_open());
-        let r = m.send([2, 0, 0, 0], &mut || {}, &mut || {
-            m.serve(&mut |w| [w[0], 0, 0, 0, 0, 0]);
-        }, &mut unbounded());
+        let r = m.send(
+            [2, 0, 0, 0],
+            &mut || {},
+            &mut || {
+                m.serve(&mut |w| [w[0], 0, 0, 0, 0, 0]);
+            },
+            &mut unbounded(),
+        );
         assert_eq!(r, Ok([2, 0, 0, 0, 0, 0]));
     }
 
@@ -573,13 +581,18 @@ mod tests {
         m.open();
         m.state.store(TAKEN, Ordering::Relaxed);
         let mut t = 0;
-        let r = m.send([1, 0, 0, 0], &mut || panic!("posted"), &mut || {}, &mut Bound {
-            now: &mut || {
-                t += 1;
-                t
+        let r = m.send(
+            [1, 0, 0, 0],
+            &mut || panic!("posted"),
+            &mut || {},
+            &mut Bound {
+                now: &mut || {
+                    t += 1;
+                    t
+                },
+                ticks: 5,
             },
-            ticks: 5,
-        });
+        );
         assert_eq!(r, Err(SendError::Timeout(Timeout::Unclaimed)));
     }
 
@@ -590,7 +603,12 @@ mod tests {
         let requester = {
             let m = m.clone();
             std::thread::spawn(move || {
-                m.send([5, 0, 0, 0], &mut || {}, &mut std::hint::spin_loop, &mut unbounded())
+                m.send(
+                    [5, 0, 0, 0],
+                    &mut || {},
+                    &mut std::hint::spin_loop,
+                    &mut unbounded(),
+                )
             })
         };
         // The target keeps trying to close until the request is in and served.
@@ -676,14 +694,24 @@ mod tests {
         m.open();
         m.state.store(CLAIMED, Ordering::Relaxed);
         let mut t = 0;
-        let c = m.close(&mut |_| unreachable!(), &mut || {}, &mut Bound {
-            now: &mut || {
-                t += 1;
-                t
+        let c = m.close(
+            &mut |_| unreachable!(),
+            &mut || {},
+            &mut Bound {
+                now: &mut || {
+                    t += 1;
+                    t
+                },
+                ticks: 10,
             },
-            ticks: 10,
-        });
-        assert_eq!(c, Closed { served: 0, forced: true });
+        );
+        assert_eq!(
+            c,
+            Closed {
+                served: 0,
+                forced: true
+            }
+        );
         assert!(!m.is_open());
     }
 
@@ -748,4 +776,3 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
-

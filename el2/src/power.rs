@@ -148,15 +148,17 @@ pub fn event_stream_bits(freq: u64) -> u64 {
     let freq = if freq == 0 { 1_000_000_000 } else { freq };
     let period = (freq / 10_000).max(2);
     // The largest EVNTI with 2^(EVNTI + 1) <= period, at most 15.
-    let evnti = (63 - u64::from(period.leading_zeros())).saturating_sub(1).min(15);
+    let evnti = (63 - u64::from(period.leading_zeros()))
+        .saturating_sub(1)
+        .min(15);
     EVNTEN | (evnti << 4)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::{CoreTrace, Hardware, HwFault, Mode, TraceBackend};
     use crate::mailbox::SendError;
+    use crate::manager::{CoreTrace, Hardware, HwFault, Mode, TraceBackend};
     use crate::request::Request;
     use guest_api::hyp::Error;
     use guest_api::trace::TraceConfig;
@@ -226,7 +228,12 @@ mod tests {
         assert_eq!(bound_ticks(0), 10_000_000_000);
         assert_eq!(bound_ticks(1), 10);
         assert_eq!(bound_ticks(u64::MAX), u64::MAX / 1000);
-        for (freq, evnti) in [(62_500_000, 11), (1_000_000_000, 15), (24_000_000, 10), (1, 0)] {
+        for (freq, evnti) in [
+            (62_500_000, 11),
+            (1_000_000_000, 15),
+            (24_000_000, 10),
+            (1, 0),
+        ] {
             let bits = event_stream_bits(freq);
             assert_eq!(bits & 0b1111, 0b0100, "{freq}: EVNTEN only, EVNTDIR 0");
             assert_eq!(bits >> 4, evnti, "{freq} Hz");
@@ -345,11 +352,18 @@ mod tests {
             &mut unbounded(),
         );
         assert_eq!(closed.served, 1);
-        assert!(early.join().unwrap().is_ok(), "the posted request is answered");
+        assert!(
+            early.join().unwrap().is_ok(),
+            "the posted request is answered"
+        );
         assert_eq!(late, Some(Err(SendError::TargetOff)));
         let s = trace.snapshot();
         assert_eq!(s.mode, Mode::Disabled, "a core going off left tracing");
-        assert_eq!(s.hardware, Hardware::Stopped, "the unit traces through CPU_OFF");
+        assert_eq!(
+            s.hardware,
+            Hardware::Stopped,
+            "the unit traces through CPU_OFF"
+        );
         // And after it, every request is refused, none applied.
         let r = m.send(
             enable_words(),

@@ -2449,7 +2449,11 @@ fn found_gic_misaligned_priority_word_overflows_shift() {
     let (r, effect) = gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041d), 4, None);
     assert_eq!((r, effect), (0, Effect::None));
     gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041d), 4, Some(u64::MAX));
-    assert!(hw.log.is_empty(), "misaligned word reached the GIC: {:?}", hw.log);
+    assert!(
+        hw.log.is_empty(),
+        "misaligned word reached the GIC: {:?}",
+        hw.log
+    );
     assert!(v.redist[0]
         .sgi_priority
         .iter()
@@ -2465,7 +2469,10 @@ fn found_gic_misaligned_priority_word_overflows_shift() {
         .filter(|i| ppis & (1 << (28 + i)) != 0)
         .map(|i| (pa + i, 1, Some((0x8070_6050 >> (8 * i)) & 0xff)))
         .collect();
-    assert!(!want.is_empty() && want.len() < 4, "INTID 31 is EL2's, 28..30 the guest's");
+    assert!(
+        !want.is_empty() && want.len() < 4,
+        "INTID 31 is EL2's, 28..30 the guest's"
+    );
     assert_eq!(written, want);
     let (r, _) = gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041c), 4, None);
     let mask: u64 = (0..4)

@@ -142,7 +142,10 @@ static LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
 /// The longest cross-core wait so far, in microseconds.
 pub fn longest_wait_us() -> u64 {
     let freq = arch::cntfrq_el0::read().max(1);
-    LONGEST_WAIT.load(Ordering::Relaxed).saturating_mul(1_000_000) / freq
+    LONGEST_WAIT
+        .load(Ordering::Relaxed)
+        .saturating_mul(1_000_000)
+        / freq
 }
 
 /// Core `idx` did not answer `req` within the bound: one log line for the

@@ -196,9 +196,7 @@ fn send_guest_sgi(value: u64) {
     let (intid, mask) = sgi::targets(value, m.platform.cpus(), me);
     for idx in (0..m.platform.cpu_count).filter(|i| mask & (1 << i) != 0) {
         let core = &CORES[idx];
-        if !core.power.is_on()
-            || m.guest_cpu_index(m.platform.cpus()[idx]).is_none()
-        {
+        if !core.power.is_on() || m.guest_cpu_index(m.platform.cpus()[idx]).is_none() {
             continue;
         }
         core.pending_sgi.fetch_or(1 << intid, Ordering::AcqRel);

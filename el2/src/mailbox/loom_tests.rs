@@ -15,9 +15,7 @@
 //! forgotten mailbox) fails: either loom sees every thread blocked, or the
 //! spinning execution exceeds loom's branch limit.
 
-use super::{
-    phase, AnswerWords, Bound, Mailbox, RequestWords, SendError, Timeout, CLOSED, EMPTY,
-};
+use super::{phase, AnswerWords, Bound, Mailbox, RequestWords, SendError, Timeout, CLOSED, EMPTY};
 use loom::sync::Arc;
 use loom::thread;
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
@@ -416,7 +414,11 @@ impl Seen {
 
     /// Asserts that each of `outcomes` happened in some execution.
     fn expect(&self, name: &str, outcomes: &[Outcome]) {
-        let counts: Vec<_> = self.0.iter().map(|c| c.load(StdOrdering::Relaxed)).collect();
+        let counts: Vec<_> = self
+            .0
+            .iter()
+            .map(|c| c.load(StdOrdering::Relaxed))
+            .collect();
         println!("loom model {name}: outcomes answered/refused/withdrawn/abandoned = {counts:?}");
         for &o in outcomes {
             assert!(counts[o as usize] > 0, "{name}: no execution ended {o:?}");

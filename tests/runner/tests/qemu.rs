@@ -310,8 +310,10 @@ fn vanished_core_answers_within_the_bound() {
     );
     println!(
         "vanished core: first answer after {} ms, the next after {} ms; hypervisor: {}",
-        out.number_after("guest: vanish", "first_answer_ms").unwrap_or(0),
-        out.number_after("guest: vanish", "second_answer_ms").unwrap_or(0),
+        out.number_after("guest: vanish", "first_answer_ms")
+            .unwrap_or(0),
+        out.number_after("guest: vanish", "second_answer_ms")
+            .unwrap_or(0),
         timeouts[0]
     );
 }
