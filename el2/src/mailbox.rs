@@ -70,6 +70,11 @@ const ABANDONED: u32 = 6;
 /// The owner is closing the mailbox: no new claim succeeds.
 const CLOSING: u32 = 1 << 8;
 const PHASE: u32 = 0xff;
+/// Bits [31:16] count the requests the owner has taken (wrapping), in the
+/// same word so that taking and counting are one compare-exchange: a
+/// requester waiting to claim sees the target making progress for others,
+/// and the word never returns to an earlier value while it does.
+const TAKE: u32 = 1 << 16;
 
 const fn phase(state: u32) -> u32 {
     state & PHASE
@@ -149,9 +154,6 @@ pub type AnswerWords = [u64; ANSWER_WORDS];
 #[derive(Debug)]
 pub struct Mailbox {
     state: AtomicU32,
-    /// Requests the owner has taken so far (wrapping): a requester waiting
-    /// to claim sees the target making progress for others.
-    taken: AtomicU32,
     request: [AtomicU64; REQUEST_WORDS],
     answer: [AtomicU64; ANSWER_WORDS],
 }
@@ -161,7 +163,6 @@ macro_rules! closed_mailbox {
     () => {
         Mailbox {
             state: AtomicU32::new(CLOSED),
-            taken: AtomicU32::new(0),
             request: [
                 AtomicU64::new(0),
                 AtomicU64::new(0),
@@ -200,17 +201,30 @@ impl Mailbox {
         closed_mailbox!()
     }
 
-    /// Moves the phase from `from` to `to`, keeping the CLOSING flag.
+    /// Moves the phase from `from` to `to`, keeping the CLOSING flag and
+    /// the take count.
     /// `Err(state)` if the phase is not `from`.
     fn advance(&self, from: u32, to: u32, success: Ordering) -> Result<u32, u32> {
+        self.advance_counting(from, to, 0, success)
+    }
+
+    /// [`Self::advance`], adding `takes` to the take count.
+    fn advance_counting(
+        &self,
+        from: u32,
+        to: u32,
+        takes: u32,
+        success: Ordering,
+    ) -> Result<u32, u32> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if phase(cur) != from {
                 return Err(cur);
             }
+            let new = (cur & !PHASE).wrapping_add(takes) | to;
             match self
                 .state
-                .compare_exchange(cur, (cur & CLOSING) | to, success, Ordering::Acquire)
+                .compare_exchange(cur, new, success, Ordering::Acquire)
             {
                 Ok(old) => return Ok(old),
                 // Only the flag can have changed under us (the phase is
@@ -239,9 +253,13 @@ impl Mailbox {
     /// idle mailbox is closed; its core reopens it when it is started again.
     /// Returns whether it closed it.
     pub fn close_for_vanished_owner(&self) -> bool {
-        self.state
-            .compare_exchange(EMPTY, CLOSED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let s = self.state.load(Ordering::Acquire);
+        phase(s) == EMPTY
+            && s & CLOSING == 0
+            && self
+                .state
+                .compare_exchange(s, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Serves a posted request, if any, with `handler`. Called only by the
@@ -250,10 +268,12 @@ impl Mailbox {
         // Taking is a compare-exchange against the requester's withdrawal:
         // exactly one of the two wins. Acquire: the request words the
         // requester wrote before its Release post are visible.
-        if self.advance(POSTED, TAKEN, Ordering::Acquire).is_err() {
+        if self
+            .advance_counting(POSTED, TAKEN, TAKE, Ordering::Acquire)
+            .is_err()
+        {
             return false;
         }
-        self.taken.fetch_add(1, Ordering::Relaxed);
         let req: RequestWords = core::array::from_fn(|i| self.request[i].load(Ordering::Relaxed));
         let ans = handler(req);
         for (slot, v) in self.answer.iter().zip(ans) {
@@ -355,46 +375,56 @@ impl Mailbox {
     ) -> Result<AnswerWords, SendError> {
         let first = bound.start();
         let mut since = first;
-        let mut seen = self.taken.load(Ordering::Relaxed);
-        loop {
-            match self
-                .state
-                .compare_exchange(EMPTY, CLAIMED, Ordering::Acquire, Ordering::Acquire)
-            {
-                Ok(_) => break,
-                Err(s) if phase(s) == CLOSED || s & CLOSING != 0 => {
-                    return Err(SendError::TargetOff)
-                }
-                Err(_) => {
-                    let taken = self.taken.load(Ordering::Relaxed);
-                    if taken != seen {
-                        // The target serves others: it is alive.
-                        seen = taken;
-                        since = bound.start();
+        let mut cur = self.state.load(Ordering::Acquire);
+        let mut seen = cur / TAKE;
+        let claimed = loop {
+            if phase(cur) == CLOSED || cur & CLOSING != 0 {
+                return Err(SendError::TargetOff);
+            }
+            if phase(cur) == EMPTY {
+                let claimed = (cur & !PHASE) | CLAIMED;
+                match self.state.compare_exchange(
+                    cur,
+                    claimed,
+                    Ordering::Acquire,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break claimed,
+                    Err(now) => {
+                        cur = now;
+                        continue;
                     }
-                    let total = (bound.now)().wrapping_sub(first);
-                    if bound.passed(since) || total / CLAIM_BOUNDS >= bound.ticks {
-                        return Err(SendError::Timeout(Timeout::Unclaimed));
-                    }
-                    idle();
                 }
             }
-        }
+            if cur / TAKE != seen {
+                // The target serves others: it is alive.
+                seen = cur / TAKE;
+                since = bound.start();
+            }
+            let total = (bound.now)().wrapping_sub(first);
+            if bound.passed(since) || total / CLAIM_BOUNDS >= bound.ticks {
+                return Err(SendError::Timeout(Timeout::Unclaimed));
+            }
+            idle();
+            cur = self.state.load(Ordering::Acquire);
+        };
         for (slot, v) in self.request.iter().zip(request) {
             slot.store(v, Ordering::Relaxed);
         }
         // Post only into a mailbox that is not closing (Release: the words
         // above are visible to the target that takes it).
-        if let Err(s) =
-            self.state
-                .compare_exchange(CLAIMED, POSTED, Ordering::Release, Ordering::Acquire)
-        {
+        if let Err(s) = self.state.compare_exchange(
+            claimed,
+            (claimed & !PHASE) | POSTED,
+            Ordering::Release,
+            Ordering::Acquire,
+        ) {
             // The owner began closing after the claim: give the claim back
             // (unless a close that gave up on us already made it CLOSED).
             if phase(s) == CLAIMED {
                 let _ = self.state.compare_exchange(
                     s,
-                    EMPTY | CLOSING,
+                    (s & !PHASE) | EMPTY,
                     Ordering::Release,
                     Ordering::Relaxed,
                 );
