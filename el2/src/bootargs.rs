@@ -1,10 +1,14 @@
 //! The hypervisor's command line (/chosen/bootargs of its own device tree).
 //!
-//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown] [bench]`:
+//! `guest.entry=<addr> guest.dtb=<addr> [log=<level>] [test.powerdown] [test.vanish] [bench]`:
 //! where the runner loaded the guest kernel image and the guest's device
 //! tree (hex with 0x, or decimal). `test.powerdown` is a test switch: a
 //! power-down CPU_SUSPEND loses EL2 and trace state and comes back through
-//! the warm-boot entry even where firmware only waits (QEMU). `bench` lets
+//! the warm-boot entry even where firmware only waits (QEMU). `test.vanish`
+//! is a test switch too: a guest's CPU_OFF goes to firmware without closing
+//! the core's mailbox or telling the other cores, as a power controller
+//! behind PSCI's back would do, so that the bounded wait for a core that
+//! stopped answering runs on QEMU. `bench` lets
 //! the guest's PMU event counters count at EL2 (MDCR_EL2.HPMD = 0), so a
 //! benchmark guest can measure the hypervisor's instructions; without it
 //! the guest cannot observe EL2 through the PMU. `test.midr=<value>` makes
@@ -31,6 +35,8 @@ pub struct Args {
     pub test_midr: Option<u64>,
     /// `test.trace-probe`: probe the trace registers regardless.
     pub test_trace_probe: bool,
+    /// `test.vanish`: CPU_OFF powers the core off behind the other cores' back.
+    pub vanish_on_cpu_off: bool,
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -50,6 +56,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
         guest_counts_el2: false,
         test_midr: None,
         test_trace_probe: false,
+        vanish_on_cpu_off: false,
     };
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -60,6 +67,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
             "bench" if value.is_empty() => args.guest_counts_el2 = true,
             "test.midr" => args.test_midr = Some(number(value).filter(|&m| m != 0).ok_or(word)?),
             "test.trace-probe" if value.is_empty() => args.test_trace_probe = true,
+            "test.vanish" if value.is_empty() => args.vanish_on_cpu_off = true,
             "log" => {
                 args.log = match value {
                     "error" => log::LevelFilter::Error,
@@ -99,6 +107,9 @@ mod tests {
         );
         assert!(parse("test.trace-probe").unwrap().test_trace_probe);
         assert!(!parse("").unwrap().test_trace_probe);
+        assert!(parse("log=info test.vanish").unwrap().vanish_on_cpu_off);
+        assert!(!parse("test.powerdown").unwrap().vanish_on_cpu_off);
+        assert!(!parse("test.vanish=1").unwrap().vanish_on_cpu_off);
     }
 
     #[test]

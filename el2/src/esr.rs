@@ -124,6 +124,23 @@ pub const fn il(esr: u64) -> bool {
     esr & (1 << 25) != 0
 }
 
+/// The length in bytes of the instruction that trapped: 4 with IL set, 2
+/// for a 16-bit T32 instruction (IL clear).
+pub const fn instruction_length(esr: u64) -> u64 {
+    if il(esr) {
+        4
+    } else {
+        2
+    }
+}
+
+/// Where the guest resumes after EL2 emulated the instruction at `elr`
+/// that trapped with `esr`: the next instruction, by the length the
+/// syndrome gives (Arm ARM: ESR_ELx.IL), never a fixed 4.
+pub const fn next_instruction(elr: u64, esr: u64) -> u64 {
+    elr.wrapping_add(instruction_length(esr))
+}
+
 /// ESR_ELx.ISS, bits \[24:0\].
 pub const fn iss(esr: u64) -> u32 {
     (esr & 0x01ff_ffff) as u32
@@ -367,6 +384,28 @@ mod tests {
     /// ESR from its architectural fields.
     fn esr(ec: u8, il: bool, iss: u32) -> u64 {
         ((ec as u64) << 26) | (if il { IL } else { 0 }) | iss as u64
+    }
+
+    /// An emulated instruction is skipped by its length: 4 bytes for an A64
+    /// (or 32-bit T32) instruction, 2 for a 16-bit T32 one. A fixed 4 (what
+    /// the GIC emulation did) lands a 16-bit instruction's guest in the
+    /// middle of the next instruction.
+    #[test]
+    fn next_instruction_follows_il() {
+        let dabt = |il| esr(ec::DABT_LOW, il, (1 << 24) | (2 << 22));
+        assert_eq!(instruction_length(dabt(true)), 4);
+        assert_eq!(instruction_length(dabt(false)), 2);
+        assert_eq!(next_instruction(0x4420_0000, dabt(true)), 0x4420_0004);
+        assert_eq!(next_instruction(0x4420_0000, dabt(false)), 0x4420_0002);
+        assert_eq!(
+            next_instruction(0x4420_0100, esr(ec::SMC64, true, 0)),
+            0x4420_0104
+        );
+        assert_eq!(
+            next_instruction(u64::MAX - 1, dabt(false)),
+            0,
+            "wraps, never panics"
+        );
     }
 
     /// The ISS of an EC 0x18 trap, built field by field from the Arm ARM

@@ -16,6 +16,7 @@ pub mod mailbox;
 pub mod manager;
 pub mod mmu;
 pub mod platform;
+pub mod power;
 pub mod regs;
 pub mod request;
 pub mod sgi;

@@ -36,6 +36,18 @@ const READ: u64 = 5;
 const STATS: u64 = 6;
 
 impl Request {
+    /// The guest call's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping { .. } => "PING",
+            Request::TraceEnable(_) => "TRACE_ENABLE",
+            Request::TraceDisable => "TRACE_DISABLE",
+            Request::TraceStatus => "TRACE_STATUS",
+            Request::TraceRead { .. } => "TRACE_READ",
+            Request::TraceStats => "TRACE_STATS",
+        }
+    }
+
     /// The four mailbox words.
     pub fn to_words(self) -> [u64; 4] {
         match self {

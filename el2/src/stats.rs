@@ -33,11 +33,14 @@ pub enum Event {
     RequestTargetOff,
     /// A request from another core served here (through the mailbox).
     RequestServed,
+    /// A request posted to another core that did not answer within the
+    /// bound (`guest_api::hyp::TARGET_ANSWER_BOUND_MS`).
+    RequestTimeout,
 }
 
 impl Event {
     /// Every event, in the order the summary prints them.
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 12] = [
         Event::GuestCall,
         Event::Suspend,
         Event::SuspendPowerDown,
@@ -49,6 +52,7 @@ impl Event {
         Event::RequestRemote,
         Event::RequestTargetOff,
         Event::RequestServed,
+        Event::RequestTimeout,
     ];
 
     /// The key in the summary line.
@@ -65,6 +69,7 @@ impl Event {
             Event::RequestRemote => "trace_remote",
             Event::RequestTargetOff => "target_off",
             Event::RequestServed => "served_for_others",
+            Event::RequestTimeout => "timeouts",
         }
     }
 }
@@ -167,7 +172,7 @@ mod tests {
         assert_eq!(
             t.to_string(),
             "guest_calls=2 cpu_suspend=0 powerdown=0 standby=0 warm_boots=0 cpu_on=0 \
-             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1"
+             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0"
         );
     }
 }

@@ -2432,17 +2432,55 @@ fn qemu_gic() -> Layout {
 
 /// Found by `gic_emulate_never_escapes` with misaligned accesses allowed:
 /// a word load from GICR_IPRIORITYR at offset 0x1_041d covers INTIDs 29
-/// to 32, and `guest_ppis & (1 << intid)` shifts a u32 by 32: a panic
-/// ("attempt to shift left with overflow") in a debug build.
+/// to 32, and `guest_ppis & (1 << intid)` shifted a u32 by 32: a panic
+/// ("attempt to shift left with overflow") in a debug build. The loop is
+/// now bounded to INTIDs below 32 on its own (`priority_bytes`, with its
+/// own unit test without the alignment check); here, through `emulate`:
+/// the misaligned word reads 0 and is ignored on write, touching neither
+/// the hardware nor the virtual SGI priorities, while the aligned word
+/// next to it (INTIDs 28 to 31) goes through byte by byte for the PPIs the
+/// guest owns and reads back what was written.
 #[test]
 fn found_gic_misaligned_priority_word_overflows_shift() {
     let (l, v, mut hw) = (qemu_gic(), VirtGic::new(), FakeHw::new(1));
-    let target = Target::Redistributor {
-        core: 0,
-        offset: 0x1_041d,
-    };
-    gic_mmio::emulate(&l, &v, &mut hw, target, 4, None);
-    gic_mmio::emulate(&l, &v, &mut hw, target, 4, Some(u64::MAX));
+    let rd = |offset| Target::Redistributor { core: 0, offset };
+    for sgi in &v.redist[0].sgi_priority {
+        sgi.store(0x5a, Ordering::Relaxed);
+    }
+    let (r, effect) = gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041d), 4, None);
+    assert_eq!((r, effect), (0, Effect::None));
+    gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041d), 4, Some(u64::MAX));
+    assert!(
+        hw.log.is_empty(),
+        "misaligned word reached the GIC: {:?}",
+        hw.log
+    );
+    assert!(v.redist[0]
+        .sgi_priority
+        .iter()
+        .all(|p| p.load(Ordering::Relaxed) == 0x5a));
+
+    // The aligned word at INTIDs 28..31: all four are guest PPIs on QEMU
+    // (maintenance is 25, the TRBE's 31 by default: that one is EL2's).
+    let ppis = gic_mmio::guest_ppis(l.trbe_intid);
+    gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041c), 4, Some(0x8070_6050));
+    let pa = l.redists[0] + 0x1_041c;
+    let written: Vec<_> = hw.log.iter().map(|a| (a.pa, a.size, a.write)).collect();
+    let want: Vec<_> = (0..4u64)
+        .filter(|i| ppis & (1 << (28 + i)) != 0)
+        .map(|i| (pa + i, 1, Some((0x8070_6050 >> (8 * i)) & 0xff)))
+        .collect();
+    assert!(
+        !want.is_empty() && want.len() < 4,
+        "INTID 31 is EL2's, 28..30 the guest's"
+    );
+    assert_eq!(written, want);
+    let (r, _) = gic_mmio::emulate(&l, &v, &mut hw, rd(0x1_041c), 4, None);
+    let mask: u64 = (0..4)
+        .filter(|i| ppis & (1 << (28 + i)) != 0)
+        .map(|i| 0xffu64 << (8 * i))
+        .sum();
+    assert_eq!(r, 0x8070_6050 & mask);
 }
 
 /// Found by `gic_emulate_never_escapes` with misaligned accesses allowed:

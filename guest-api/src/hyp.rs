@@ -46,6 +46,18 @@ pub const REVISION_MINOR: u64 = 1;
 /// TRACE_STATS and CONFIG_WRAP).
 pub const ABI_VERSION_VALUE: u64 = (REVISION_MAJOR << 16) | REVISION_MINOR;
 
+/// How long, in milliseconds of the generic counter, a call about another
+/// core waits for that core before it gives up with TARGET_OFF (the
+/// request was withdrawn, or never posted: nothing was done) or
+/// HARDWARE_FAULT (the target took it and did not answer). A healthy
+/// target answers in microseconds; this bound is for a core that stopped
+/// answering (powered off behind PSCI's back, or stuck), and is generous
+/// so that an 8-core QEMU on a loaded 2-CPU host never reaches it: there
+/// the counter follows the host's clock while a vCPU may not run for over
+/// a second (measured: with 1 s, healthy targets of the 8-core trace
+/// stress timed out while two QEMUs and a build shared the host).
+pub const TARGET_ANSWER_BOUND_MS: u64 = 10_000;
+
 /// Errors of the service, returned as negative values in x0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i64)]
@@ -58,10 +70,13 @@ pub enum Error {
     /// The call is valid but not allowed for this caller. Reserved: not
     /// produced yet.
     Denied = -4,
-    /// The target core is powered off.
+    /// The target core is powered off, going off, or did not take the
+    /// request within [`TARGET_ANSWER_BOUND_MS`] (nothing was done).
     TargetOff = -5,
     /// The trace hardware did not do what was asked (a bounded wait gave
-    /// up, or it refused a write); the core's trace is left disabled.
+    /// up, or it refused a write); the core's trace is left disabled. Also:
+    /// the target took the request but did not answer within
+    /// [`TARGET_ANSWER_BOUND_MS`] (it may have been applied).
     HardwareFault = -6,
 }
 

@@ -254,7 +254,12 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         list_registers: gic::list_register_count(),
         simulate_power_loss: args.simulate_power_loss,
         guest_counts_el2: args.guest_counts_el2,
+        vanish_on_cpu_off: args.vanish_on_cpu_off,
+        request_bound_ticks: crate::power::bound_ticks(cntfrq_el0::read()),
     });
+    if m.vanish_on_cpu_off {
+        log::info!("test switch test.vanish: CPU_OFF leaves the core's mailbox open");
+    }
     println!(
         "hypervisor memory {:#x}..{:#x} (image {} KiB, bss {} KiB, stacks {} KiB); stage 2: {} tables",
         m.hyp.base,
@@ -450,7 +455,10 @@ fn init_el2(m: &Machine) {
         arch::tlbi_vmalls12e1is();
         hcr_el2::write(HCR);
     }
-    cnthctl_el2::write(0b11); // EL1PCTEN, EL1PCEN: the guest keeps its physical counter and timer
+    // EL1PCTEN, EL1PCEN: the guest keeps its physical counter and timer;
+    // and EL2's event stream, so that a wait in WFE for a core that
+    // stopped answering still wakes to look at its bound.
+    cnthctl_el2::write(0b11 | crate::power::event_stream_bits(cntfrq_el0::read()));
     cntvoff_el2::write(0);
     cptr_el2::write(CPTR);
     if (id_aa64pfr0_el1::read() >> 32) & 0xf != 0 {

@@ -2,7 +2,7 @@
 //! and what only the core itself touches (local).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::gic::VcpuInterface;
 use super::tracing::Backend;
@@ -12,27 +12,18 @@ use crate::dtb::{GuestLayout, Platform, Range, MAX_CPUS};
 use crate::gic_mmio::{Layout, VirtGic};
 use crate::mailbox::Mailbox;
 use crate::manager::CoreTrace;
+use crate::power::CorePower;
 use crate::stage2::Stage2;
 use crate::stats::{Counters, Event};
 use crate::vgic::Pending;
 use crate::vuart::LineBuffer;
 use guest_api::psci::PowerStateFormat;
 
-/// Power state of a core as the hypervisor sees it.
-pub mod power {
-    /// Off: its mailbox is closed.
-    pub const OFF: u8 = 0;
-    /// CPU_ON was sent to firmware; the core has not reached EL2 yet.
-    pub const ON_PENDING: u8 = 1;
-    /// Running.
-    pub const ON: u8 = 2;
-}
-
 /// What other cores may see of a core.
 #[derive(Debug)]
 pub struct Shared {
-    /// `power::*`.
-    pub power: AtomicU8,
+    /// Power state as the hypervisor sees it.
+    pub power: CorePower,
     /// The guest's entry point for the next CPU_ON or power-down resume.
     pub entry: AtomicU64,
     /// The guest's context_id for it.
@@ -50,7 +41,7 @@ pub struct Shared {
 impl Shared {
     const fn new() -> Shared {
         Shared {
-            power: AtomicU8::new(power::OFF),
+            power: CorePower::new(),
             entry: AtomicU64::new(0),
             context: AtomicU64::new(0),
             mailbox: Mailbox::new(),
@@ -135,6 +126,12 @@ pub struct Machine {
     pub simulate_power_loss: bool,
     /// Switch `bench`: the guest's PMU counters may count at EL2.
     pub guest_counts_el2: bool,
+    /// Test switch `test.vanish`: a guest's CPU_OFF goes straight to
+    /// firmware, leaving the core's mailbox open and its power ON in the
+    /// hypervisor's view, as a core powered off behind PSCI's back.
+    pub vanish_on_cpu_off: bool,
+    /// Ticks of the generic counter (CNTPCT_EL0) a cross-core wait may last.
+    pub request_bound_ticks: u64,
 }
 
 static MACHINE: spin::Once<Machine> = spin::Once::new();
@@ -176,7 +173,7 @@ pub fn come_online(cold: bool) {
         local.oslock = OsLock::new();
     }
     me.mailbox.open();
-    me.power.store(power::ON, Ordering::Release);
+    me.power.online();
 }
 
 impl Machine {

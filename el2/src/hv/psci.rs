@@ -10,9 +10,11 @@ use guest_api::hyp;
 use guest_api::psci::{self, ret, Call, PowerState, StateType};
 use guest_api::smccc;
 
-use super::core_state::{self, machine, me, power, CORES};
+use super::core_state::{self, machine, me, CORES};
 use super::{gic, tracing};
 use crate::arch;
+use crate::mailbox::Bound;
+use crate::power::{self, OnRefused};
 use crate::request::Request;
 use crate::stats::{Event, Totals};
 use crate::vgic;
@@ -28,6 +30,11 @@ fn fw(args: [u64; 4]) -> i64 {
 /// benchmarks read it).
 pub fn log_totals() {
     log::info!("stats: {}", Totals::of(CORES.iter().map(|c| &c.stats)));
+    log::info!(
+        "requests: longest wait for another core {} us (bound {} ms)",
+        tracing::longest_wait_us(),
+        guest_api::hyp::TARGET_ANSWER_BOUND_MS
+    );
 }
 
 /// A guest entry point: 4-byte aligned, in the guest's RAM.
@@ -144,16 +151,10 @@ fn psci_call(call: Call) -> i64 {
                 return ret::INVALID_ADDRESS;
             }
             let core = &CORES[idx];
-            if let Err(state) = core.power.compare_exchange(
-                power::OFF,
-                power::ON_PENDING,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                return if state == power::ON {
-                    ret::ALREADY_ON
-                } else {
-                    ret::ON_PENDING
+            if let Err(refused) = core.power.begin_on() {
+                return match refused {
+                    OnRefused::AlreadyOn => ret::ALREADY_ON,
+                    OnRefused::OnPending => ret::ON_PENDING,
                 };
             }
             core.entry.store(entry, Ordering::Relaxed);
@@ -167,26 +168,43 @@ fn psci_call(call: Call) -> i64 {
             if r == ret::SUCCESS {
                 core_state::count(Event::CpuOn);
             } else {
-                core.power.store(power::OFF, Ordering::Release);
+                // Only our claim is given back (see `CorePower::on_failed`).
+                core.power.on_failed();
             }
             r
         }
         Call::CpuOff => {
             let me = me();
-            // Trace stops and the mode becomes Disabled before the core
-            // stops taking requests: nothing can see an off core tracing.
-            tracing::power_off();
-            me.power.store(power::OFF, Ordering::Release);
-            me.mailbox.close(
-                &mut |words| {
-                    core_state::count(Event::RequestServed);
-                    match Request::from_words(words) {
-                        Ok(req) => tracing::serve(req),
-                        Err(e) => [e.code() as u64, 0, 0, 0, 0, 0],
-                    }
-                },
+            if m.vanish_on_cpu_off {
+                // Test switch: the core goes off behind the other cores'
+                // back, its mailbox open and its power ON in their view.
+                log::info!("test.vanish: CPU_OFF straight to firmware, mailbox left open");
+                core_state::count(Event::CpuOff);
+                let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
+                return r;
+            }
+            // The mailbox closes first (refusing new requests at once and
+            // serving the one already posted), then trace stops and the
+            // mode becomes Disabled: no request can re-enable trace after
+            // the stop (see `power::cpu_off`).
+            let closed = power::cpu_off(
+                &me.mailbox,
+                &mut (),
+                &mut |_, words| tracing::serve_words(words),
+                &mut |_| tracing::power_off(),
                 &mut || arch::wfe(),
+                &mut Bound {
+                    now: &mut || arch::cntpct_el0::read(),
+                    ticks: m.request_bound_ticks,
+                },
             );
+            if closed.forced {
+                log::warn!(
+                    "CPU_OFF: a requester stopped in the middle of a request for {} ms: mailbox closed under it",
+                    guest_api::hyp::TARGET_ANSWER_BOUND_MS
+                );
+            }
+            me.power.off();
             arch::sev();
             log::debug!("CPU_OFF");
             core_state::count(Event::CpuOff);

@@ -10,7 +10,7 @@
 //! The suspend path (`save_for_power_down`, `restore_after_suspend`) runs on
 //! the suspending core only and touches only its own state.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use guest_api::hyp::Error;
 use guest_api::trace::{self as abi, Status};
@@ -18,6 +18,7 @@ use guest_api::trace::{self as abi, Status};
 use super::core_state::{self, machine, me, CORES};
 use super::gic;
 use crate::arch;
+use crate::mailbox::{AnswerWords, Bound, RequestWords, SendError, Timeout};
 use crate::manager::{self, CoreTrace, Hardware, Mode};
 use crate::request::Request;
 use crate::stats::Event;
@@ -138,6 +139,7 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
     }
     core_state::count(Event::RequestRemote);
     let mpidr = m.platform.cpus()[idx];
+    let start = arch::cntpct_el0::read();
     let r = CORES[idx].mailbox.send(
         req.to_words(),
         &mut || {
@@ -146,26 +148,102 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
         },
         &mut || {
             serve_mailbox();
+            // Woken by the target's SEV, or by EL2's event stream (see
+            // `power::event_stream_bits`) when it sends none.
             arch::wfe();
         },
+        &mut Bound {
+            now: &mut || arch::cntpct_el0::read(),
+            ticks: m.request_bound_ticks,
+        },
+    );
+    LONGEST_WAIT.fetch_max(
+        arch::cntpct_el0::read().wrapping_sub(start),
+        Ordering::Relaxed,
     );
     arch::sev();
-    r.unwrap_or_else(|_| {
-        core_state::count(Event::RequestTargetOff);
-        error(Error::TargetOff)
-    })
+    match r {
+        Ok(answer) => answer,
+        Err(SendError::TargetOff) => {
+            core_state::count(Event::RequestTargetOff);
+            error(Error::TargetOff)
+        }
+        Err(SendError::Timeout(t)) => timed_out(idx, req, t),
+    }
+}
+
+/// Longest wait of a cross-core request so far, in counter ticks (logged
+/// at SYSTEM_OFF: the margin to the bound in a healthy run).
+static LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
+
+/// The longest cross-core wait so far, in microseconds.
+pub fn longest_wait_us() -> u64 {
+    let freq = arch::cntfrq_el0::read().max(1);
+    LONGEST_WAIT
+        .load(Ordering::Relaxed)
+        .saturating_mul(1_000_000)
+        / freq
+}
+
+/// Core `idx` did not answer `req` within the bound: one log line for the
+/// event, and the guest's answer. If firmware says the core is off although
+/// it never went through CPU_OFF (it vanished: powered off behind PSCI's
+/// back), it is marked off and its mailbox closed, so the next request is
+/// refused at once and a CPU_ON may start it again.
+fn timed_out(idx: usize, req: Request, t: Timeout) -> [u64; 6] {
+    core_state::count(Event::RequestTimeout);
+    let m = machine();
+    let fw = arch::smc([
+        guest_api::psci::AFFINITY_INFO_64 as u64,
+        m.platform.cpus()[idx],
+        0,
+        0,
+    ])[0] as i64;
+    let vanished = fw == guest_api::psci::affinity::OFF;
+    let marked = vanished && {
+        let target = &CORES[idx];
+        let closed = target.mailbox.close_for_vanished_owner();
+        target.power.vanished() || closed
+    };
+    let (answer, what) = match t {
+        Timeout::Unclaimed => (Error::TargetOff, "its mailbox stayed busy: nothing posted"),
+        Timeout::Withdrawn => (Error::TargetOff, "never taken: withdrawn"),
+        Timeout::Abandoned => (Error::HardwareFault, "taken, not answered: abandoned"),
+    };
+    log::warn!(
+        "cpu{idx} did not answer {} within {} ms ({what}); firmware says {}{}; answered {:?}",
+        req.name(),
+        guest_api::hyp::TARGET_ANSWER_BOUND_MS,
+        match fw {
+            guest_api::psci::affinity::ON => "ON",
+            guest_api::psci::affinity::OFF => "OFF",
+            guest_api::psci::affinity::ON_PENDING => "ON_PENDING",
+            _ => "an error",
+        },
+        if marked {
+            ": it vanished, marked off"
+        } else {
+            ""
+        },
+        answer
+    );
+    error(answer)
+}
+
+/// Executes request words posted to this core's mailbox. Runs on the
+/// owning core only.
+pub fn serve_words(words: RequestWords) -> AnswerWords {
+    core_state::count(Event::RequestServed);
+    match Request::from_words(words) {
+        Ok(req) => serve(req),
+        Err(e) => error(e),
+    }
 }
 
 /// Serves this core's mailbox, if something is posted. Runs on the owning
 /// core only, from its SGI handler or while it waits itself.
 pub fn serve_mailbox() {
-    let served = me().mailbox.serve(&mut |words| {
-        core_state::count(Event::RequestServed);
-        match Request::from_words(words) {
-            Ok(req) => serve(req),
-            Err(e) => error(e),
-        }
-    });
+    let served = me().mailbox.serve(&mut serve_words);
     if served {
         arch::sev();
     }

@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::core_state::{self, machine, power, CORES, VGIC};
+use super::core_state::{self, machine, CORES, VGIC};
 use super::{gic, psci, tracing, vuart};
 use crate::arch::{self, *};
 use crate::debug_view;
@@ -21,6 +21,8 @@ use crate::vgic;
 extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
     let esr = esr_el2::read();
     let trap = esr::decode(esr);
+    // Emulated instructions are skipped by the length the syndrome gives.
+    let skip = |regs: &mut GuestRegs| regs.elr = esr::next_instruction(regs.elr, esr);
     {
         use crate::trace::packet::ExceptionType as E;
         let kind = match trap {
@@ -35,7 +37,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
         Trap::Hvc { imm } => smccc(regs, imm),
         Trap::Smc { imm } => {
             // A trapped SMC's ELR points at the SMC itself.
-            regs.elr += 4;
+            skip(regs);
             smccc(regs, imm);
         }
         Trap::SysReg { reg, rt, read } => {
@@ -44,7 +46,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                     rt,
                     debug_view::id_view(reg, arch::read_id_register(reg.crm, reg.op2)),
                 );
-                regs.elr += 4;
+                skip(regs);
                 return flush_list_registers();
             }
             // SAFETY: EL2 on this core, interrupts masked, no other `local()` alive.
@@ -53,14 +55,14 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                 if read {
                     regs.set(rt, v);
                 }
-                regs.elr += 4;
+                skip(regs);
             } else if reg == esr::ICC_SGI1R_EL1 && !read {
                 send_guest_sgi(regs.get(rt));
-                regs.elr += 4;
+                skip(regs);
             } else if (reg == esr::ICC_SGI0R_EL1 || reg == esr::ICC_ASGI1R_EL1) && !read {
                 // Group-0 and alternate-group SGIs do not exist for a
                 // guest whose interrupts are all group 1: ignored.
-                regs.elr += 4;
+                skip(regs);
             } else {
                 log::debug!(
                     "guest {} S{}_{}_C{}_C{}_{} at {:#x}: UNDEF injected",
@@ -85,8 +87,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                 if !a.write {
                     regs.set(a.reg, v);
                 }
-                // ESR.IL: a 32-bit instruction (always, from AArch64).
-                regs.elr += if esr::il(esr) { 4 } else { 2 };
+                skip(regs);
                 return flush_list_registers();
             }
             match (m.gic.locate(ipa), access) {
@@ -115,7 +116,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                             deliver_sgis();
                         }
                     }
-                    regs.elr += 4;
+                    skip(regs);
                 }
                 (target, _) => {
                     if target.is_some() {
@@ -150,7 +151,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                 },
             );
         }
-        Trap::Wfx { .. } => regs.elr += 4,
+        Trap::Wfx { .. } => skip(regs),
         Trap::Other { ec, .. } => {
             log::debug!("guest trap EC {ec:#x} at {:#x}: UNDEF injected", regs.elr);
             inject_fault(regs, Fault::Undefined);
@@ -205,9 +206,7 @@ fn send_guest_sgi(value: u64) {
     let (intid, mask) = sgi::targets(value, m.platform.cpus(), me);
     for idx in (0..m.platform.cpu_count).filter(|i| mask & (1 << i) != 0) {
         let core = &CORES[idx];
-        if core.power.load(Ordering::Acquire) != power::ON
-            || m.guest_cpu_index(m.platform.cpus()[idx]).is_none()
-        {
+        if !core.power.is_on() || m.guest_cpu_index(m.platform.cpus()[idx]).is_none() {
             continue;
         }
         core.pending_sgi.fetch_or(1 << intid, Ordering::AcqRel);

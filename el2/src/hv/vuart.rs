@@ -37,7 +37,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::mutex::TicketMutex;
 
-use super::core_state::{self, machine, power, Machine, CORES};
+use super::core_state::{self, machine, Machine, CORES};
 use super::gic;
 use crate::arch;
 use crate::console;
@@ -157,7 +157,7 @@ fn signal(m: &Machine, level: bool, changed: bool) {
     let me = arch::core_index();
     match owner(m, intid) {
         Some(t) if t != me => {
-            if changed && CORES[t].power.load(Ordering::Acquire) == power::ON {
+            if changed && CORES[t].power.is_on() {
                 KICK[t].store(true, Ordering::Release);
                 gic::send_hyp_sgi(m.platform.cpus()[t]);
             }

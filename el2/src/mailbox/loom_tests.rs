@@ -15,7 +15,7 @@
 //! forgotten mailbox) fails: either loom sees every thread blocked, or the
 //! spinning execution exceeds loom's branch limit.
 
-use super::{AnswerWords, Mailbox, RequestWords, SendError, CLOSED, EMPTY};
+use super::{phase, AnswerWords, Bound, Mailbox, RequestWords, SendError, Timeout, CLOSED, EMPTY};
 use loom::sync::Arc;
 use loom::thread;
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
@@ -136,8 +136,30 @@ impl<'a> Spin<'a> {
 fn send_checked(boxes: &[Mailbox], me: usize, to: usize, spin: &mut Spin) {
     let req = request(me);
     spin.restart();
-    let a = boxes[to].send(req, &mut || {}, &mut || spin.idle());
+    let a = boxes[to].send(req, &mut || {}, &mut || spin.idle(), &mut unbounded());
     assert_eq!(a, Ok(answer(to, req)), "core {me} -> core {to}");
+}
+
+/// A bound that never passes: the models (a) to (e) check the protocol
+/// without timeouts.
+fn unbounded() -> Bound<'static> {
+    Bound {
+        now: Box::leak(Box::new(|| 0)),
+        ticks: u64::MAX,
+    }
+}
+
+/// A clock that advances one tick each time it is read: a wait with a bound
+/// of `ticks` gives up after that many polls.
+fn polls(ticks: u64) -> Bound<'static> {
+    let mut t = 0u64;
+    Bound {
+        now: Box::leak(Box::new(move || {
+            t += 1;
+            t
+        })),
+        ticks,
+    }
 }
 
 fn open_boxes<const N: usize>() -> Arc<[Mailbox; N]> {
@@ -202,7 +224,7 @@ fn loom_ring_of_three() {
             t.join().unwrap();
         }
         for b in boxes.iter() {
-            assert_eq!(b.state.load(super::Ordering::Relaxed), EMPTY);
+            assert_eq!(phase(b.state.load(super::Ordering::Relaxed)), EMPTY);
         }
     });
 }
@@ -230,7 +252,7 @@ fn loom_two_requesters_one_target() {
             t.join().unwrap();
         }
         assert_eq!(spin.served, 2);
-        assert_eq!(boxes[0].state.load(super::Ordering::Relaxed), EMPTY);
+        assert_eq!(phase(boxes[0].state.load(super::Ordering::Relaxed)), EMPTY);
     });
 }
 
@@ -238,13 +260,16 @@ fn loom_two_requesters_one_target() {
 fn close_counting(own: &Mailbox, counters: &'static Counters) -> u32 {
     let mut served = 0;
     let mut spin = Spin::new(counters, None);
-    own.close(
+    let closed = own.close(
         &mut |r| {
             served += 1;
             answer(0, r)
         },
         &mut || spin.idle(),
+        &mut unbounded(),
     );
+    assert!(!closed.forced);
+    assert_eq!(closed.served, served);
     served
 }
 
@@ -253,12 +278,13 @@ fn close_counting(own: &Mailbox, counters: &'static Counters) -> u32 {
 fn send_to_closing(boxes: &[Mailbox], me: usize, counters: &'static Counters) -> bool {
     let req = request(me);
     let mut spin = Spin::new(counters, None);
-    match boxes[0].send(req, &mut || {}, &mut || spin.idle()) {
+    match boxes[0].send(req, &mut || {}, &mut || spin.idle(), &mut unbounded()) {
         Ok(a) => {
             assert_eq!(a, answer(0, req), "core {me}");
             true
         }
         Err(SendError::TargetOff) => false,
+        Err(e) => panic!("core {me}: {e:?} without a bound"),
     }
 }
 
@@ -337,7 +363,166 @@ fn loom_chain_through_a_waiting_core() {
         core1.join().unwrap();
         assert_eq!(spin.served, 1);
         for b in boxes.iter() {
-            assert_eq!(b.state.load(super::Ordering::Relaxed), EMPTY);
+            assert_eq!(phase(b.state.load(super::Ordering::Relaxed)), EMPTY);
         }
     });
+}
+
+/// (e) Closing refuses new requests at once: with two requesters racing the
+/// close, the target serves at most the one request that was posted when the
+/// close began (the mailbox holds one), never a second that claimed after it.
+#[test]
+fn loom_close_serves_at_most_one() {
+    static COUNTERS: Counters = Counters::new(SPIN_BOUND);
+    explore("e close serves at most one", Some(4), &COUNTERS, || {
+        let boxes = open_boxes::<3>();
+        let requesters: Vec<_> = (1..3)
+            .map(|me| {
+                let boxes = boxes.clone();
+                thread::spawn(move || send_to_closing(&boxes[..], me, &COUNTERS))
+            })
+            .collect();
+        let served = close_counting(&boxes[0], &COUNTERS);
+        for t in requesters {
+            t.join().unwrap();
+        }
+        assert!(served <= 1, "close served {served} requests");
+    });
+}
+
+/// What a bounded send ended with, for (f) and (g).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Answered = 0,
+    Refused = 1,
+    Withdrawn = 2,
+    Abandoned = 3,
+}
+
+/// How often each `Outcome` happened over a model's executions, so that a
+/// model shows it reached every outcome it claims to check.
+struct Seen([AtomicUsize; 4]);
+
+impl Seen {
+    const fn new() -> Seen {
+        Seen([const { AtomicUsize::new(0) }; 4])
+    }
+
+    fn record(&self, o: Outcome) {
+        self.0[o as usize].fetch_add(1, StdOrdering::Relaxed);
+    }
+
+    /// Asserts that each of `outcomes` happened in some execution.
+    fn expect(&self, name: &str, outcomes: &[Outcome]) {
+        let counts: Vec<_> = self
+            .0
+            .iter()
+            .map(|c| c.load(StdOrdering::Relaxed))
+            .collect();
+        println!("loom model {name}: outcomes answered/refused/withdrawn/abandoned = {counts:?}");
+        for &o in outcomes {
+            assert!(counts[o as usize] > 0, "{name}: no execution ended {o:?}");
+        }
+    }
+}
+
+/// Core 1 sends to core 0 with a bound of `ticks` polls (serving nothing).
+fn send_bounded(boxes: &[Mailbox], ticks: u64) -> Outcome {
+    let req = request(1);
+    match boxes[0].send(req, &mut || {}, &mut thread::yield_now, &mut polls(ticks)) {
+        Ok(a) => {
+            assert_eq!(a, answer(0, req));
+            Outcome::Answered
+        }
+        Err(SendError::TargetOff) => Outcome::Refused,
+        Err(SendError::Timeout(Timeout::Withdrawn)) => Outcome::Withdrawn,
+        Err(SendError::Timeout(Timeout::Abandoned)) => Outcome::Abandoned,
+        Err(SendError::Timeout(Timeout::Unclaimed)) => panic!("nobody else holds the mailbox"),
+    }
+}
+
+/// Checks one bounded send against what the target executed: a request is
+/// either executed by the target or withdrawn by the requester, exactly once.
+fn check_once(outcome: Outcome, executed: u32) {
+    match outcome {
+        Outcome::Answered | Outcome::Abandoned => assert_eq!(executed, 1, "{outcome:?}"),
+        Outcome::Refused | Outcome::Withdrawn => assert_eq!(executed, 0, "{outcome:?}"),
+    }
+}
+
+/// (f) A target that answers late, or never: the requester gives up after
+/// two polls, the target tries to serve a few times, at any moment relative
+/// to the requester. Whatever the interleaving: the request is executed
+/// once and answered (or abandoned: then its answer is dropped), or
+/// withdrawn and never executed, not even by a target that wakes up after
+/// the requester left; the mailbox ends EMPTY, ready for the next request.
+#[test]
+fn loom_withdraw_races_take() {
+    static COUNTERS: Counters = Counters::new(None);
+    static SEEN: Seen = Seen::new();
+    explore("f withdraw races take", None, &COUNTERS, || {
+        let boxes = open_boxes::<1>();
+        let target = {
+            let boxes = boxes.clone();
+            thread::spawn(move || {
+                let mut executed = 0;
+                for _ in 0..2 {
+                    if boxes[0].serve(&mut |r| {
+                        executed += 1;
+                        answer(0, r)
+                    }) {
+                        break;
+                    }
+                    thread::yield_now();
+                }
+                executed
+            })
+        };
+        let outcome = send_bounded(&boxes[..], 2);
+        let executed = target.join().unwrap();
+        // The target wakes up once more, after everything: nothing to do.
+        assert!(!boxes[0].serve(&mut |_| panic!("{outcome:?}: executed late")));
+        check_once(outcome, executed);
+        SEEN.record(outcome);
+        assert_eq!(phase(boxes[0].state.load(super::Ordering::Relaxed)), EMPTY);
+    });
+    use Outcome::*;
+    SEEN.expect("f withdraw races take", &[Answered, Withdrawn, Abandoned]);
+}
+
+/// (g) A bounded send races the target's close: answered (served once by
+/// the close), refused, withdrawn (never served) or abandoned (served, the
+/// answer dropped); the close never waits for ever and the mailbox ends
+/// CLOSED.
+#[test]
+fn loom_bounded_send_races_close() {
+    static COUNTERS: Counters = Counters::new(None);
+    static SEEN: Seen = Seen::new();
+    explore("g bounded send races close", None, &COUNTERS, || {
+        let boxes = open_boxes::<1>();
+        let requester = {
+            let boxes = boxes.clone();
+            thread::spawn(move || send_bounded(&boxes[..], 2))
+        };
+        let mut executed = 0;
+        let closed = boxes[0].close(
+            &mut |r| {
+                executed += 1;
+                answer(0, r)
+            },
+            &mut thread::yield_now,
+            &mut unbounded(),
+        );
+        let outcome = requester.join().unwrap();
+        assert!(!closed.forced);
+        assert_eq!(closed.served, executed);
+        check_once(outcome, executed);
+        SEEN.record(outcome);
+        assert_eq!(boxes[0].state.load(super::Ordering::Relaxed), CLOSED);
+    });
+    use Outcome::*;
+    SEEN.expect(
+        "g bounded send races close",
+        &[Answered, Refused, Withdrawn, Abandoned],
+    );
 }

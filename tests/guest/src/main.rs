@@ -18,7 +18,9 @@
 //! grant.rs); `test=fuzz [seed=N] [calls=N]` is the seeded ABI fuzz and `test=hostile`
 //! the hostile register, memory, GIC and argument probes, see `fuzz.rs` and
 //! `hostile.rs`; `test=console` disables the UART and prints from every
-//! core while the hypervisor logs, see `console_test.rs`).
+//! core while the hypervisor logs, see `console_test.rs`; `test=offflood`
+//! and `test=vanish` turn a core off while others send it requests, see
+//! `vanish.rs`).
 //! Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
@@ -80,6 +82,8 @@ mod tracedata;
 mod tracesuite;
 #[cfg(target_os = "none")]
 mod trap;
+#[cfg(target_os = "none")]
+mod vanish;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
@@ -165,6 +169,8 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Hostile => hostile::run(),
         platform::Scenario::Grant { probes } => grant::run(probes),
         platform::Scenario::Console => console_test::run(),
+        platform::Scenario::OffFlood => vanish::run_offflood(),
+        platform::Scenario::Vanish => vanish::run_vanish(),
         platform::Scenario::Fault => {
             println!("fault: executing UDF #0; the run must end with status 3");
             arch::udf()

@@ -78,6 +78,12 @@ pub enum Scenario {
     /// `test=console`: the guest disables and reprograms its UART, then
     /// every core prints while the hypervisor logs.
     Console,
+    /// `test=offflood`: a core calls CPU_OFF while all others flood it
+    /// with trace calls (see [`crate::vanish`]).
+    OffFlood,
+    /// `test=vanish`: a core goes off behind the hypervisor's back
+    /// (hypervisor switch `test.vanish`; see [`crate::vanish`]).
+    Vanish,
     /// Unusable bootargs.
     Invalid(&'static str),
 }
@@ -157,6 +163,8 @@ impl Platform {
                 _ => Scenario::Invalid("test=grant needs probes=<hex address>"),
             },
             "console" => Scenario::Console,
+            "offflood" => Scenario::OffFlood,
+            "vanish" => Scenario::Vanish,
             "fuzz" => {
                 let seed = match seed.map(|v| v.parse::<u64>().ok().or_else(|| parse_hex(v))) {
                     None => crate::fuzz::DEFAULT_SEED,
@@ -173,7 +181,7 @@ impl Platform {
                 }
             }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile, grant or console)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile, grant, console, offflood or vanish)",
             ),
         }
     }

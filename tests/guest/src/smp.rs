@@ -13,6 +13,7 @@ use crate::arch::{self, MAX_CPUS};
 use crate::report::Msg;
 use crate::{
     calls, console_test, fuzz, gic, hostile, irq, isolation, platform, story, stress, suite, timer,
+    vanish,
 };
 
 /// Commands the boot core gives secondaries.
@@ -49,6 +50,10 @@ pub enum Cmd {
     Hostile = 14,
     /// The console scenario's lines and aborts, arg = lines.
     Console = 15,
+    /// Flood core `arg` with trace calls until it is off (`test=offflood`).
+    Flood = 16,
+    /// Enable own trace, wait for the flood, CPU_OFF (`test=offflood`).
+    OffFlooded = 17,
 }
 
 impl Cmd {
@@ -69,6 +74,8 @@ impl Cmd {
             13 => Cmd::Fuzz,
             14 => Cmd::Hostile,
             15 => Cmd::Console,
+            16 => Cmd::Flood,
+            17 => Cmd::OffFlooded,
             _ => return None,
         })
     }
@@ -90,6 +97,8 @@ impl Cmd {
             Cmd::Fuzz => "abi-fuzz",
             Cmd::Hostile => "sysreg-walk",
             Cmd::Console => "console-lines",
+            Cmd::Flood => "flood",
+            Cmd::OffFlooded => "cpu-off-flooded",
         }
     }
 }
@@ -255,17 +264,25 @@ fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
         Cmd::Fuzz => fuzz::secondary(),
         Cmd::Hostile => hostile::local(),
         Cmd::Console => console_test::lines(arg),
+        Cmd::Flood => vanish::flood(arg as usize),
+        Cmd::OffFlooded => vanish::target(),
     }
 }
 
 /// CPU_OFF: quiesces the core and powers it off. Returns only if CPU_OFF
 /// did, which is a failure.
 fn go_off() -> Result<(), Msg> {
+    go_off_stamped(|| {})
+}
+
+/// [`go_off`], calling `stamp` just before the CPU_OFF call.
+pub fn go_off_stamped(stamp: impl FnOnce()) -> Result<(), Msg> {
     let me = arch::core_index();
     arch::mask_irqs();
     timer::disable();
     gic::disable_cpu_interface();
     ONLINE[me].store(false, Ordering::Release);
+    stamp();
     let r = calls::cpu_off();
     gic::init_cpu_interface();
     ONLINE[me].store(true, Ordering::Release);

@@ -203,6 +203,14 @@ fn trace_stress(cores: usize) -> Outcome {
     cfg.hypervisor_switches = "test.powerdown".into();
     let out = run(&cfg);
     assert_passed(&out, &TRACE_CHECKS);
+    // A healthy run never reaches the hypervisor's bound on a cross-core
+    // wait (guest_api::hyp::TARGET_ANSWER_BOUND_MS).
+    assert_eq!(
+        out.lines_with("did not answer").count(),
+        0,
+        "{}",
+        explain(&out)
+    );
     let n = |k| {
         out.number_after("guest: trace-stress", k)
             .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
@@ -243,6 +251,71 @@ fn trace_stress_4_cores() {
 #[test]
 fn trace_stress_8_cores() {
     trace_stress(8);
+}
+
+/// A core calls CPU_OFF while the 7 others flood it with TRACE_ENABLE,
+/// TRACE_DISABLE and TRACE_STATUS (`test=offflood`, tests/guest/src/vanish.rs):
+/// the guest fails unless the first TARGET_OFF comes within 100 ms of guest
+/// counter time after the CPU_OFF, AFFINITY_INFO says OFF within 1 s, no call
+/// that began after a TARGET_OFF was served, no status after it said
+/// Enabled, and the core comes back Disabled. Before the mailbox's CLOSING
+/// flag, the first TARGET_OFF took up to 3.15 s.
+#[test]
+fn cpu_off_under_a_flood_8_cores() {
+    let out = run(&Config::test_guest(8, "test=offflood"));
+    assert_passed(&out, &["cpu-on", "offflood"]);
+    let n = |k| {
+        out.number_after("guest: offflood", k)
+            .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
+    };
+    assert_eq!(n("violations"), 0, "{}", explain(&out));
+    assert!(n("target_off") >= 7 * 20, "{}", explain(&out));
+    assert_eq!(
+        out.lines_with("did not answer").count(),
+        0,
+        "a healthy target never reaches the bound: {}",
+        explain(&out)
+    );
+    assert!(n("first_target_off_us") <= 100_000, "{}", explain(&out));
+    println!(
+        "CPU_OFF under a flood, 8 cores: first TARGET_OFF {} us after CPU_OFF, AFFINITY_INFO OFF after {} us, {} calls, {} TARGET_OFF, {} served after the CPU_OFF, longest call {} us",
+        n("first_target_off_us"),
+        n("affinity_off_us"),
+        n("calls"),
+        n("target_off"),
+        n("served_after_off"),
+        n("longest_call_us")
+    );
+}
+
+/// A core goes off behind the hypervisor's back (`test.vanish`: its
+/// CPU_OFF goes to firmware with its mailbox left open): a trace call to it
+/// ends after the hypervisor's bound with TARGET_OFF or HARDWARE_FAULT
+/// (the guest checks the time it took against the bound), the hypervisor
+/// logs the timeout once, with the core, and carries on: the next call is
+/// refused at once, another core answers, and the lost core starts again.
+#[test]
+fn vanished_core_answers_within_the_bound() {
+    let mut cfg = Config::test_guest(4, "test=vanish");
+    cfg.hypervisor_switches = "test.vanish".into();
+    let out = run(&cfg);
+    assert_passed(&out, &["cpu-on", "vanish"]);
+    let timeouts: Vec<_> = out.lines_with("did not answer").collect();
+    assert_eq!(timeouts.len(), 1, "one timeout logged: {}", explain(&out));
+    assert!(
+        timeouts[0].contains("cpu1 did not answer TRACE_STATUS")
+            && timeouts[0].contains("vanished"),
+        "{}",
+        explain(&out)
+    );
+    println!(
+        "vanished core: first answer after {} ms, the next after {} ms; hypervisor: {}",
+        out.number_after("guest: vanish", "first_answer_ms")
+            .unwrap_or(0),
+        out.number_after("guest: vanish", "second_answer_ms")
+            .unwrap_or(0),
+        timeouts[0]
+    );
 }
 
 /// The seed's race rebuilt on purpose: the naive strategy writes the mode on
