@@ -6,6 +6,8 @@
 #               Debian's Linux as the guest (make test-linux)
 #   make lint   cargo fmt --check and clippy with warnings as errors
 #   make loom   exhaustive interleavings of the cross-core request protocol
+#               (full bounds; `make test` runs the same models with tighter
+#               preemption bounds on the two largest)
 #   make bench  costs against their baselines (target/bench/)
 #   make stress the trace stress at length (1,000,000 operations on 8 cores)
 #   make run-linux  Debian's arm64 Linux kernel as the guest (4 cores)
@@ -137,7 +139,7 @@ test-fvp: images
 	@tests/fvp/run.sh
 
 loom: deps
-	@tests/loom.sh
+	@TM_LOOM_FULL=1 tests/loom.sh
 
 # Costs against their baselines in one run (tests/runner/src/bin/bench.rs):
 # QEMU with -icount, the guest's PMU counting EL2 instructions, on 1, 2, 4

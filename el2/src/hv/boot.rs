@@ -217,8 +217,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     // SAFETY: the heap memory is used by nothing else, and this runs once,
     // on the boot core, before anything allocates.
     unsafe {
-        HEAP.lock()
-            .init(HEAP_MEMORY.0.get() as usize, HEAP_SIZE);
+        HEAP.lock().init(HEAP_MEMORY.0.get() as usize, HEAP_SIZE);
     }
 
     let gic_layout = gic::layout(&platform).unwrap_or_else(|e| {

@@ -172,7 +172,9 @@ pub fn init_redistributor(l: &Layout, core: usize, cold: bool) {
     }
     w32(
         sgi + 0x100,
-        own.into_iter().flatten().fold(0, |m, intid| m | (1 << intid)),
+        own.into_iter()
+            .flatten()
+            .fold(0, |m, intid| m | (1 << intid)),
     );
     wait_rwp(rd, 1 << 3); // GICR_CTLR.RWP
 }

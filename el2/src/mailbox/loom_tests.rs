@@ -170,6 +170,17 @@ fn open_boxes<const N: usize>() -> Arc<[Mailbox; N]> {
     boxes
 }
 
+/// The preemption bound of a model: `full` under `make loom`
+/// (`TM_LOOM_FULL=1`), `quick` in `make test`, whose time budget the full
+/// bounds of the largest models (13 M interleavings for the ring) exceed.
+fn bound(full: Option<usize>, quick: Option<usize>) -> Option<usize> {
+    if std::env::var_os("TM_LOOM_FULL").is_some() {
+        full
+    } else {
+        quick
+    }
+}
+
 /// Explores `model` exhaustively within `preemptions` (None: unbounded) and
 /// its spin bound, counting the executions in `counters`, and prints the count.
 fn explore(
@@ -205,28 +216,33 @@ fn explore(
 #[test]
 fn loom_ring_of_three() {
     static COUNTERS: Counters = Counters::new(SPIN_BOUND);
-    explore("a ring 0->1->2->0", Some(3), &COUNTERS, || {
-        let boxes = open_boxes::<3>();
-        let core = |me: usize, boxes: &[Mailbox]| {
-            let mut spin = Spin::new(&COUNTERS, Some((&boxes[me], me)));
-            send_checked(boxes, me, (me + 1) % 3, &mut spin);
-            spin.serve_until(1);
-            assert_eq!(spin.served, 1, "core {me} served a request twice");
-        };
-        let others: Vec<_> = (1..3)
-            .map(|me| {
-                let boxes = boxes.clone();
-                thread::spawn(move || core(me, &boxes[..]))
-            })
-            .collect();
-        core(0, &boxes[..]);
-        for t in others {
-            t.join().unwrap();
-        }
-        for b in boxes.iter() {
-            assert_eq!(phase(b.state.load(super::Ordering::Relaxed)), EMPTY);
-        }
-    });
+    explore(
+        "a ring 0->1->2->0",
+        bound(Some(3), Some(2)),
+        &COUNTERS,
+        || {
+            let boxes = open_boxes::<3>();
+            let core = |me: usize, boxes: &[Mailbox]| {
+                let mut spin = Spin::new(&COUNTERS, Some((&boxes[me], me)));
+                send_checked(boxes, me, (me + 1) % 3, &mut spin);
+                spin.serve_until(1);
+                assert_eq!(spin.served, 1, "core {me} served a request twice");
+            };
+            let others: Vec<_> = (1..3)
+                .map(|me| {
+                    let boxes = boxes.clone();
+                    thread::spawn(move || core(me, &boxes[..]))
+                })
+                .collect();
+            core(0, &boxes[..]);
+            for t in others {
+                t.join().unwrap();
+            }
+            for b in boxes.iter() {
+                assert_eq!(phase(b.state.load(super::Ordering::Relaxed)), EMPTY);
+            }
+        },
+    );
 }
 
 /// (b) Two requesters send to the same target at once while it serves: both
@@ -338,34 +354,39 @@ fn loom_close_races_two_sends() {
 #[test]
 fn loom_chain_through_a_waiting_core() {
     static COUNTERS: Counters = Counters::new(None);
-    explore("d chain 0->1 while 1->2", None, &COUNTERS, || {
-        let boxes = open_boxes::<3>();
-        let core0 = {
-            let boxes = boxes.clone();
-            thread::spawn(move || {
-                let mut spin = Spin::new(&COUNTERS, Some((&boxes[0], 0)));
-                send_checked(&boxes[..], 0, 1, &mut spin);
-                assert_eq!(spin.served, 0);
-            })
-        };
-        let core1 = {
-            let boxes = boxes.clone();
-            thread::spawn(move || {
-                let mut spin = Spin::new(&COUNTERS, Some((&boxes[1], 1)));
-                send_checked(&boxes[..], 1, 2, &mut spin);
-                spin.serve_until(1);
-                assert_eq!(spin.served, 1);
-            })
-        };
-        let mut spin = Spin::new(&COUNTERS, Some((&boxes[2], 2)));
-        spin.serve_until(1);
-        core0.join().unwrap();
-        core1.join().unwrap();
-        assert_eq!(spin.served, 1);
-        for b in boxes.iter() {
-            assert_eq!(phase(b.state.load(super::Ordering::Relaxed)), EMPTY);
-        }
-    });
+    explore(
+        "d chain 0->1 while 1->2",
+        bound(None, Some(3)),
+        &COUNTERS,
+        || {
+            let boxes = open_boxes::<3>();
+            let core0 = {
+                let boxes = boxes.clone();
+                thread::spawn(move || {
+                    let mut spin = Spin::new(&COUNTERS, Some((&boxes[0], 0)));
+                    send_checked(&boxes[..], 0, 1, &mut spin);
+                    assert_eq!(spin.served, 0);
+                })
+            };
+            let core1 = {
+                let boxes = boxes.clone();
+                thread::spawn(move || {
+                    let mut spin = Spin::new(&COUNTERS, Some((&boxes[1], 1)));
+                    send_checked(&boxes[..], 1, 2, &mut spin);
+                    spin.serve_until(1);
+                    assert_eq!(spin.served, 1);
+                })
+            };
+            let mut spin = Spin::new(&COUNTERS, Some((&boxes[2], 2)));
+            spin.serve_until(1);
+            core0.join().unwrap();
+            core1.join().unwrap();
+            assert_eq!(spin.served, 1);
+            for b in boxes.iter() {
+                assert_eq!(phase(b.state.load(super::Ordering::Relaxed)), EMPTY);
+            }
+        },
+    );
 }
 
 /// (e) Closing refuses new requests at once: with two requesters racing the

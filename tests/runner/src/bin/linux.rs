@@ -125,12 +125,7 @@ fn image_size(image: &Path) -> Result<u64, String> {
 
 /// Adds the initrd and, if asked, a PSCI power-down idle state on every CPU
 /// to the device tree at `dtb`.
-fn edit_dtb(
-    dtb: &Path,
-    cores: usize,
-    initrd: (u64, u64),
-    idle: bool,
-) -> Result<(), String> {
+fn edit_dtb(dtb: &Path, cores: usize, initrd: (u64, u64), idle: bool) -> Result<(), String> {
     let p = dtb.to_str().ok_or("non-UTF-8 path")?;
     let (start, end) = (initrd.0, initrd.0 + initrd.1);
     for (name, v) in [("linux,initrd-start", start), ("linux,initrd-end", end)] {
@@ -390,8 +385,7 @@ fn report(out: &Outcome, bare: bool, cores: usize, shell: bool, tracemgr: bool) 
     // Linux runs without semihosting: its own poweroff (PSCI SYSTEM_OFF)
     // is the only way to exit 0 with the hypervisor's word for it, which a
     // hypervisor failure (a reset, with -no-reboot) never prints.
-    let powered_off =
-        bare || out.lines_with("guest asked for SYSTEM_OFF").count() == 1;
+    let powered_off = bare || out.lines_with("guest asked for SYSTEM_OFF").count() == 1;
     let clean_exit = !out.timed_out && out.status == Some(0) && powered_off;
     if !clean_exit && !shell {
         println!("no clean power-off");
