@@ -6,8 +6,8 @@
 #               Debian's Linux as the guest (make test-linux)
 #   make lint   cargo fmt --check and clippy with warnings as errors
 #   make loom   exhaustive interleavings of the cross-core request protocol
-#               (full bounds; `make test` runs the same models with tighter
-#               preemption bounds on the two largest)
+#               (full bounds; `make test` runs the ring model with a preemption
+#               bound of 2 instead of 3)
 #   make bench  costs against their baselines (target/bench/)
 #   make stress the trace stress at length (1,000,000 operations on 8 cores)
 #   make run-linux  Debian's arm64 Linux kernel as the guest (4 cores)
