@@ -294,12 +294,16 @@ fn log_decoder_ids_once(idx: usize) {
 /// Applies a request to this core's state. Runs on the owning core only.
 pub fn serve(req: Request) -> [u64; 6] {
     let me_idx = arch::core_index();
-    if machine().gic.trbe_intid.is_none() && !matches!(req, Request::Ping { .. }) {
-        // No TRBE interrupt on this machine (its device tree names none, and
-        // the architecture fixes no PPI): the buffer's management events
-        // (full, wrapped in fill mode, error) are taken here, before the
+    if machine().gic.trbe_intid.is_none()
+        && !matches!(req, Request::Ping { .. })
+        && backend_kind() == abi::Backend::EteTrbe
+    {
+        // A real TRBE but no interrupt for it on this machine (its device
+        // tree names none, and the architecture fixes no PPI): the buffer's
+        // management events (full, error) are taken here, before the
         // request looks at the buffer, instead of when they happen. A full
         // fill-mode buffer stays stopped until then; TRACE_STATS reports it.
+        // (The model raises its events itself, as it records them.)
         buffer_interrupt();
     }
     match req {
