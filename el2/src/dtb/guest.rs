@@ -5,7 +5,7 @@
 
 use fdt::node::FdtNode;
 
-use super::scan::{reg_entries, translate, walk, Bus};
+use super::scan::{memory_mapped, reg_entries, translate, walk, Bus};
 use super::{cpu_position, DtbError, GuestLayout, NodeName, Range, MAX_DEPTH};
 use crate::grant::{self, Grant};
 
@@ -63,9 +63,7 @@ pub(super) fn check_devices(root: FdtNode<'_, '_>, grant: &Grant) -> Result<(), 
         if props.device_type_is("memory") || under_cpus || props.reg.is_none() {
             return Ok(());
         }
-        // Not memory-mapped: a bus above has no `ranges` (devicetree spec
-        // 2.3.8), so `reg` is an address on that bus, not the CPU's.
-        if ancestors.iter().skip(1).any(|b| b.ranges.is_none()) {
+        if !memory_mapped(ancestors) {
             return Ok(());
         }
         let parent = ancestors
@@ -258,21 +256,7 @@ mod tests {
     /// under `bus` (its `ranges`, if any: `Some(&[])` is the identity).
     fn guest_with(devices: &[DeviceNode<'_>], bus: Option<Option<&[u32]>>) -> Vec<u8> {
         let mut b = Builder::new();
-        b.begin("")
-            .prop_u32("#address-cells", 2)
-            .prop_u32("#size-cells", 2);
-        b.begin("memory@44000000")
-            .prop_str("device_type", "memory")
-            .prop_cells("reg", &reg(&[(0x4400_0000, GIB)], 2, 2))
-            .end();
-        b.begin("cpus")
-            .prop_u32("#address-cells", 1)
-            .prop_u32("#size-cells", 0);
-        b.begin("cpu@0")
-            .prop_str("device_type", "cpu")
-            .prop_cells("reg", &[0])
-            .end();
-        b.end();
+        b.machine((0x4400_0000, GIB));
         if let Some(ranges) = bus {
             b.begin("soc")
                 .prop_u32("#address-cells", 2)
@@ -455,21 +439,7 @@ mod tests {
             ("sysreg@10000", "arm,vexpress-sysreg", 0x1_0000),
         ];
         let mut b = Builder::new();
-        b.begin("")
-            .prop_u32("#address-cells", 2)
-            .prop_u32("#size-cells", 2);
-        b.begin(&format!("memory@{:x}", memory.0))
-            .prop_str("device_type", "memory")
-            .prop_cells("reg", &reg(&[memory], 2, 2))
-            .end();
-        b.begin("cpus")
-            .prop_u32("#address-cells", 1)
-            .prop_u32("#size-cells", 0);
-        b.begin("cpu@0")
-            .prop_str("device_type", "cpu")
-            .prop_cells("reg", &[0])
-            .end();
-        b.end();
+        b.machine(memory);
         b.begin("psci")
             .prop_str("compatible", "arm,psci-1.0")
             .prop_str("method", "smc")

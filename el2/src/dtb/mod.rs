@@ -444,16 +444,23 @@ pub fn total_size(header: &[u8]) -> Result<usize, DtbError> {
     Ok(size)
 }
 
+/// The blob validated and rebuilt without NOPs into `scratch`
+/// ([`sanitize::sanitize`]), handed to the `fdt` crate: what both readers
+/// below start from.
+fn clean_tree<'s>(blob: &[u8], scratch: &'s mut [u8]) -> Result<Fdt<'s>, DtbError> {
+    let len = sanitize::sanitize(blob, scratch)?;
+    let clean = scratch
+        .get(..len)
+        .ok_or(DtbError::Malformed("rebuilt blob is out of bounds"))?;
+    Fdt::new(clean).map_err(|_| DtbError::Malformed("rebuilt blob was refused"))
+}
+
 /// Parses the hypervisor's own DTB. The blob is validated and rebuilt
 /// without NOPs into `scratch` (which needs room for the blob minus its
 /// free space; about 9 KiB for QEMU virt), then read. `blob` may be longer
 /// than the header's `totalsize`; the excess is ignored.
 pub fn parse(blob: &[u8], scratch: &mut [u8]) -> Result<Platform, DtbError> {
-    let len = sanitize::sanitize(blob, scratch)?;
-    let clean = scratch
-        .get(..len)
-        .ok_or(DtbError::Malformed("rebuilt blob is out of bounds"))?;
-    let fdt = Fdt::new(clean).map_err(|_| DtbError::Malformed("rebuilt blob was refused"))?;
+    let fdt = clean_tree(blob, scratch)?;
     let root = fdt
         .all_nodes()
         .next()
@@ -539,11 +546,7 @@ pub fn validate_guest(
     physical_cpus: &[u64],
     grant: &Grant,
 ) -> Result<GuestLayout, DtbError> {
-    let len = sanitize::sanitize(blob, scratch)?;
-    let clean = scratch
-        .get(..len)
-        .ok_or(DtbError::Malformed("rebuilt blob is out of bounds"))?;
-    let fdt = Fdt::new(clean).map_err(|_| DtbError::Malformed("rebuilt blob was refused"))?;
+    let fdt = clean_tree(blob, scratch)?;
     let root = fdt
         .all_nodes()
         .next()

@@ -176,6 +176,13 @@ pub(super) fn reg_entries<'a>(
     }))
 }
 
+/// Whether a node under `ancestors` (root first) sits in the CPU's address
+/// space: every bus above it but the root has `ranges` (devicetree spec
+/// 2.3.8); otherwise its `reg` is an address on that bus only.
+pub(super) fn memory_mapped(ancestors: &[Bus<'_>]) -> bool {
+    ancestors.iter().skip(1).all(|b| b.ranges.is_some())
+}
+
 /// Maps `r` from the address space of the last bus in `ancestors` up to the
 /// root's, through each bus's `ranges` (devicetree spec 2.3.8): an empty
 /// `ranges` is the identity, a missing one means the bus is not
@@ -327,8 +334,7 @@ impl Scan {
             ));
         }
         if let Some(rule) = grant::rule_for(props.compatible.unwrap_or_default()) {
-            let mapped = ancestors.iter().skip(1).all(|b| b.ranges.is_some());
-            if rule.access == Access::PassThrough && props.enabled() && mapped {
+            if rule.access == Access::PassThrough && props.enabled() && memory_mapped(ancestors) {
                 let parent = ancestors
                     .last()
                     .ok_or(DtbError::Malformed("node without a parent"))?;

@@ -99,6 +99,27 @@ impl Builder {
         self
     }
 
+    /// Opens the root (two address and size cells) with one memory range
+    /// and one CPU (MPIDR 0), the prefix of the small test machines; the
+    /// caller adds nodes and closes the root.
+    pub(super) fn machine(&mut self, memory: (u64, u64)) -> &mut Self {
+        self.begin("")
+            .prop_u32("#address-cells", 2)
+            .prop_u32("#size-cells", 2);
+        self.begin(&format!("memory@{:x}", memory.0))
+            .prop_str("device_type", "memory")
+            .prop_cells("reg", &reg(&[memory], 2, 2))
+            .end();
+        self.begin("cpus")
+            .prop_u32("#address-cells", 1)
+            .prop_u32("#size-cells", 0);
+        self.begin("cpu@0")
+            .prop_str("device_type", "cpu")
+            .prop_cells("reg", &[0])
+            .end();
+        self.end()
+    }
+
     pub(super) fn begin(&mut self, name: &str) -> &mut Self {
         self.nop()
             .word(FDT_BEGIN_NODE)
