@@ -173,6 +173,29 @@ impl Call {
     }
 }
 
+impl Call {
+    /// How many result registers, from x0 up, the call writes when it
+    /// answers `x0`: the ones its row in the ABI lists, or x0 alone for an
+    /// error (TRACE_ENABLE and TRACE_DISABLE always write x1, 0 on an
+    /// error). The others keep the caller's values.
+    pub const fn result_registers(&self, x0: u64) -> usize {
+        let ok = x0 == 0;
+        match self {
+            Call::CallCount | Call::AbiVersion | Call::Features { .. } => 1,
+            Call::Revision => 2,
+            Call::CallUid => 4,
+            Call::TraceEnable { config: Err(_), .. } => 1,
+            Call::TraceEnable { .. } | Call::TraceDisable { .. } => 2,
+            Call::Ping { .. } | Call::TraceRead { .. } if ok => 4,
+            Call::TraceStatus { .. } | Call::TraceStats { .. } if ok => 6,
+            Call::Ping { .. }
+            | Call::TraceRead { .. }
+            | Call::TraceStatus { .. }
+            | Call::TraceStats { .. } => 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +220,51 @@ mod tests {
                 0xC600_0014
             ]
         );
+    }
+
+    #[test]
+    fn result_widths_follow_the_abi_table() {
+        let ok = |x: [u64; 6]| Call::decode(x).unwrap().result_registers(0);
+        let err = |x: [u64; 6]| {
+            Call::decode(x)
+                .unwrap()
+                .result_registers(Error::InvalidParameter.code() as u64)
+        };
+        let id = |f: u32| [f as u64, 0, 0, 0, 0, 0];
+        assert_eq!(ok(id(CALL_COUNT)), 1);
+        assert_eq!(ok(id(CALL_UID)), 4);
+        assert_eq!(ok(id(REVISION)), 2);
+        assert_eq!(ok(id(ABI_VERSION)), 1);
+        assert_eq!(ok(id(FEATURES)), 1);
+        assert_eq!((ok(id(PING)), err(id(PING))), (4, 1));
+        assert_eq!(
+            (ok(id(trace::TRACE_READ)), err(id(trace::TRACE_READ))),
+            (4, 1)
+        );
+        assert_eq!(
+            (ok(id(trace::TRACE_STATUS)), err(id(trace::TRACE_STATUS))),
+            (6, 1)
+        );
+        assert_eq!(
+            (ok(id(trace::TRACE_STATS)), err(id(trace::TRACE_STATS))),
+            (6, 1)
+        );
+        assert_eq!(
+            (ok(id(trace::TRACE_DISABLE)), err(id(trace::TRACE_DISABLE))),
+            (2, 2)
+        );
+        // A config word with reserved bits set does not decode: x0 only.
+        let bad = [trace::TRACE_ENABLE as u64, 0, u64::MAX, 0, 0, 0];
+        assert_eq!(err(bad), 1);
+        let good = [trace::TRACE_ENABLE as u64, 0, 0b1, 0, 0, 0];
+        assert!(
+            matches!(
+                Call::decode(good),
+                Some(Call::TraceEnable { config: Ok(_), .. })
+            ),
+            "config 1 must decode"
+        );
+        assert_eq!((ok(good), err(good)), (2, 2));
     }
 
     #[test]

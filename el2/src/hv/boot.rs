@@ -1,6 +1,7 @@
 //! Boot: the first core checks the device trees and builds the guest's
 //! world; every core (first, CPU_ON, warm boot) then sets up its own EL2
-//! and enters the guest.
+//! and enters the guest. The top of `hv`'s module graph: entered from
+//! entry.S, nothing imports it.
 
 use core::fmt;
 use core::sync::atomic::Ordering;
@@ -8,12 +9,12 @@ use core::sync::atomic::Ordering;
 use buddy_system_allocator::LockedHeap;
 use guest_api::psci::{self as gpsci, PowerStateFormat};
 
-use super::core_state::{self, machine, Machine, CORES};
-use super::{gic, psci, tracing};
+use super::fatal::fatal;
+use super::state::{self, machine, Machine, CORES, WARM_BOOT};
+use super::{gic, tracing, vcpu, vuart};
 use crate::arch::{self, layout, *};
 use crate::dtb::{self, Range};
 use crate::mmu::{self, ATTR_DEVICE, ATTR_NORMAL};
-use crate::regs::GuestRegs;
 use crate::stage2::{self, Stage2};
 use crate::stats::Event;
 use crate::{bootargs, console, println};
@@ -65,20 +66,6 @@ fn require_mapped(what: fmt::Arguments<'_>, r: Range, attr: u64) {
             }
         ));
     }
-}
-
-/// Stops the boot with a message. Under `-semihosting` QEMU exits with
-/// status 2, so a runner sees the refusal; otherwise the machine resets
-/// (`arch::exit_failure`).
-pub fn fatal(args: fmt::Arguments<'_>) -> ! {
-    println!("FATAL: {args}");
-    arch::exit_failure(2)
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    println!("PANIC: {info}");
-    arch::exit_failure(101)
 }
 
 /// A device tree in memory, as a slice bounded by its header's totalsize.
@@ -242,8 +229,8 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     };
 
     gic::init_distributor(&gic_layout);
-    super::vuart::init(&platform);
-    let m = core_state::set_machine(Machine {
+    vuart::init(&platform);
+    let m = state::set_machine(Machine {
         platform,
         guest,
         gic: gic_layout,
@@ -271,8 +258,8 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     println!(
         "memory per core: stack {} B, core-local state {} B, shared state {} B, trace buffer {} B",
         layout::stacks_size() / dtb::MAX_CPUS as u64,
-        core::mem::size_of::<core_state::Local>(),
-        core::mem::size_of::<core_state::Shared>(),
+        tracing::STATE_SIZE + vcpu::STATE_SIZE + vuart::STATE_SIZE,
+        core::mem::size_of::<state::Shared>(),
         tracing::BUFFER_SIZE
     );
     // (What a suspend's save + restore costs in trace register accesses,
@@ -352,7 +339,7 @@ fn scrub_own_tree(addr: u64, guest: &dtb::GuestLayout, guest_dtb: Range, entry: 
 /// A core started by PSCI CPU_ON, or woken from a power-down suspend.
 #[no_mangle]
 extern "C" fn secondary_main(context: u64) -> ! {
-    start_core(context & psci::WARM_BOOT != 0)
+    start_core(context & WARM_BOOT != 0)
 }
 
 /// Sets up this core's EL2 and enters its guest vCPU.
@@ -364,15 +351,17 @@ fn start_core(warm: bool) -> ! {
     gic::init_cpu_interface();
     if warm {
         // Back from a power-down: the same restore as when firmware returns.
+        vcpu::restore_after_power_down();
         tracing::restore_after_suspend(crate::manager::Wake::PowerLost);
-        core_state::count(Event::WarmBoot);
+        state::count(Event::WarmBoot);
         log::debug!(
             "warm boot after a power-down suspend: trace and virtual CPU interface restored"
         );
     } else {
+        vcpu::power_on();
         tracing::power_on();
     }
-    core_state::come_online(!warm);
+    state::come_online();
     let me = &CORES[idx];
     let (entry, arg) = (
         me.entry.load(Ordering::Relaxed),
@@ -382,17 +371,7 @@ fn start_core(warm: bool) -> ! {
         "entering the guest at {entry:#x} (x0 = {arg:#x}){}",
         if warm { " after power-down" } else { "" }
     );
-    arch::enter_guest(&GuestRegs::entry(entry, arg))
-}
-
-/// Enters the guest at the resume entry point of a power-down suspend, with
-/// its context_id in x0 and its EL1 state as after a power-up (MMU off), as
-/// PSCI describes a wake-up from power-down.
-pub fn resume_guest_at_entry(entry: u64, context: u64) -> ! {
-    sctlr_el1::write(SCTLR_EL1_RESET);
-    isb();
-    super::trap::flush_list_registers();
-    arch::enter_guest(&GuestRegs::entry(entry, context))
+    vcpu::enter(entry, arg)
 }
 
 /// HCR_EL2: VM (stage 2), SWIO, FMO, IMO, AMO (all interrupts to EL2), TID3
@@ -438,8 +417,6 @@ fn mdcr_hide_el2(pmuver: u64) -> u64 {
         _ => 0,
     }
 }
-/// SCTLR_EL1 at guest entry: MMU and caches off, RES1 bits set.
-const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
 fn init_el2(m: &Machine) {
     // SAFETY: `m.stage2` is the guest's stage 2, built for exactly this
@@ -476,7 +453,7 @@ fn init_el2(m: &Machine) {
     hstr_el2::write(0);
     vpidr_el2::write(midr_el1::read());
     vmpidr_el2::write(mpidr_el1::read());
-    sctlr_el1::write(SCTLR_EL1_RESET);
+    sctlr_el1::write(vcpu::SCTLR_EL1_RESET);
     isb();
     // Every entry path (cold boot, CPU_ON, warm boot) comes through here.
     if !crate::arch::trace_regs::open_os_lock_at_init() {

@@ -7,7 +7,6 @@ use crate::arch::{self, *};
 use crate::dtb::{Platform, MAX_CPUS};
 use crate::gic_mmio::{self, Layout, MAINTENANCE_INTID};
 use crate::sgi::{self, HYP_SGI};
-use crate::vgic::{ListRegisters, Refill};
 
 fn r32(pa: u64) -> u32 {
     // SAFETY: `pa` is a GIC register inside the frames the device tree gave,
@@ -231,77 +230,4 @@ pub fn end_of_interrupt(intid: u32) {
 /// Deactivates `intid`: for interrupts EL2 consumes itself.
 pub fn deactivate(intid: u32) {
     icc_dir_el1::write(intid as u64);
-}
-
-/// This core's list registers.
-#[derive(Debug)]
-pub struct HwListRegisters(pub usize);
-
-impl ListRegisters for HwListRegisters {
-    fn count(&self) -> usize {
-        self.0
-    }
-    fn read(&self, n: usize) -> u64 {
-        ich_lr_read(n)
-    }
-    fn write(&mut self, n: usize, v: u64) {
-        ich_lr_write(n, v)
-    }
-    fn set_refill_interrupt(&mut self, refill: Refill) {
-        const UIE: u64 = 1 << 1;
-        const NPIE: u64 = 1 << 3;
-        let hcr = ich_hcr_el2::read();
-        let bits = match refill {
-            Refill::Off => 0,
-            Refill::NoPending => NPIE,
-            Refill::Underflow => UIE,
-        };
-        let new = (hcr & !(UIE | NPIE)) | bits;
-        if new != hcr {
-            ich_hcr_el2::write(new);
-            isb();
-        }
-    }
-}
-
-/// The guest's virtual CPU interface, which a power-down loses: its
-/// priority mask and enables (ICH_VMCR_EL2), active priorities and list
-/// registers.
-#[derive(Clone, Copy, Debug)]
-pub struct VcpuInterface {
-    vmcr: u64,
-    ap0r0: u64,
-    ap1r0: u64,
-    lrs: [u64; 16],
-    count: usize,
-}
-
-impl VcpuInterface {
-    /// Reads this core's virtual CPU interface.
-    pub fn save(count: usize) -> VcpuInterface {
-        let mut lrs = [0; 16];
-        for (n, lr) in lrs.iter_mut().enumerate().take(count) {
-            *lr = ich_lr_read(n);
-        }
-        VcpuInterface {
-            vmcr: ich_vmcr_el2::read(),
-            ap0r0: ich_ap0r0_el2::read(),
-            ap1r0: ich_ap1r0_el2::read(),
-            lrs,
-            count,
-        }
-    }
-
-    /// Writes it back. Only the first active-priority register of each group
-    /// is kept: it covers 5 bits of priority, which is what the cores this
-    /// runs on implement (ICH_VTR_EL2.PREbits = 4).
-    pub fn restore(&self) {
-        ich_vmcr_el2::write(self.vmcr);
-        ich_ap0r0_el2::write(self.ap0r0);
-        ich_ap1r0_el2::write(self.ap1r0);
-        for n in 0..self.count {
-            ich_lr_write(n, self.lrs[n]);
-        }
-        isb();
-    }
 }

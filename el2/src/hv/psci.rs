@@ -1,26 +1,23 @@
-//! The guest's PSCI and SMCCC calls, and the vendor hypervisor service.
+//! The guest's PSCI calls, relayed to firmware.
 //!
 //! Every argument is validated before any state changes (TF-A's rule);
 //! firmware is only ever called with the hypervisor's own entry point, so a
-//! core that firmware starts or wakes always arrives in EL2 first.
+//! core that firmware starts or wakes always arrives in EL2 first. Around a
+//! power-down each core saves and restores its own trace and vCPU state:
+//! validate, save, firmware, restore, on the way back firmware returns and
+//! on the warm boot (`boot`'s entry) alike.
 
 use core::sync::atomic::Ordering;
 
-use guest_api::hyp;
 use guest_api::psci::{self, ret, Call, PowerState, StateType};
 use guest_api::smccc;
 
-use super::core_state::{self, machine, me, CORES};
-use super::{gic, tracing};
+use super::state::{self, machine, me, CORES, WARM_BOOT};
+use super::{tracing, vcpu};
 use crate::arch;
 use crate::mailbox::Bound;
 use crate::power::{self, OnRefused};
-use crate::request::Request;
 use crate::stats::{Event, Totals};
-use crate::vgic;
-
-/// Context bit that marks a warm boot (a CPU_SUSPEND that powered down).
-pub const WARM_BOOT: u64 = 1 << 8;
 
 fn fw(args: [u64; 4]) -> i64 {
     arch::smc(args)[0] as i64
@@ -42,91 +39,8 @@ fn valid_entry(addr: u64) -> bool {
     machine().guest.valid_entry(addr)
 }
 
-/// Handles an SMCCC call from the guest; returns x0..x3 and how many of
-/// them the call defines (the others keep the guest's values).
-pub fn dispatch(x: [u64; 6]) -> ([u64; 6], usize) {
-    let id = x[0] as u32;
-    if let Some(call) = Call::decode([x[0], x[1], x[2], x[3]]) {
-        return ([psci_call(call) as u64, 0, 0, 0, 0, 0], 1);
-    }
-    match id {
-        smccc::SMCCC_VERSION => return ([smccc::VERSION_1_2 as u64, 0, 0, 0, 0, 0], 1),
-        smccc::SMCCC_ARCH_FEATURES => {
-            // SMCCC_VERSION needs no discovery; no workaround is offered.
-            let r = if x[1] as u32 == smccc::SMCCC_VERSION {
-                0
-            } else {
-                smccc::NOT_SUPPORTED
-            };
-            return ([r as u64, 0, 0, 0, 0, 0], 1);
-        }
-        _ => {}
-    }
-    if let Some(call) = hyp::Call::decode(x) {
-        return hyp_call(call);
-    }
-    ([smccc::NOT_SUPPORTED as u64, 0, 0, 0, 0, 0], 1)
-}
-
-fn hyp_call(call: hyp::Call) -> ([u64; 6], usize) {
-    match call {
-        hyp::Call::CallCount => ([hyp::CALLS.len() as u64, 0, 0, 0, 0, 0], 1),
-        hyp::Call::CallUid => {
-            let w = hyp::UID.to_registers().map(u64::from);
-            ([w[0], w[1], w[2], w[3], 0, 0], 4)
-        }
-        hyp::Call::Revision => ([hyp::REVISION_MAJOR, hyp::REVISION_MINOR, 0, 0, 0, 0], 2),
-        hyp::Call::AbiVersion => ([hyp::ABI_VERSION_VALUE, 0, 0, 0, 0, 0], 1),
-        hyp::Call::Features { function } => {
-            let r = if hyp::CALLS.contains(&function) {
-                0
-            } else {
-                hyp::Error::NotSupported.code()
-            };
-            ([r as u64, 0, 0, 0, 0, 0], 1)
-        }
-        hyp::Call::Ping { target } => {
-            let r = tracing::call(
-                target,
-                Request::Ping {
-                    from: arch::core_index() as u64,
-                },
-            );
-            (r, if r[0] == 0 { 4 } else { 1 })
-        }
-        hyp::Call::TraceEnable { target, config } => match config {
-            Ok(cfg) => (tracing::call(target, Request::TraceEnable(cfg)), 2),
-            Err(e) => ([e.error().code() as u64, 0, 0, 0, 0, 0], 1),
-        },
-        hyp::Call::TraceDisable { target } => (tracing::call(target, Request::TraceDisable), 2),
-        hyp::Call::TraceRead {
-            target,
-            offset,
-            ipa,
-            size,
-        } => {
-            // The guest's buffer is checked here, before anything is sent;
-            // the owning core checks the offset against its data.
-            let ram = machine().guest.memory();
-            if let Err(e) = crate::trace::data::check_guest_buffer(ipa, size, ram) {
-                return ([e.code() as u64, 0, 0, 0, 0, 0], 1);
-            }
-            let r = tracing::call(target, Request::TraceRead { offset, ipa, size });
-            (r, if r[0] == 0 { 4 } else { 1 })
-        }
-        hyp::Call::TraceStats { target } => {
-            let r = tracing::call(target, Request::TraceStats);
-            (r, if r[0] == 0 { 6 } else { 1 })
-        }
-        hyp::Call::TraceStatus { target } => {
-            // An invalid MPIDR is refused before anything is sent.
-            let r = tracing::call(target, Request::TraceStatus);
-            (r, if r[0] == 0 { 6 } else { 1 })
-        }
-    }
-}
-
-fn psci_call(call: Call) -> i64 {
+/// A PSCI call from the guest, decoded ([`Call::decode`]): its result.
+pub fn call(call: Call) -> i64 {
     let m = machine();
     match call {
         Call::Version => fw([psci::VERSION as u64, 0, 0, 0]),
@@ -166,7 +80,7 @@ fn psci_call(call: Call) -> i64 {
                 idx as u64,
             ]);
             if r == ret::SUCCESS {
-                core_state::count(Event::CpuOn);
+                state::count(Event::CpuOn);
             } else {
                 // Only our claim is given back (see `CorePower::on_failed`).
                 core.power.on_failed();
@@ -179,7 +93,7 @@ fn psci_call(call: Call) -> i64 {
                 // Test switch: the core goes off behind the other cores'
                 // back, its mailbox open and its power ON in their view.
                 log::info!("test.vanish: CPU_OFF straight to firmware, mailbox left open");
-                core_state::count(Event::CpuOff);
+                state::count(Event::CpuOff);
                 let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
                 return r;
             }
@@ -207,10 +121,10 @@ fn psci_call(call: Call) -> i64 {
             me.power.off();
             arch::sev();
             log::debug!("CPU_OFF");
-            core_state::count(Event::CpuOff);
+            state::count(Event::CpuOff);
             let r = fw([psci::CPU_OFF as u64, 0, 0, 0]);
             // Only a refusal returns: the core stays on, trace disabled.
-            core_state::come_online(false);
+            state::come_online();
             r
         }
         Call::CpuSuspend {
@@ -226,9 +140,8 @@ fn psci_call(call: Call) -> i64 {
             }
             // A virtual interrupt already pending would not wake the
             // physical core: return at once, as a wake-up would.
-            core_state::count(Event::Suspend);
-            let lrs = gic::HwListRegisters(m.list_registers);
-            if vgic::any_pending(&lrs) {
+            state::count(Event::Suspend);
+            if vcpu::any_pending() {
                 return ret::SUCCESS;
             }
             let me = me();
@@ -240,15 +153,16 @@ fn psci_call(call: Call) -> i64 {
                 idx | WARM_BOOT,
             ];
             if state.kind == StateType::Standby {
-                core_state::count(Event::SuspendStandby);
+                state::count(Event::SuspendStandby);
                 return fw(args);
             }
-            core_state::count(Event::SuspendPowerDown);
+            state::count(Event::SuspendPowerDown);
             // Power-down: validate (done), quiesce and save, firmware, then
             // one restore for both ways back.
             me.entry.store(entry, Ordering::Relaxed);
             me.context.store(context, Ordering::Relaxed);
             tracing::save_for_power_down();
+            vcpu::save_for_power_down();
             let r = fw(args);
             if r == ret::SUCCESS && m.simulate_power_loss {
                 tracing::lose_power();
@@ -256,12 +170,13 @@ fn psci_call(call: Call) -> i64 {
             }
             // Firmware returned (a wake-up came before power went, or it
             // never powers down): the core kept its state.
+            vcpu::restore_after_power_down();
             tracing::restore_after_suspend(crate::manager::Wake::Returned);
             if r == ret::SUCCESS {
                 // A guest that asked for a power-down expects, per PSCI, to
                 // resume at its entry point (Linux counts a return as a
                 // failed idle entry): give it the same as a real power-down.
-                super::boot::resume_guest_at_entry(entry, context);
+                vcpu::resume_at_entry(entry, context);
             }
             r
         }

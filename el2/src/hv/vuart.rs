@@ -37,19 +37,25 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::mutex::TicketMutex;
 
-use super::core_state::{self, machine, Machine, CORES};
-use super::gic;
+use super::state::{self, machine, Machine, PerCore, CORES};
+use super::{gic, vcpu};
 use crate::arch;
 use crate::console;
 use crate::dtb::{Platform, Range, MAX_CPUS};
-use crate::vgic;
-use crate::vuart::{reg, Pl011, RX_FIFO};
+use crate::vuart::{reg, LineBuffer, Pl011, RX_FIFO};
 
 static UART: TicketMutex<Pl011> = TicketMutex::new(Pl011::new());
 /// The line as last evaluated (under `UART`'s lock).
 static LEVEL: AtomicBool = AtomicBool::new(false);
 /// Per core: re-evaluate the virtual interrupt at the next EL2 SGI.
 static KICK: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per vCPU: what it wrote and the console has not had yet.
+static TX: PerCore<LineBuffer> = PerCore::new(
+    [const { percore::ExceptionLock::new(core::cell::RefCell::new(LineBuffer::new())) }; MAX_CPUS],
+);
+
+/// Bytes of per-core state this module keeps.
+pub const STATE_SIZE: usize = core::mem::size_of::<LineBuffer>();
 
 /// Most bytes taken from the physical receiver at one interrupt: two of the
 /// guest FIFO's worth. What the guest's full FIFO cannot take is lost with
@@ -105,14 +111,9 @@ pub fn access(offset: u64, size: u8, write: Option<u64>) -> u64 {
         let (level, changed) = evaluate(&u);
         (out, level, changed)
     };
-    {
-        // SAFETY: EL2 on this core, interrupts masked, no other `local()`
-        // alive (the trap handler holds none while it calls this).
-        let local = unsafe { core_state::local() };
-        local
-            .vuart_tx
-            .apply(out.tx, &mut |piece| console::guest_output(piece));
-    }
+    state::with(&TX, |tx| {
+        tx.apply(out.tx, &mut |piece| console::guest_output(piece))
+    });
     signal(machine(), level, changed);
     out.value as u64
 }
@@ -170,13 +171,5 @@ fn signal(m: &Machine, level: bool, changed: bool) {
 /// A disabled SPI (the guest's own enable, passed through) is never offered.
 fn reconcile(m: &Machine, intid: u32, level: bool) {
     let (enabled, priority) = gic::spi_enabled_priority(&m.gic, intid);
-    // SAFETY: EL2 on this core, interrupts masked, no other `local()` alive:
-    // the callers hold none.
-    let local = unsafe { core_state::local() };
-    let mut lrs = gic::HwListRegisters(m.list_registers);
-    if level && enabled {
-        vgic::assert_virtual(&mut lrs, &mut local.pending, intid, priority);
-    } else {
-        vgic::deassert_virtual(&mut lrs, &mut local.pending, intid);
-    }
+    vcpu::set_virtual_level(intid, level && enabled, priority);
 }

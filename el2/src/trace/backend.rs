@@ -202,18 +202,19 @@ impl Backend {
     }
 
     /// Probes this core (core `idx`, on the core itself) and makes its
-    /// backend, with the buffer EL2 reserved for it.
+    /// backend, with the buffer EL2 reserved for it and the size of the
+    /// guard page after it.
     #[cfg(target_os = "none")]
-    pub fn probe(idx: usize) -> Backend {
+    pub fn probe(idx: usize, buffer: crate::dtb::Range, guard: u64) -> Backend {
         let midr = super::errata::Midr(super::effective_midr(crate::arch::midr_el1::read()));
         let errata = Errata::for_midr(midr);
         super::log_errata(idx, midr);
         Backend::with_errata(
             super::probe_core(errata),
             trace_id(idx),
-            crate::hv::tracing::buffer(idx),
+            buffer,
             errata,
-            crate::hv::tracing::GUARD_SIZE as u64,
+            guard,
         )
     }
 

@@ -1,23 +1,60 @@
-//! Per-core state: what other cores may read or request (shared, atomics)
-//! and what only the core itself touches (local).
+//! The machine and the cores as every core sees them: the description
+//! decided at boot ([`Machine`], read-only afterwards), each core's shared
+//! state ([`CORES`]: atomics other cores read or post to), and the guest's
+//! virtual GIC registers.
+//!
+//! What only a core itself touches lives with the module that owns it, in
+//! a [`PerCore`] cell: the vCPU's list-register backlog and debug state in
+//! `vcpu`, the trace unit in `tracing`, the UART's line buffer in `vuart`.
+//! `percore` gives each core its own element and `RefCell` checks at run
+//! time that no two borrows overlap; [`ThisCore`] is the core index it
+//! trusts.
+//!
+//! The bottom of `hv`'s module graph, above only `fatal`.
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64};
 
-use super::gic::VcpuInterface;
-use super::tracing::Backend;
+use super::fatal::fatal;
 use crate::arch;
-use crate::debug_view::OsLock;
 use crate::dtb::{GuestLayout, Platform, Range, MAX_CPUS};
 use crate::gic_mmio::{Layout, VirtGic};
 use crate::mailbox::Mailbox;
-use crate::manager::CoreTrace;
 use crate::power::CorePower;
 use crate::stage2::Stage2;
 use crate::stats::{Counters, Event};
-use crate::vgic::Pending;
-use crate::vuart::LineBuffer;
 use guest_api::psci::PowerStateFormat;
+
+/// The bit of the context word EL2 gives firmware with its own entry point
+/// (`arch::secondary_entry_address`) that marks a warm boot: firmware hands
+/// the word back in x0 when the core restarts there, and `boot` tells a
+/// wake-up from a power-down suspend (`core index | WARM_BOOT`) from a
+/// CPU_ON (`core index`).
+pub const WARM_BOOT: u64 = 1 << 8;
+
+/// The index of the running core, for [`percore::PerCore`].
+#[derive(Debug)]
+pub struct ThisCore;
+
+// SAFETY: `arch::core_index` reads TPIDR_EL2, which entry.S sets to the
+// core's own index (from its MPIDR's position in the boot order) before any
+// Rust runs, and which is written nowhere else but through `unsafe` writers
+// whose contract keeps it so: no two cores ever hold the same index.
+unsafe impl percore::Cores for ThisCore {
+    fn core_index() -> usize {
+        arch::core_index()
+    }
+}
+
+/// A value per core, reachable only from its own core with exceptions
+/// masked (EL2 always runs so; `percore::exception_free` proves it to the
+/// type system), mutable through the `RefCell`.
+pub type PerCore<T> =
+    percore::PerCore<[percore::ExceptionLock<core::cell::RefCell<T>>; MAX_CPUS], ThisCore>;
+
+/// Runs `f` on this core's element of `cell`.
+pub fn with<T, R>(cell: &PerCore<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    percore::exception_free(|token| f(&mut cell.get().borrow_mut(token)))
+}
 
 /// What other cores may see of a core.
 #[derive(Debug)]
@@ -52,55 +89,11 @@ impl Shared {
     }
 }
 
-/// State only the owning core touches.
-#[derive(Debug)]
-pub struct Local {
-    /// Interrupts waiting for a free list register.
-    pub pending: Pending,
-    /// The guest's virtual OS lock.
-    pub oslock: OsLock,
-    /// This core's trace state, created on the core's first start.
-    pub trace: Option<CoreTrace<Backend>>,
-    /// The guest's virtual CPU interface, saved across a power-down.
-    pub vcpu_if: Option<VcpuInterface>,
-    /// What this vCPU wrote to its UART and the console has not had yet.
-    pub vuart_tx: LineBuffer,
-}
-
-struct LocalCell(UnsafeCell<Local>);
-
-// SAFETY: each cell is only ever accessed by its own core (see `local`).
-unsafe impl Sync for LocalCell {}
-
-static LOCAL: [LocalCell; MAX_CPUS] = [const {
-    LocalCell(UnsafeCell::new(Local {
-        pending: Pending::new(),
-        oslock: OsLock::new(),
-        trace: None,
-        vcpu_if: None,
-        vuart_tx: LineBuffer::new(),
-    }))
-}; MAX_CPUS];
-
 /// Shared per-core state, indexed by core.
 pub static CORES: [Shared; MAX_CPUS] = [const { Shared::new() }; MAX_CPUS];
 
 /// The guest's virtual GIC registers.
 pub static VGIC: VirtGic = VirtGic::new();
-
-/// This core's local state.
-///
-/// # Safety
-/// The caller runs at EL2 on the core the state belongs to, with interrupts
-/// masked (always true in EL2 here), and does not hold another reference
-/// returned by this function: handlers do not nest, so each exception
-/// handler takes it at most once.
-pub unsafe fn local() -> &'static mut Local {
-    let cell = &LOCAL[arch::core_index()];
-    // SAFETY: by the caller's promise this is the only live reference, and
-    // only this core ever reaches this cell.
-    unsafe { &mut *cell.0.get() }
-}
 
 /// Everything decided at boot, read-only afterwards.
 #[derive(Debug)]
@@ -146,7 +139,7 @@ pub fn set_machine(m: Machine) -> &'static Machine {
 pub fn machine() -> &'static Machine {
     match MACHINE.get() {
         Some(m) => m,
-        None => crate::hv::boot::fatal(format_args!("machine used before boot finished")),
+        None => fatal(format_args!("machine used before boot finished")),
     }
 }
 
@@ -160,18 +153,9 @@ pub fn count(event: Event) {
     me().stats.count(event);
 }
 
-/// Marks this core running and able to take requests. `cold` is a power-on
-/// (CPU_ON, first boot): the guest's per-core interrupt and debug state start
-/// from reset. A warm boot or a refused CPU_OFF keeps them.
-pub fn come_online(cold: bool) {
+/// Marks this core running and able to take requests (its mailbox open).
+pub fn come_online() {
     let me = me();
-    if cold {
-        VGIC.redist[arch::core_index()].reset();
-        me.pending_sgi.store(0, Ordering::Relaxed);
-        // SAFETY: EL2 on this core, interrupts masked, no other `local()` alive.
-        let local = unsafe { local() };
-        local.oslock = OsLock::new();
-    }
     me.mailbox.open();
     me.power.online();
 }
