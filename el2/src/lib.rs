@@ -22,6 +22,7 @@ pub mod request;
 pub mod sgi;
 pub mod stage2;
 pub mod stats;
+pub mod suspend;
 pub mod trace;
 pub mod vgic;
 pub mod vuart;

@@ -11,12 +11,11 @@ use guest_api::psci::{self as gpsci, PowerStateFormat};
 
 use super::fatal::fatal;
 use super::state::{self, machine, Machine, CORES, WARM_BOOT};
-use super::{gic, tracing, vcpu, vuart};
+use super::{gic, psci, tracing, vcpu, vuart};
 use crate::arch::{self, layout, *};
 use crate::dtb::{self, Range};
 use crate::mmu::{self, ATTR_DEVICE, ATTR_NORMAL};
 use crate::stage2::{self, Stage2};
-use crate::stats::Event;
 use crate::{bootargs, console, println};
 
 const HEAP_SIZE: usize = 2 << 20;
@@ -351,9 +350,7 @@ fn start_core(warm: bool) -> ! {
     gic::init_cpu_interface();
     if warm {
         // Back from a power-down: the same restore as when firmware returns.
-        vcpu::restore_after_power_down();
-        tracing::restore_after_suspend(crate::manager::Wake::PowerLost);
-        state::count(Event::WarmBoot);
+        crate::suspend::warm_boot(&mut psci::ThisCore);
         log::debug!(
             "warm boot after a power-down suspend: trace and virtual CPU interface restored"
         );

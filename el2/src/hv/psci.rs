@@ -16,8 +16,10 @@ use super::state::{self, machine, me, CORES, WARM_BOOT};
 use super::{tracing, vcpu};
 use crate::arch;
 use crate::mailbox::Bound;
+use crate::manager::Wake;
 use crate::power::{self, OnRefused};
 use crate::stats::{Event, Totals};
+use crate::suspend::{self, Outcome, SuspendingCore};
 
 fn fw(args: [u64; 4]) -> i64 {
     arch::smc(args)[0] as i64
@@ -131,55 +133,17 @@ pub fn call(call: Call) -> i64 {
             power_state,
             entry,
             context,
-        } => {
-            let Some(state) = PowerState::parse(power_state, m.power_state_format) else {
-                return ret::INVALID_PARAMETERS;
-            };
-            if state.kind == StateType::PowerDown && !valid_entry(entry) {
-                return ret::INVALID_ADDRESS;
-            }
-            // A virtual interrupt already pending would not wake the
-            // physical core: return at once, as a wake-up would.
-            state::count(Event::Suspend);
-            if vcpu::any_pending() {
-                return ret::SUCCESS;
-            }
-            let me = me();
-            let idx = arch::core_index() as u64;
-            let args = [
-                psci::CPU_SUSPEND_64 as u64,
-                power_state as u64,
-                arch::secondary_entry_address(),
-                idx | WARM_BOOT,
-            ];
-            if state.kind == StateType::Standby {
-                state::count(Event::SuspendStandby);
-                return fw(args);
-            }
-            state::count(Event::SuspendPowerDown);
-            // Power-down: validate (done), quiesce and save, firmware, then
-            // one restore for both ways back.
-            me.entry.store(entry, Ordering::Relaxed);
-            me.context.store(context, Ordering::Relaxed);
-            tracing::save_for_power_down();
-            vcpu::save_for_power_down();
-            let r = fw(args);
-            if r == ret::SUCCESS && m.simulate_power_loss {
-                tracing::lose_power();
-                arch::simulate_power_loss(idx | WARM_BOOT);
-            }
-            // Firmware returned (a wake-up came before power went, or it
-            // never powers down): the core kept its state.
-            vcpu::restore_after_power_down();
-            tracing::restore_after_suspend(crate::manager::Wake::Returned);
-            if r == ret::SUCCESS {
-                // A guest that asked for a power-down expects, per PSCI, to
-                // resume at its entry point (Linux counts a return as a
-                // failed idle entry): give it the same as a real power-down.
-                vcpu::resume_at_entry(entry, context);
-            }
-            r
-        }
+        } => match suspend::cpu_suspend(
+            &mut ThisCore,
+            power_state,
+            m.power_state_format,
+            entry,
+            context,
+            valid_entry(entry),
+        ) {
+            Outcome::Answer(r) => r,
+            Outcome::ResumeAtEntry { entry, context } => vcpu::resume_at_entry(entry, context),
+        },
         Call::AffinityInfo {
             target,
             lowest_level,
@@ -205,5 +169,51 @@ pub fn call(call: Call) -> i64 {
             log_totals();
             fw([psci::SYSTEM_RESET as u64, 0, 0, 0])
         }
+    }
+}
+
+/// The core running this code, as CPU_SUSPEND's steps see it
+/// (`suspend::cpu_suspend` decides their order).
+#[derive(Debug)]
+pub struct ThisCore;
+
+impl SuspendingCore for ThisCore {
+    fn count(&mut self, event: Event) {
+        state::count(event);
+    }
+    fn virtual_interrupt_pending(&mut self) -> bool {
+        vcpu::any_pending()
+    }
+    fn keep_entry(&mut self, entry: u64, context: u64) {
+        me().entry.store(entry, Ordering::Relaxed);
+        me().context.store(context, Ordering::Relaxed);
+    }
+    fn save_trace(&mut self) {
+        tracing::save_for_power_down();
+    }
+    fn save_vcpu(&mut self) {
+        vcpu::save_for_power_down();
+    }
+    fn firmware_suspend(&mut self, state: PowerState) -> i64 {
+        let context = arch::core_index() as u64 | WARM_BOOT;
+        let r = fw([
+            psci::CPU_SUSPEND_64 as u64,
+            state.raw as u64,
+            arch::secondary_entry_address(),
+            context,
+        ]);
+        if r == ret::SUCCESS && state.kind == StateType::PowerDown && machine().simulate_power_loss
+        {
+            // Test switch `test.powerdown`: what a real power-down does.
+            tracing::lose_power();
+            arch::simulate_power_loss(context);
+        }
+        r
+    }
+    fn restore_vcpu(&mut self) {
+        vcpu::restore_after_power_down();
+    }
+    fn restore_trace(&mut self, wake: Wake) {
+        tracing::restore_after_suspend(wake);
     }
 }
