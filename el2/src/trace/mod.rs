@@ -18,6 +18,7 @@ pub mod data;
 pub mod errata;
 pub mod ete;
 pub mod model;
+pub mod observe;
 pub mod packet;
 #[cfg(not(target_os = "none"))]
 pub mod readback;
