@@ -18,6 +18,30 @@ global_asm!(
 );
 global_asm!(include_str!("../../../boot/vectors.S"));
 
+/// The system registers aarch64-cpu defines whose writes cannot break EL2's
+/// memory safety, with their field definitions and the traits that read and
+/// write them (`REG.get()`, `REG.set(v)`, `REG.read(REG::FIELD)`,
+/// `REG.write(REG::FIELD::Value + ...)`). The registers that can (HCR_EL2,
+/// VTCR_EL2, VTTBR_EL2, TPIDR_EL2, VBAR_EL2) are not in this list: they
+/// have `unsafe` writers below ([`hcr_el2`], ...), and outside this module
+/// their aarch64-cpu objects are never used as registers, only for their
+/// fields ([`fields`]; el2/tests/register_access.rs checks it).
+pub use aarch64_cpu::registers::{
+    ReadWriteable, Readable, Writeable, CNTFRQ_EL0, CNTHCTL_EL2, CNTPCT_EL0, CNTVCT_EL0,
+    CNTVOFF_EL2, CONTEXTIDR_EL1, CPTR_EL2, ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2,
+    ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_MISR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
+    ID_AA64DFR0_EL1, ID_AA64PFR0_EL1, MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL1, VBAR_EL1,
+    VMPIDR_EL2,
+};
+
+/// Field definitions of the registers with `unsafe` writers, for building
+/// their values (`fields::HCR_EL2::VM::Enable.value`). Their register
+/// objects are for this module only.
+pub mod fields {
+    pub use aarch64_cpu::registers::HCR_EL2;
+}
+
+/// A register aarch64-cpu lacks (no definition there), by name or encoding.
 macro_rules! sysreg {
     ($(#[$doc:meta])* $name:ident, $reg:literal) => {
         $(#[$doc])*
@@ -34,7 +58,7 @@ macro_rules! sysreg {
             /// Writes the register. Callers own the meaning of the value;
             /// none of the registers with a safe writer can break EL2's
             /// memory safety: translation, vector and per-core-identity
-            /// registers have an `unsafe` writer instead (`sysreg!(unsafe ...)`).
+            /// registers have an `unsafe` writer instead (`guarded!`).
             #[inline(always)]
             pub fn write(v: u64) {
                 // SAFETY: see above; writes happen at EL2, where access is permitted.
@@ -42,17 +66,19 @@ macro_rules! sysreg {
             }
         }
     };
-    (unsafe $(#[$doc:meta])* $name:ident, $reg:literal, $contract:literal) => {
+}
+
+/// A register whose write can break EL2's memory safety: aarch64-cpu's
+/// definition behind a safe reader and an `unsafe` writer with the contract.
+macro_rules! guarded {
+    ($(#[$doc:meta])* $name:ident, $reg:ident, $contract:literal) => {
         $(#[$doc])*
         pub mod $name {
+            use aarch64_cpu::registers::{Readable, Writeable, $reg};
             /// Reads the register.
             #[inline(always)]
             pub fn read() -> u64 {
-                let v: u64;
-                // SAFETY: reading this system register at EL2 has no side effect
-                // on memory and is permitted at EL2.
-                unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags)) };
-                v
+                $reg.get()
             }
             /// Writes the register.
             ///
@@ -60,85 +86,46 @@ macro_rules! sysreg {
             #[doc = $contract]
             #[inline(always)]
             pub unsafe fn write(v: u64) {
-                // SAFETY: the caller keeps this function's contract; the
-                // write happens at EL2, where access is permitted.
-                unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+                $reg.set(v)
             }
         }
     };
 }
 
-sysreg!(unsafe /// Hypervisor Configuration Register.
-    hcr_el2, "hcr_el2",
+guarded!(/// Hypervisor Configuration Register.
+    hcr_el2, HCR_EL2,
     "The value must keep EL2's own translation regime as it is (E2H = 0, \
      TGE = 0: EL2 runs on its own identity map) and may set VM only while \
      VTTBR_EL2/VTCR_EL2 describe a stage 2 that maps no hypervisor memory. \
      On the core it runs on, with interrupts masked.");
-sysreg!(unsafe /// Virtualization Translation Control Register.
-    vtcr_el2, "vtcr_el2",
+guarded!(/// Virtualization Translation Control Register.
+    vtcr_el2, VTCR_EL2,
     "The value must describe the layout of the tables VTTBR_EL2 points at \
      (or will, before the guest runs): the wrong size or levels make the \
      walk reach memory the tables do not own, the hypervisor's included.");
-sysreg!(unsafe /// Virtualization Translation Table Base Register.
-    vttbr_el2, "vttbr_el2",
+guarded!(/// Virtualization Translation Table Base Register.
+    vttbr_el2, VTTBR_EL2,
     "The value's base must be the root of a stage-2 table that lives as long \
      as any guest runs on this core and maps no hypervisor memory; a TLB \
      invalidation must follow before the guest runs.");
-sysreg!(/// Counter-timer Hypervisor Control.
-    cnthctl_el2, "cnthctl_el2");
-sysreg!(/// Counter-timer Virtual Offset.
-    cntvoff_el2, "cntvoff_el2");
-sysreg!(/// Architectural Feature Trap Register (EL2).
-    cptr_el2, "cptr_el2");
-sysreg!(/// Monitor Debug Configuration Register (EL2).
-    mdcr_el2, "mdcr_el2");
+guarded!(/// Per-core software thread ID: holds the core's index.
+    tpidr_el2, TPIDR_EL2,
+    "`core_index()` and `hv::state::ThisCore` trust this register to \
+     hold this core's own index, unique among running cores: write only \
+     that, or a value no Rust code reads before entry.S writes it again.");
+guarded!(/// Vector base (EL2): clobbered by a simulated power loss.
+    vbar_el2, VBAR_EL2,
+    "Every exception taken at EL2 runs from this address: write only the \
+     address of `el2_vectors`, or a value no exception can meet before \
+     entry.S writes it again.");
 sysreg!(/// Hypervisor System Trap Register.
     hstr_el2, "hstr_el2");
 sysreg!(/// Virtualization Processor ID.
     vpidr_el2, "vpidr_el2");
-sysreg!(/// Virtualization Multiprocessor ID.
-    vmpidr_el2, "vmpidr_el2");
-sysreg!(/// Main ID Register.
-    midr_el1, "midr_el1");
-sysreg!(/// Multiprocessor Affinity Register.
-    mpidr_el1, "mpidr_el1");
-sysreg!(/// The guest's system control register, reset before it first runs.
-    sctlr_el1, "sctlr_el1");
-sysreg!(/// The guest's vector base, read to inject exceptions.
-    vbar_el1, "vbar_el1");
-sysreg!(/// The guest's exception syndrome, written when injecting.
-    esr_el1, "esr_el1");
-sysreg!(/// The guest's fault address, written when injecting.
-    far_el1, "far_el1");
-sysreg!(/// The guest's exception link register, written when injecting.
-    elr_el1, "elr_el1");
-sysreg!(/// The guest's saved PSTATE, written when injecting.
-    spsr_el1, "spsr_el1");
-sysreg!(/// Exception Syndrome Register (EL2).
-    esr_el2, "esr_el2");
-sysreg!(/// Fault Address Register (EL2).
-    far_el2, "far_el2");
-sysreg!(/// Hypervisor IPA Fault Address Register.
-    hpfar_el2, "hpfar_el2");
 sysreg!(/// Performance Monitors Control Register (read for PMCR.N).
     pmcr_el0, "pmcr_el0");
-sysreg!(/// Processor Feature Register 0 (SVE field).
-    id_aa64pfr0_el1, "id_aa64pfr0_el1");
 sysreg!(/// SVE Control Register (EL2), written as S3_4_C1_C2_0.
     zcr_el2, "S3_4_C1_C2_0");
-sysreg!(unsafe /// Per-core software thread ID: holds the core's index.
-    tpidr_el2, "tpidr_el2",
-    "`core_index()` and `hv::core_state::local()` trust this register to \
-     hold this core's own index, unique among running cores: write only \
-     that, or a value no Rust code reads before entry.S writes it again.");
-sysreg!(/// Physical counter.
-    cntpct_el0, "cntpct_el0");
-sysreg!(/// Counter frequency.
-    cntfrq_el0, "cntfrq_el0");
-sysreg!(/// Virtual counter (the guest's view of time: trace timestamps).
-    cntvct_el0, "cntvct_el0");
-sysreg!(/// The guest's context ID (traced in context packets).
-    contextidr_el1, "contextidr_el1");
 sysreg!(/// Cache Type Register (DminLine).
     ctr_el0, "ctr_el0");
 
@@ -160,47 +147,92 @@ sysreg!(/// GIC: deactivate an interrupt.
     icc_dir_el1, "S3_0_C12_C11_1");
 sysreg!(/// GIC: send a group 1 SGI.
     icc_sgi1r_el1, "S3_0_C12_C11_5");
-sysreg!(/// GIC virtualization: hypervisor control.
-    ich_hcr_el2, "S3_4_C12_C11_0");
-sysreg!(/// GIC virtualization: VGIC type (number of list registers).
-    ich_vtr_el2, "S3_4_C12_C11_1");
-sysreg!(/// GIC virtualization: maintenance interrupt state.
-    ich_misr_el2, "S3_4_C12_C11_2");
 sysreg!(/// GIC virtualization: empty list register status.
     ich_elrsr_el2, "S3_4_C12_C11_5");
-sysreg!(/// GIC virtualization: the guest's virtual CPU interface state.
-    ich_vmcr_el2, "S3_4_C12_C11_7");
 
-/// Reads list register `n` (0..16).
+/// Runs `$body` with `$lr` bound to aarch64-cpu's list register `$n`
+/// (0..16); `$other` for any other index.
+macro_rules! with_list_register {
+    ($n:expr, $lr:ident => $body:expr, _ => $other:expr) => {{
+        use aarch64_cpu::registers::*;
+        match $n {
+            0 => {
+                let $lr = ICH_LR0_EL2;
+                $body
+            }
+            1 => {
+                let $lr = ICH_LR1_EL2;
+                $body
+            }
+            2 => {
+                let $lr = ICH_LR2_EL2;
+                $body
+            }
+            3 => {
+                let $lr = ICH_LR3_EL2;
+                $body
+            }
+            4 => {
+                let $lr = ICH_LR4_EL2;
+                $body
+            }
+            5 => {
+                let $lr = ICH_LR5_EL2;
+                $body
+            }
+            6 => {
+                let $lr = ICH_LR6_EL2;
+                $body
+            }
+            7 => {
+                let $lr = ICH_LR7_EL2;
+                $body
+            }
+            8 => {
+                let $lr = ICH_LR8_EL2;
+                $body
+            }
+            9 => {
+                let $lr = ICH_LR9_EL2;
+                $body
+            }
+            10 => {
+                let $lr = ICH_LR10_EL2;
+                $body
+            }
+            11 => {
+                let $lr = ICH_LR11_EL2;
+                $body
+            }
+            12 => {
+                let $lr = ICH_LR12_EL2;
+                $body
+            }
+            13 => {
+                let $lr = ICH_LR13_EL2;
+                $body
+            }
+            14 => {
+                let $lr = ICH_LR14_EL2;
+                $body
+            }
+            15 => {
+                let $lr = ICH_LR15_EL2;
+                $body
+            }
+            _ => $other,
+        }
+    }};
+}
+
+/// Reads list register `n` (0..16); other indices read as 0.
 pub fn ich_lr_read(n: usize) -> u64 {
-    macro_rules! lr {
-        ($($i:literal => $r:literal),*) => {
-            match n { $($i => { let v: u64;
-                // SAFETY: list registers are EL2 registers without memory effects.
-                unsafe { asm!(concat!("mrs {}, ", $r), out(reg) v, options(nomem, nostack, preserves_flags)) }; v })*
-                _ => 0 }
-        };
-    }
-    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
-        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
-        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
-        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+    with_list_register!(n, lr => lr.get(), _ => 0)
 }
 
 /// Writes list register `n` (0..16); other indices are ignored.
 pub fn ich_lr_write(n: usize, v: u64) {
-    macro_rules! lr {
-        ($($i:literal => $r:literal),*) => {
-            match n { $($i =>
-                // SAFETY: list registers are EL2 registers without memory effects.
-                unsafe { asm!(concat!("msr ", $r, ", {}"), in(reg) v, options(nomem, nostack, preserves_flags)) },)*
-                _ => {} }
-        };
-    }
-    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
-        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
-        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
-        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+    with_list_register!(n, lr => lr.set(v), _ => ())
 }
 
 /// Instruction synchronization barrier.
@@ -215,7 +247,7 @@ pub fn isb() {
 /// visible to a guest running with its caches off, and no stale line of
 /// EL2's is left to shadow what that guest writes there later.
 pub fn clean_dcache_to_poc(addr: u64, len: u64) {
-    let line = 4u64 << ((ctr_el0::read() >> 16) & 0xf);
+    let line = 4u64 << ((ctr_el0::read() >> 16) & 0xf); // CTR_EL0.DminLine
     let mut a = addr & !(line - 1);
     let end = addr.saturating_add(len);
     while a < end {
@@ -446,16 +478,6 @@ pub fn read_id_register(crm: u8, op2: u8) -> u64 {
     )
 }
 
-sysreg!(/// GIC virtualization: group-0 active priorities 0.
-    ich_ap0r0_el2, "S3_4_C12_C8_0");
-sysreg!(/// GIC virtualization: group-1 active priorities 0.
-    ich_ap1r0_el2, "S3_4_C12_C9_0");
-sysreg!(unsafe /// Vector base (EL2): clobbered by a simulated power loss.
-    vbar_el2, "vbar_el2",
-    "Every exception taken at EL2 runs from this address: write only the \
-     address of `el2_vectors`, or a value no exception can meet before \
-     entry.S writes it again.");
-
 /// Simulates what a real core power-down does to EL2 and then takes the
 /// warm-boot entry, as firmware would after waking the core: the MMU and
 /// caches go off, the EL2 configuration, the GIC CPU interface and the FP/SIMD
@@ -475,15 +497,15 @@ pub fn simulate_power_loss(context: u64) -> ! {
         vtcr_el2::write(0);
         tpidr_el2::write(JUNK);
     }
-    mdcr_el2::write(0);
-    cnthctl_el2::write(0);
-    ich_vmcr_el2::write(0);
-    ich_ap0r0_el2::write(0);
-    ich_ap1r0_el2::write(0);
-    for n in 0..=(ich_vtr_el2::read() & 0x1f) as usize {
+    MDCR_EL2.set(0);
+    CNTHCTL_EL2.set(0);
+    ICH_VMCR_EL2.set(0);
+    ICH_AP0R0_EL2.set(0);
+    ICH_AP1R0_EL2.set(0);
+    for n in 0..=ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize {
         ich_lr_write(n, 0);
     }
-    ich_hcr_el2::write(0);
+    ICH_HCR_EL2.set(0);
     icc_igrpen1_el1::write(0);
     isb();
     let entry = secondary_entry_address();

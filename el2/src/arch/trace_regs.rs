@@ -14,7 +14,7 @@
 
 use core::arch::{asm, global_asm};
 
-use super::cptr_el2;
+use super::{Readable, Writeable, CNTFRQ_EL0, CNTPCT_EL0, CPTR_EL2, ID_AA64DFR0_EL1};
 use crate::trace::{trace_reg_table, Reg, SysRegs};
 
 /// CPTR_EL2.TTA (bit 20 with HCR_EL2.E2H = 0).
@@ -91,22 +91,17 @@ impl SysRegs for HwTraceRegs {
     fn counter(&mut self) -> u64 {
         // The ISBs of the waits order the counter reads with the TRCSTATR
         // reads; the counter need not be exact to a few ticks.
-        super::cntpct_el0::read()
+        CNTPCT_EL0.get()
     }
 
     fn counter_freq(&mut self) -> u64 {
-        super::cntfrq_el0::read()
+        CNTFRQ_EL0.get()
     }
 }
 
 /// ID_AA64DFR0_EL1: TraceVer [7:4], TraceFilt [43:40], TraceBuffer [47:44].
 pub fn id_aa64dfr0() -> u64 {
-    let v: u64;
-    // SAFETY: reading an ID register has no side effects.
-    unsafe {
-        asm!("mrs {}, id_aa64dfr0_el1", out(reg) v, options(nomem, nostack, preserves_flags))
-    };
-    v
+    ID_AA64DFR0_EL1.get()
 }
 
 /// TRBIDR_EL1. Call only when `trace::has_trace_buffer(id_aa64dfr0())`:
@@ -130,8 +125,8 @@ pub struct TraceAccess {
 impl TraceAccess {
     /// Clears CPTR_EL2.TTA (and synchronizes).
     pub fn open() -> TraceAccess {
-        let cptr = cptr_el2::read();
-        cptr_el2::write(cptr & !CPTR_TTA);
+        let cptr = CPTR_EL2.get();
+        CPTR_EL2.set(cptr & !CPTR_TTA);
         super::isb();
         TraceAccess { cptr }
     }
@@ -139,7 +134,7 @@ impl TraceAccess {
 
 impl Drop for TraceAccess {
     fn drop(&mut self) {
-        cptr_el2::write(self.cptr);
+        CPTR_EL2.set(self.cptr);
         super::isb();
     }
 }

@@ -130,7 +130,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         platform.memory()[0].base,
         platform.memory()[0].size
     );
-    if platform.cpus()[0] & 0xff_00ff_ffff != mpidr_el1::read() & 0xff_00ff_ffff {
+    if platform.cpus()[0] & 0xff_00ff_ffff != MPIDR_EL1.get() & 0xff_00ff_ffff {
         fatal(format_args!(
             "the boot core is not the first CPU of the device tree"
         ));
@@ -240,7 +240,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         simulate_power_loss: args.simulate_power_loss,
         guest_counts_el2: args.guest_counts_el2,
         vanish_on_cpu_off: args.vanish_on_cpu_off,
-        request_bound_ticks: crate::power::bound_ticks(cntfrq_el0::read()),
+        request_bound_ticks: crate::power::bound_ticks(CNTFRQ_EL0.get()),
     });
     if m.vanish_on_cpu_off {
         log::info!("test switch test.vanish: CPU_OFF leaves the core's mailbox open");
@@ -273,10 +273,10 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
     }
     // Counter time since reset (virtual time under QEMU's -icount): what the
     // hypervisor adds to a guest's boot.
-    let freq = cntfrq_el0::read().max(1);
+    let freq = CNTFRQ_EL0.get().max(1);
     println!(
         "entering the guest {} us after reset",
-        cntpct_el0::read().saturating_mul(1_000_000) / freq
+        CNTPCT_EL0.get().saturating_mul(1_000_000) / freq
     );
     CORES[0].entry.store(entry, Ordering::Relaxed);
     CORES[0].context.store(guest_dtb, Ordering::Relaxed);
@@ -376,32 +376,37 @@ fn start_core(warm: bool) -> ! {
 /// AArch64), APK and API (pointer-authentication keys and instructions are
 /// the guest's own: EL2 is built without pointer authentication, so it has
 /// no keys of its own to protect, and Linux writes APIAKey at boot).
-const HCR: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 18)
-    | (1 << 19)
-    | (1 << 31)
-    | (1 << 40)
-    | (1 << 41);
+const HCR: u64 = {
+    use crate::arch::fields::HCR_EL2::*;
+    VM::Enable.value
+        | SWIO::SET.value
+        | FMO::EnableVirtualFIQ.value
+        | IMO::EnableVirtualIRQ.value
+        | AMO::SET.value
+        | TID3::SET.value
+        | TSC::EnableTrapEl1SmcToEl2.value
+        | RW::EL1IsAarch64.value
+        | APK::DisableTrapPointerAuthKeyRegsToEl2.value
+        | API::DisableTrapPointerAuthInstToEl2.value
+};
 /// CPTR_EL2 (E2H = 0): TTA (bit 20) traps the guest's trace-unit register
 /// accesses; otherwise RES1 bits only, so FP/SIMD and SVE are the guest's
 /// (the hypervisor is built soft-float and never touches them); SME (TSM)
-/// stays trapped.
+/// stays trapped. Written by hand: aarch64-cpu 11 defines only CPTR_EL2.TAM.
 const CPTR: u64 = 0xff | (1 << 9) | (1 << 12) | (1 << 13) | (1 << 20);
-/// MDCR_EL2 bits besides HPMN: TDOSA (10) traps the OS lock registers,
-/// TTRF (19) traps TRFCR_EL1, E2TB (25:24) = 0b00 makes EL2 the trace
-/// buffer's owner and traps EL1's TRB* accesses, E2PB (13:12) = 0b11 leaves
-/// the statistical profiling buffer to the guest.
-const MDCR_TRACE_OWNER: u64 = (1 << 10) | (1 << 19) | (0b11 << 12);
-/// MDCR_EL2.HPMD (bit 17, FEAT_PMUv3p1): the guest's event counters do not
-/// count at EL2.
-const MDCR_HPMD: u64 = 1 << 17;
-/// MDCR_EL2.HCCD (bit 23, FEAT_PMUv3p5): the cycle counter does not count
+/// MDCR_EL2 besides HPMN: TDOSA traps the OS lock registers, TTRF traps
+/// TRFCR_EL1, E2TB = 0b00 makes EL2 the trace buffer's owner and traps
+/// EL1's TRB* accesses, E2PB = 0b11 leaves the statistical profiling
+/// buffer to the guest.
+const MDCR_TRACE_OWNER: u64 = {
+    use crate::arch::MDCR_EL2::*;
+    TDOSA::SET.value | TTRF::SET.value | E2TB::EL1OrEL2OwnerTrapToEL2.value | E2PB::OwnedByEL1.value
+};
+/// MDCR_EL2.HPMD (FEAT_PMUv3p1): the guest's event counters do not count
 /// at EL2.
-const MDCR_HCCD: u64 = 1 << 23;
+const MDCR_HPMD: u64 = crate::arch::MDCR_EL2::HPMD::SET.value;
+/// MDCR_EL2.HCCD (FEAT_PMUv3p5): the cycle counter does not count at EL2.
+const MDCR_HCCD: u64 = crate::arch::MDCR_EL2::HCCD::SET.value;
 
 /// The MDCR_EL2 bits that keep EL2 out of the guest's PMU counts, as far as
 /// PMU version `pmuver` (ID_AA64DFR0_EL1.PMUVer) implements them (both bits
@@ -431,10 +436,13 @@ fn init_el2(m: &Machine) {
     // EL1PCTEN, EL1PCEN: the guest keeps its physical counter and timer;
     // and EL2's event stream, so that a wait in WFE for a core that
     // stopped answering still wakes to look at its bound.
-    cnthctl_el2::write(0b11 | crate::power::event_stream_bits(cntfrq_el0::read()));
-    cntvoff_el2::write(0);
-    cptr_el2::write(CPTR);
-    if (id_aa64pfr0_el1::read() >> 32) & 0xf != 0 {
+    CNTHCTL_EL2.set(
+        (CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET).value
+            | crate::power::event_stream_bits(CNTFRQ_EL0.get()),
+    );
+    CNTVOFF_EL2.set(0);
+    CPTR_EL2.set(CPTR);
+    if ID_AA64PFR0_EL1.read(ID_AA64PFR0_EL1::SVE) != 0 {
         zcr_el2::write(0xf); // the guest may use any SVE vector length
     }
     // HPMN = PMCR_EL0.N: every event counter belongs to the guest. HPMD
@@ -446,11 +454,11 @@ fn init_el2(m: &Machine) {
     } else {
         mdcr_hide_el2((crate::arch::trace_regs::id_aa64dfr0() >> 8) & 0xf)
     };
-    mdcr_el2::write(MDCR_TRACE_OWNER | hide | ((pmcr_el0::read() >> 11) & 0x1f));
+    MDCR_EL2.set(MDCR_TRACE_OWNER | hide | ((pmcr_el0::read() >> 11) & 0x1f)); // HPMN = PMCR_EL0.N
     hstr_el2::write(0);
-    vpidr_el2::write(midr_el1::read());
-    vmpidr_el2::write(mpidr_el1::read());
-    sctlr_el1::write(vcpu::SCTLR_EL1_RESET);
+    vpidr_el2::write(MIDR_EL1.get());
+    VMPIDR_EL2.set(MPIDR_EL1.get());
+    SCTLR_EL1.set(vcpu::SCTLR_EL1_RESET);
     isb();
     // Every entry path (cold boot, CPU_ON, warm boot) comes through here.
     if !crate::arch::trace_regs::open_os_lock_at_init() {

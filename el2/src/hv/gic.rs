@@ -189,17 +189,17 @@ pub fn init_cpu_interface() {
     // EOImode = 1: EL2 drops priority, the guest's virtual EOI deactivates.
     icc_ctlr_el1::write(1 << 1);
     icc_igrpen1_el1::write(1);
-    ich_vmcr_el2::write(0);
+    ICH_VMCR_EL2.set(0);
     for n in 0..list_register_count() {
         ich_lr_write(n, 0);
     }
-    ich_hcr_el2::write(1); // En
+    ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
     isb();
 }
 
 /// ICH_VTR_EL2.ListRegs + 1.
 pub fn list_register_count() -> usize {
-    (ich_vtr_el2::read() & 0x1f) as usize + 1
+    ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1
 }
 
 /// Sends EL2's SGI to the core with `mpidr`.

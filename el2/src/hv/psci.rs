@@ -14,7 +14,7 @@ use guest_api::smccc;
 
 use super::state::{self, machine, me, CORES, WARM_BOOT};
 use super::{tracing, vcpu};
-use crate::arch;
+use crate::arch::{self, Readable};
 use crate::mailbox::Bound;
 use crate::manager::Wake;
 use crate::power::{self, OnRefused};
@@ -110,7 +110,7 @@ pub fn call(call: Call) -> i64 {
                 &mut |_| tracing::power_off(),
                 &mut || arch::wfe(),
                 &mut Bound {
-                    now: &mut || arch::cntpct_el0::read(),
+                    now: &mut || arch::CNTPCT_EL0.get(),
                     ticks: m.request_bound_ticks,
                 },
             );

@@ -20,7 +20,7 @@ use crate::sgi::HYP_SGI;
 /// Synchronous exceptions from the guest.
 #[no_mangle]
 extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
-    let esr = esr_el2::read();
+    let esr = ESR_EL2.get();
     let trap = esr::decode(esr);
     // Emulated instructions are skipped by the length the syndrome gives.
     let skip = |regs: &mut GuestRegs| regs.elr = esr::next_instruction(regs.elr, esr);
@@ -77,7 +77,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
             }
         }
         Trap::DataAbort { access, write, .. } => {
-            let ipa = ((hpfar_el2::read() >> 4) << 12) | (far_el2::read() & 0xfff);
+            let ipa = ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff);
             let m = machine();
             let uart = vuart::guest_page(&m.platform);
             if let (true, Some(a)) = (uart.contains(ipa), access) {
@@ -131,7 +131,7 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                     vcpu::inject_fault(
                         regs,
                         Fault::DataAbort {
-                            far: far_el2::read(),
+                            far: FAR_EL2.get(),
                             write,
                         },
                     );
@@ -139,16 +139,8 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
             }
         }
         Trap::InstructionAbort { .. } => {
-            log::debug!(
-                "guest instruction abort at {:#x}: injected",
-                far_el2::read()
-            );
-            vcpu::inject_fault(
-                regs,
-                Fault::InstructionAbort {
-                    far: far_el2::read(),
-                },
-            );
+            log::debug!("guest instruction abort at {:#x}: injected", FAR_EL2.get());
+            vcpu::inject_fault(regs, Fault::InstructionAbort { far: FAR_EL2.get() });
         }
         Trap::Wfx { .. } => skip(regs),
         Trap::Other { ec, .. } => {
@@ -217,6 +209,6 @@ extern "C" fn handle_guest_serror(regs: &mut GuestRegs) {
     log::warn!(
         "SError from the guest at {:#x}, ESR {:#x}",
         regs.elr,
-        esr_el2::read()
+        ESR_EL2.get()
     );
 }

@@ -68,7 +68,7 @@ pub fn enter(entry: u64, arg: u64) -> ! {
 /// its context_id in x0 and its EL1 state as after a power-up (MMU off), as
 /// PSCI describes a wake-up from power-down.
 pub fn resume_at_entry(entry: u64, context: u64) -> ! {
-    sctlr_el1::write(SCTLR_EL1_RESET);
+    SCTLR_EL1.set(SCTLR_EL1_RESET);
     isb();
     enter(entry, context)
 }
@@ -86,16 +86,16 @@ pub fn inject_fault(regs: &mut GuestRegs, fault: Fault) {
         GuestState {
             pc: regs.elr,
             pstate: regs.spsr,
-            vbar_el1: vbar_el1::read(),
-            sctlr_el1: sctlr_el1::read(),
+            vbar_el1: VBAR_EL1.get(),
+            sctlr_el1: SCTLR_EL1.get(),
         },
     );
-    esr_el1::write(inj.esr_el1);
+    ESR_EL1.set(inj.esr_el1);
     if let Some(far) = inj.far_el1 {
-        far_el1::write(far);
+        FAR_EL1.set(far);
     }
-    elr_el1::write(inj.elr_el1);
-    spsr_el1::write(inj.spsr_el1);
+    ELR_EL1.set(inj.elr_el1);
+    SPSR_EL1.set(inj.spsr_el1);
     regs.elr = inj.pc;
     regs.spsr = inj.pstate;
 }
@@ -200,17 +200,15 @@ impl ListRegisters for HwListRegisters {
         ich_lr_write(n, v)
     }
     fn set_refill_interrupt(&mut self, refill: Refill) {
-        const UIE: u64 = 1 << 1;
-        const NPIE: u64 = 1 << 3;
-        let hcr = ich_hcr_el2::read();
-        let bits = match refill {
-            Refill::Off => 0,
-            Refill::NoPending => NPIE,
-            Refill::Underflow => UIE,
+        use ICH_HCR_EL2::{NPIE, UIE};
+        let hcr = ICH_HCR_EL2.extract();
+        let want = match refill {
+            Refill::Off => UIE::CLEAR + NPIE::CLEAR,
+            Refill::NoPending => UIE::CLEAR + NPIE::SET,
+            Refill::Underflow => UIE::SET + NPIE::CLEAR,
         };
-        let new = (hcr & !(UIE | NPIE)) | bits;
-        if new != hcr {
-            ich_hcr_el2::write(new);
+        if !hcr.matches_all(want) {
+            ICH_HCR_EL2.modify(want);
             isb();
         }
     }
@@ -236,9 +234,9 @@ impl VcpuInterface {
             *lr = ich_lr_read(n);
         }
         VcpuInterface {
-            vmcr: ich_vmcr_el2::read(),
-            ap0r0: ich_ap0r0_el2::read(),
-            ap1r0: ich_ap1r0_el2::read(),
+            vmcr: ICH_VMCR_EL2.get(),
+            ap0r0: ICH_AP0R0_EL2.get(),
+            ap1r0: ICH_AP1R0_EL2.get(),
             lrs,
             count,
         }
@@ -248,9 +246,9 @@ impl VcpuInterface {
     /// is kept: it covers 5 bits of priority, which is what the cores this
     /// runs on implement (ICH_VTR_EL2.PREbits = 4).
     fn restore(&self) {
-        ich_vmcr_el2::write(self.vmcr);
-        ich_ap0r0_el2::write(self.ap0r0);
-        ich_ap1r0_el2::write(self.ap1r0);
+        ICH_VMCR_EL2.set(self.vmcr);
+        ICH_AP0R0_EL2.set(self.ap0r0);
+        ICH_AP1R0_EL2.set(self.ap1r0);
         for n in 0..self.count {
             ich_lr_write(n, self.lrs[n]);
         }

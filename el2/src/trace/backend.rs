@@ -206,7 +206,8 @@ impl Backend {
     /// guard page after it.
     #[cfg(target_os = "none")]
     pub fn probe(idx: usize, buffer: crate::dtb::Range, guard: u64) -> Backend {
-        let midr = super::errata::Midr(super::effective_midr(crate::arch::midr_el1::read()));
+        use crate::arch::Readable;
+        let midr = super::errata::Midr(super::effective_midr(crate::arch::MIDR_EL1.get()));
         let errata = Errata::for_midr(midr);
         super::log_errata(idx, midr);
         Backend::with_errata(

@@ -21,7 +21,7 @@ use guest_api::trace::{self as abi, Status};
 
 use super::gic;
 use super::state::{self, machine, me, PerCore, CORES};
-use crate::arch;
+use crate::arch::{self, Readable};
 use crate::dtb::MAX_CPUS;
 use crate::mailbox::{AnswerWords, Bound, RequestWords, SendError, Timeout};
 use crate::manager::{self, CoreTrace, Hardware, Mode};
@@ -84,7 +84,7 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
     }
     state::count(Event::RequestRemote);
     let mpidr = m.platform.cpus()[idx];
-    let start = arch::cntpct_el0::read();
+    let start = arch::CNTPCT_EL0.get();
     let r = CORES[idx].mailbox.send(
         req.to_words(),
         &mut || {
@@ -98,12 +98,12 @@ pub fn call(target: u64, req: Request) -> [u64; 6] {
             arch::wfe();
         },
         &mut Bound {
-            now: &mut || arch::cntpct_el0::read(),
+            now: &mut || arch::CNTPCT_EL0.get(),
             ticks: m.request_bound_ticks,
         },
     );
     LONGEST_WAIT.fetch_max(
-        arch::cntpct_el0::read().wrapping_sub(start),
+        arch::CNTPCT_EL0.get().wrapping_sub(start),
         Ordering::Relaxed,
     );
     arch::sev();
@@ -123,7 +123,7 @@ static LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
 
 /// The longest cross-core wait so far, in microseconds.
 pub fn longest_wait_us() -> u64 {
-    let freq = arch::cntfrq_el0::read().max(1);
+    let freq = arch::CNTFRQ_EL0.get().max(1);
     LONGEST_WAIT
         .load(Ordering::Relaxed)
         .saturating_mul(1_000_000)
@@ -342,8 +342,8 @@ pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u6
             kind,
             el: ((spsr >> 2) & 0b11) as u8,
             address: elr,
-            timestamp: arch::cntvct_el0::read(),
-            context_id: arch::contextidr_el1::read() as u32,
+            timestamp: arch::CNTVCT_EL0.get(),
+            context_id: arch::CONTEXTIDR_EL1.get() as u32,
             vmid: 0,
         };
         t.backend.guest_event(&ev, Some(&cfg));
