@@ -1,30 +1,33 @@
 //! PSCI (Arm DEN0022) as seen by a guest: function IDs, return codes, the
 //! decoded calls the hypervisor relays, and the `power_state` parameter.
 
+use smccc::psci;
+use smccc::psci::error as code;
+
 /// PSCI_VERSION.
-pub const VERSION: u32 = 0x8400_0000;
+pub const VERSION: u32 = psci::PSCI_VERSION;
 /// CPU_SUSPEND, SMC32 form.
-pub const CPU_SUSPEND_32: u32 = 0x8400_0001;
+pub const CPU_SUSPEND_32: u32 = psci::PSCI_CPU_SUSPEND_32;
 /// CPU_SUSPEND, SMC64 form.
-pub const CPU_SUSPEND_64: u32 = 0xC400_0001;
+pub const CPU_SUSPEND_64: u32 = psci::PSCI_CPU_SUSPEND_64;
 /// CPU_OFF.
-pub const CPU_OFF: u32 = 0x8400_0002;
+pub const CPU_OFF: u32 = psci::PSCI_CPU_OFF;
 /// CPU_ON, SMC32 form.
-pub const CPU_ON_32: u32 = 0x8400_0003;
+pub const CPU_ON_32: u32 = psci::PSCI_CPU_ON_32;
 /// CPU_ON, SMC64 form.
-pub const CPU_ON_64: u32 = 0xC400_0003;
+pub const CPU_ON_64: u32 = psci::PSCI_CPU_ON_64;
 /// AFFINITY_INFO, SMC32 form.
-pub const AFFINITY_INFO_32: u32 = 0x8400_0004;
+pub const AFFINITY_INFO_32: u32 = psci::PSCI_AFFINITY_INFO_32;
 /// AFFINITY_INFO, SMC64 form.
-pub const AFFINITY_INFO_64: u32 = 0xC400_0004;
+pub const AFFINITY_INFO_64: u32 = psci::PSCI_AFFINITY_INFO_64;
 /// MIGRATE_INFO_TYPE.
-pub const MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
+pub const MIGRATE_INFO_TYPE: u32 = psci::PSCI_MIGRATE_INFO_TYPE;
 /// SYSTEM_OFF.
-pub const SYSTEM_OFF: u32 = 0x8400_0008;
+pub const SYSTEM_OFF: u32 = psci::PSCI_SYSTEM_OFF;
 /// SYSTEM_RESET.
-pub const SYSTEM_RESET: u32 = 0x8400_0009;
+pub const SYSTEM_RESET: u32 = psci::PSCI_SYSTEM_RESET;
 /// PSCI_FEATURES.
-pub const FEATURES: u32 = 0x8400_000A;
+pub const FEATURES: u32 = psci::PSCI_FEATURES;
 
 /// Every PSCI function ID this ABI knows ([`Call::decode`] decodes each).
 pub const FUNCTION_IDS: [u32; 12] = [
@@ -42,38 +45,41 @@ pub const FUNCTION_IDS: [u32; 12] = [
     FEATURES,
 ];
 
-/// PSCI return codes.
+/// PSCI return codes, as the `i64` a guest reads from `x0` (the numbers
+/// are smccc's).
 pub mod ret {
+    use super::code;
     /// Success.
-    pub const SUCCESS: i64 = 0;
+    pub const SUCCESS: i64 = code::SUCCESS as i64;
     /// The function is not implemented.
-    pub const NOT_SUPPORTED: i64 = -1;
+    pub const NOT_SUPPORTED: i64 = code::NOT_SUPPORTED as i64;
     /// An argument is invalid (for example an unknown MPIDR or power_state).
-    pub const INVALID_PARAMETERS: i64 = -2;
+    pub const INVALID_PARAMETERS: i64 = code::INVALID_PARAMETERS as i64;
     /// The call is not allowed.
-    pub const DENIED: i64 = -3;
+    pub const DENIED: i64 = code::DENIED as i64;
     /// CPU_ON: the target is already on.
-    pub const ALREADY_ON: i64 = -4;
+    pub const ALREADY_ON: i64 = code::ALREADY_ON as i64;
     /// CPU_ON: a CPU_ON for the target is still in progress.
-    pub const ON_PENDING: i64 = -5;
+    pub const ON_PENDING: i64 = code::ON_PENDING as i64;
     /// The implementation failed internally.
-    pub const INTERNAL_FAILURE: i64 = -6;
+    pub const INTERNAL_FAILURE: i64 = code::INTERNAL_FAILURE as i64;
     /// Not present.
-    pub const NOT_PRESENT: i64 = -7;
+    pub const NOT_PRESENT: i64 = code::NOT_PRESENT as i64;
     /// Disabled.
-    pub const DISABLED: i64 = -8;
+    pub const DISABLED: i64 = code::DISABLED as i64;
     /// The entry point address is not valid.
-    pub const INVALID_ADDRESS: i64 = -9;
+    pub const INVALID_ADDRESS: i64 = code::INVALID_ADDRESS as i64;
 }
 
-/// AFFINITY_INFO results.
+/// AFFINITY_INFO results, as the `i64` in `x0` (smccc's [`psci::AffinityState`]).
 pub mod affinity {
+    use smccc::psci::AffinityState;
     /// The target is on.
-    pub const ON: i64 = 0;
+    pub const ON: i64 = AffinityState::On as i64;
     /// The target is off.
-    pub const OFF: i64 = 1;
+    pub const OFF: i64 = AffinityState::Off as i64;
     /// The target is being turned on.
-    pub const ON_PENDING: i64 = 2;
+    pub const ON_PENDING: i64 = AffinityState::OnPending as i64;
 }
 
 /// A PSCI call, decoded once from `x0..x3`.

@@ -1,9 +1,14 @@
-//! SMC Calling Convention (Arm DEN0028) function identifiers and return codes.
+//! SMC Calling Convention (Arm DEN0028): the function-ID layout and the UID
+//! packing this ABI needs. The architecture calls' IDs and return codes are
+//! the smccc crate's; they are re-exported here at the widths this ABI uses
+//! (function IDs as `u32`, results as the `i64` a guest reads from `x0`).
 
-/// `SMCCC_VERSION`: returns the convention's version (major << 16 | minor).
-pub const SMCCC_VERSION: u32 = 0x8000_0000;
+use smccc::arch::error as arch_error;
+
 /// `SMCCC_ARCH_FEATURES(function ID)`: is an Arm Architecture Service call implemented?
-pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+pub use smccc::arch::SMCCC_ARCH_FEATURES;
+/// `SMCCC_VERSION`: returns the convention's version (major << 16 | minor).
+pub use smccc::arch::SMCCC_VERSION;
 /// SMCCC version 1.1.
 pub const VERSION_1_1: u32 = 0x0001_0001;
 /// The SMCCC version the hypervisor implements towards its guests: 1.2,
@@ -11,13 +16,13 @@ pub const VERSION_1_1: u32 = 0x0001_0001;
 pub const VERSION_1_2: u32 = 0x0001_0002;
 
 /// SMCCC return code: success.
-pub const SUCCESS: i64 = 0;
+pub const SUCCESS: i64 = arch_error::SUCCESS as i64;
 /// SMCCC return code: the function ID is not implemented. Every unknown call gets it.
-pub const NOT_SUPPORTED: i64 = -1;
+pub const NOT_SUPPORTED: i64 = arch_error::NOT_SUPPORTED as i64;
 /// SMCCC return code: the call is implemented but not required on this platform.
-pub const NOT_REQUIRED: i64 = -2;
+pub const NOT_REQUIRED: i64 = arch_error::NOT_REQUIRED as i64;
 /// SMCCC return code: an argument is invalid.
-pub const INVALID_PARAMETER: i64 = -3;
+pub const INVALID_PARAMETER: i64 = arch_error::INVALID_PARAMETER as i64;
 
 /// The owning entity of a call: bits `[29:24]` of the function ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! The only place with assembly: system registers, barriers, the SMC
-//! conduit to firmware, semihosting. Each register is one named function.
+//! The only place with assembly: system registers, barriers, semihosting
+//! (the SMC conduit to firmware is the smccc crate's). Each register is one named function.
 //! This module exists only for the real target.
 
 use core::arch::{asm, global_asm};
@@ -301,24 +301,6 @@ pub fn core_index() -> usize {
     tpidr_el2::read() as usize
 }
 
-/// Calls EL3 firmware with SMCCC (SMC64 register convention) and returns
-/// x0..x3. Used only for PSCI, whose calls are validated before they get here.
-pub fn smc(args: [u64; 4]) -> [u64; 4] {
-    let (mut x0, mut x1, mut x2, mut x3) = (args[0], args[1], args[2], args[3]);
-    // SAFETY: SMCCC promises to preserve x18..x30 and SP; x4..x17 may be
-    // clobbered and are declared so. PSCI calls that do not return
-    // (CPU_OFF, SYSTEM_OFF) never come back here, which is fine for asm.
-    unsafe {
-        asm!("smc #0",
-            inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
-            out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
-            out("x14") _, out("x15") _, out("x16") _, out("x17") _,
-            options(nostack));
-    }
-    [x0, x1, x2, x3]
-}
-
 /// Set while this core tries to exit through semihosting: an UNDEFINED
 /// exception at EL2 then means "no semihosting here", not a bug
 /// ([`semihosting_unavailable`]).
@@ -345,7 +327,8 @@ pub fn exit_failure(status: u32) -> ! {
 /// Resets the machine through firmware (PSCI SYSTEM_RESET); halts if
 /// firmware returns.
 pub fn system_reset() -> ! {
-    smc([guest_api::psci::SYSTEM_RESET as u64, 0, 0, 0]);
+    // Nothing to do with an error: the caller is already failing.
+    let _ = smccc::psci::system_reset::<smccc::Smc>();
     halt()
 }
 

@@ -7,7 +7,7 @@ use core::fmt;
 use core::sync::atomic::Ordering;
 
 use buddy_system_allocator::LockedHeap;
-use guest_api::psci::{self as gpsci, PowerStateFormat};
+use guest_api::psci::PowerStateFormat;
 
 use super::fatal::fatal;
 use super::state::{self, machine, Machine, CORES, WARM_BOOT};
@@ -219,9 +219,9 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         Range::new(guest_dtb, blob.len() as u64),
         entry,
     );
-    let features =
-        arch::smc([gpsci::FEATURES as u64, gpsci::CPU_SUSPEND_64 as u64, 0, 0])[0] as i64;
-    let power_state_format = if features >= 0 && features & 0b10 != 0 {
+    let features = smccc::psci::psci_features::<smccc::Smc>(smccc::psci::PSCI_CPU_SUSPEND_64);
+    // PSCI_FEATURES of CPU_SUSPEND, bit 1: the extended StateID format.
+    let power_state_format = if features.is_ok_and(|f| f & 0b10 != 0) {
         PowerStateFormat::Extended
     } else {
         PowerStateFormat::Original

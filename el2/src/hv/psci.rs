@@ -21,8 +21,13 @@ use crate::power::{self, OnRefused};
 use crate::stats::{Event, Totals};
 use crate::suspend::{self, Outcome, SuspendingCore};
 
+/// Relays `[function, x1, x2, x3]` to firmware through smccc's SMC64
+/// conduit and returns firmware's x0 unchanged: the guest gets firmware's
+/// own answer, whatever it is, so the relay does not decode it.
 fn fw(args: [u64; 4]) -> i64 {
-    arch::smc(args)[0] as i64
+    let mut regs = [0u64; 17];
+    regs[..3].copy_from_slice(&args[1..]);
+    <::smccc::Smc as ::smccc::Call>::call64(args[0] as u32, regs)[0] as i64
 }
 
 /// Logs what every core counted (`stats:` line; the Linux test and the

@@ -138,13 +138,9 @@ pub fn longest_wait_us() -> u64 {
 fn timed_out(idx: usize, req: Request, t: Timeout) -> [u64; 6] {
     state::count(Event::RequestTimeout);
     let m = machine();
-    let fw = arch::smc([
-        guest_api::psci::AFFINITY_INFO_64 as u64,
-        m.platform.cpus()[idx],
-        0,
-        0,
-    ])[0] as i64;
-    let vanished = fw == guest_api::psci::affinity::OFF;
+    use smccc::psci::{affinity_info, AffinityState, LowestAffinityLevel};
+    let fw = affinity_info::<smccc::Smc>(m.platform.cpus()[idx], LowestAffinityLevel::All);
+    let vanished = fw == Ok(AffinityState::Off);
     let marked = vanished && {
         let target = &CORES[idx];
         let closed = target.mailbox.close_for_vanished_owner();
@@ -160,10 +156,10 @@ fn timed_out(idx: usize, req: Request, t: Timeout) -> [u64; 6] {
         req.name(),
         guest_api::hyp::TARGET_ANSWER_BOUND_MS,
         match fw {
-            guest_api::psci::affinity::ON => "ON",
-            guest_api::psci::affinity::OFF => "OFF",
-            guest_api::psci::affinity::ON_PENDING => "ON_PENDING",
-            _ => "an error",
+            Ok(AffinityState::On) => "ON",
+            Ok(AffinityState::Off) => "OFF",
+            Ok(AffinityState::OnPending) => "ON_PENDING",
+            Err(_) => "an error",
         },
         if marked {
             ": it vanished, marked off"
