@@ -10,8 +10,10 @@
 //! behind PSCI's back would do, so that the bounded wait for a core that
 //! stopped answering runs on QEMU. `bench` lets
 //! the guest's PMU event counters count at EL2 (MDCR_EL2.HPMD = 0), so a
-//! benchmark guest can measure the hypervisor's instructions; without it
-//! the guest cannot observe EL2 through the PMU. `test.midr=<value>` makes
+//! benchmark guest can measure the hypervisor's instructions, and EL2
+//! enables event counter 2 only while it is inside the trace backend (the
+//! backend/manager split, `hv/tracing/metered.rs`); without it the guest
+//! cannot observe EL2 through the PMU and EL2 never touches its counters. `test.midr=<value>` makes
 //! the trace errata table apply as if every core had that MIDR_EL1 (and the
 //! QEMU model behave like that part); `test.trace-probe` probes the trace
 //! registers even where the ID registers deny them, so the UNDEFINED
@@ -29,7 +31,8 @@ pub struct Args {
     pub log: log::LevelFilter,
     /// `test.powerdown`: simulate power loss in power-down suspends.
     pub simulate_power_loss: bool,
-    /// `bench`: the guest's PMU may count EL2 events.
+    /// `bench`: the guest's PMU may count EL2 events (and counter 2 counts
+    /// the trace backend's share).
     pub guest_counts_el2: bool,
     /// `test.midr=<value>`: the MIDR the trace errata are looked up for.
     pub test_midr: Option<u64>,

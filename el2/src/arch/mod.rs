@@ -124,6 +124,10 @@ sysreg!(/// Virtualization Processor ID.
     vpidr_el2, "vpidr_el2");
 sysreg!(/// Performance Monitors Control Register (read for PMCR.N).
     pmcr_el0, "pmcr_el0");
+sysreg!(/// Performance Monitors Count Enable Set (the `bench` split).
+    pmcntenset_el0, "pmcntenset_el0");
+sysreg!(/// Performance Monitors Count Enable Clear (the `bench` split).
+    pmcntenclr_el0, "pmcntenclr_el0");
 sysreg!(/// SVE Control Register (EL2), written as S3_4_C1_C2_0.
     zcr_el2, "S3_4_C1_C2_0");
 sysreg!(/// Cache Type Register (DminLine).

@@ -1,7 +1,9 @@
 //! `make bench` keeps working: the `bench` binary on 2 cores (QEMU with
 //! -icount, a few seconds), its results.json complete, and the relations
-//! that must hold whatever the exact figures are. No timing is asserted:
-//! the figures are instruction counts, and the test checks their order.
+//! that must hold whatever the exact figures are, plus the one target the
+//! figures have (trace-off suspend within 1.05x of the bare relay). No
+//! timing is asserted: the figures are instruction counts, exact under
+//! -icount.
 
 use std::process::Command;
 
@@ -76,6 +78,23 @@ fn bench_measures_every_operation_against_its_baseline() {
         bare <= off && off < on,
         "suspend: bare {bare}, off {off}, on {on}"
     );
+    // Trace off costs at most 5% over the bare relay (instruction counts,
+    // exact under -icount: a regression, not noise, if this fails).
+    assert!(
+        off <= 1.05 * bare,
+        "suspend trace off {off} > 1.05 x bare relay {bare}"
+    );
+    // The backend/manager split: nothing reaches the backend without
+    // trace work; enabling and the trace-on suspend are mostly backend
+    // (the QEMU model), and the manager's share is never zero.
+    let backend = |k: &str| figure(&json, 2, k, "backend_el2_instructions");
+    for op in ["null", "suspend_bare_relay", "suspend_trace_off"] {
+        assert_eq!(backend(op), 0.0, "{op}: backend share");
+    }
+    for op in ["local_enable", "local_disable", "suspend_trace_on"] {
+        let (b, all) = (backend(op), el2(op));
+        assert!(b > 0.0 && b < all, "{op}: backend {b} of {all}");
+    }
     assert!(json.contains("\"ours\": ") && json.contains("\"full_readback\": "));
     assert!(figure(&json, 2, "all_to_all", "requests") > 0.0);
 }

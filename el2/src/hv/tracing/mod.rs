@@ -14,7 +14,7 @@
 //! outside it reaches a core's trace state but through these functions.
 
 use core::cell::RefCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use guest_api::hyp::Error;
 use guest_api::trace::{self as abi, Status};
@@ -27,31 +27,59 @@ use crate::mailbox::{AnswerWords, Bound, RequestWords, SendError, Timeout};
 use crate::manager::{self, CoreTrace, Hardware, Mode};
 use crate::request::Request;
 use crate::stats::Event;
-use crate::trace::Backend;
 
 mod buffers;
+mod metered;
 #[cfg(feature = "naive-strategy")]
 mod naive;
 
 pub use buffers::{buffer, BUFFER_SIZE, GUARD_SIZE};
 use buffers::{copy_to_guest, store_trace};
+use metered::{metered, Metered};
 
 /// Each core's trace state, created at the core's first use.
-static TRACE: PerCore<Option<CoreTrace<Backend>>> =
+static TRACE: PerCore<Option<CoreTrace<Metered>>> =
     PerCore::new([const { percore::ExceptionLock::new(RefCell::new(None)) }; MAX_CPUS]);
 
 /// Bytes of per-core state this module keeps.
-pub const STATE_SIZE: usize = core::mem::size_of::<Option<CoreTrace<Backend>>>();
+pub const STATE_SIZE: usize = core::mem::size_of::<Option<CoreTrace<Metered>>>();
+
+/// [`ACTIVE`]: trace is enabled on this core.
+const ENABLED: u8 = 1 << 0;
+/// [`ACTIVE`]: trace is enabled on the QEMU model, which is fed the guest's
+/// exceptions ([`guest_event`]).
+const MODEL_FED: u8 = 1 << 1;
+
+/// Each core's mode, as two bits the paths that run with trace off (every
+/// trap, every suspend) read without borrowing [`TRACE`]: with trace
+/// disabled they cost a load and a branch, and on real hardware the model
+/// hook costs the same. Only the owning core (index TPIDR_EL2) writes its element, at the
+/// end of every borrow of its trace state ([`with_trace`]), so it always
+/// says what the last commit left.
+static ACTIVE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
+
+#[inline(always)]
+fn active() -> u8 {
+    ACTIVE[arch::core_index()].load(Ordering::Relaxed)
+}
 
 /// Runs `f` on this core's trace state (probing the backend the first time).
-fn with_trace<R>(f: impl FnOnce(&mut CoreTrace<Backend>) -> R) -> R {
+fn with_trace<R>(f: impl FnOnce(&mut CoreTrace<Metered>) -> R) -> R {
     state::with(&TRACE, |t| {
-        f(t.get_or_insert_with(|| {
+        let t = t.get_or_insert_with(|| {
             let idx = arch::core_index();
-            let mut b = Backend::probe(idx, buffer(idx), GUARD_SIZE as u64);
+            let mut b = crate::trace::Backend::probe(idx, buffer(idx), GUARD_SIZE as u64);
             b.set_model_writer(store_trace);
-            CoreTrace::new(b)
-        }))
+            CoreTrace::new(Metered(b))
+        });
+        let r = f(t);
+        let bits = match t.mode() {
+            Mode::Enabled(_) if t.backend.kind() == abi::Backend::Model => ENABLED | MODEL_FED,
+            Mode::Enabled(_) => ENABLED,
+            Mode::Disabled => 0,
+        };
+        ACTIVE[arch::core_index()].store(bits, Ordering::Relaxed);
+        r
     })
 }
 
@@ -322,18 +350,21 @@ fn status(snap: manager::Snapshot, backend: abi::Backend) -> Status {
 /// A guest exception EL2 took on this core, for the trace (the QEMU model
 /// records it; real trace hardware needs nothing). `spsr` gives the guest's
 /// exception level.
+#[inline(always)]
 pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u64) {
-    if !TRACE_MANAGER {
-        return;
+    // Real trace hardware sees the guest itself: only the model is fed.
+    // The check is inlined into every trap; the rest is not.
+    if TRACE_MANAGER && active() & MODEL_FED != 0 {
+        feed_model(kind, elr, spsr);
     }
+}
+
+#[inline(never)]
+fn feed_model(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u64) {
     with_trace(|t| {
         let Mode::Enabled(cfg) = t.mode() else {
             return;
         };
-        // Real trace hardware sees the guest itself: only the model is fed.
-        if t.backend.kind() != abi::Backend::Model {
-            return;
-        }
         let ev = crate::trace::GuestEvent {
             kind,
             el: ((spsr >> 2) & 0b11) as u8,
@@ -342,7 +373,7 @@ pub fn guest_event(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u6
             context_id: arch::CONTEXTIDR_EL1.get() as u32,
             vmid: 0,
         };
-        t.backend.guest_event(&ev, Some(&cfg));
+        metered(|| t.backend.guest_event(&ev, Some(&cfg)));
     });
 }
 
@@ -386,18 +417,32 @@ pub fn power_off() {
 /// Before a power-down CPU_SUSPEND: quiesce trace and save what the core
 /// will lose (the trace unit's dynamic state). Nothing is observable until
 /// `restore_after_suspend`.
+#[inline(always)]
 pub fn save_for_power_down() {
-    if TRACE_MANAGER {
-        with_trace(|t| t.suspend_save());
+    // A disabled core has nothing to save (`CoreTrace::suspend_save`).
+    if TRACE_MANAGER && active() & ENABLED != 0 {
+        save_enabled();
     }
+}
+
+#[inline(never)]
+fn save_enabled() {
+    with_trace(|t| t.suspend_save());
 }
 
 /// After a power-down CPU_SUSPEND, on both paths (firmware returned, or the
 /// core came back through the warm-boot entry): put back what was saved.
+#[inline(always)]
 pub fn restore_after_suspend(wake: crate::manager::Wake) {
-    if !TRACE_MANAGER {
-        return;
+    // A disabled core whose firmware returned kept its stopped unit
+    // (`CoreTrace::resume_restore`): nothing to do.
+    if TRACE_MANAGER && (active() & ENABLED != 0 || wake != crate::manager::Wake::Returned) {
+        restore(wake);
     }
+}
+
+#[inline(never)]
+fn restore(wake: crate::manager::Wake) {
     if let Err(e) = with_trace(|t| t.resume_restore(wake)) {
         log::warn!("trace could not be restored after suspend ({e:?}): left disabled");
     }
