@@ -133,24 +133,8 @@ sysreg!(/// SVE Control Register (EL2), written as S3_4_C1_C2_0.
 sysreg!(/// Cache Type Register (DminLine).
     ctr_el0, "ctr_el0");
 
-sysreg!(/// GIC: EL2 system register enable.
-    icc_sre_el2, "S3_4_C12_C9_5");
-sysreg!(/// GIC: priority mask.
-    icc_pmr_el1, "S3_0_C4_C6_0");
-sysreg!(/// GIC: binary point, group 1.
-    icc_bpr1_el1, "S3_0_C12_C12_3");
-sysreg!(/// GIC: CPU interface control (EOImode).
-    icc_ctlr_el1, "S3_0_C12_C12_4");
-sysreg!(/// GIC: group 1 enable.
-    icc_igrpen1_el1, "S3_0_C12_C12_7");
-sysreg!(/// GIC: acknowledge a group 1 interrupt.
-    icc_iar1_el1, "S3_0_C12_C12_0");
-sysreg!(/// GIC: priority drop of a group 1 interrupt.
-    icc_eoir1_el1, "S3_0_C12_C12_1");
-sysreg!(/// GIC: deactivate an interrupt.
-    icc_dir_el1, "S3_0_C12_C11_1");
-sysreg!(/// GIC: send a group 1 SGI.
-    icc_sgi1r_el1, "S3_0_C12_C11_5");
+// The GIC's ICC registers: arm-gic and arm-sysregs (hv/gic.rs).
+
 sysreg!(/// GIC virtualization: empty list register status.
     ich_elrsr_el2, "S3_4_C12_C11_5");
 
@@ -493,7 +477,7 @@ pub fn simulate_power_loss(context: u64) -> ! {
         ich_lr_write(n, 0);
     }
     ICH_HCR_EL2.set(0);
-    icc_igrpen1_el1::write(0);
+    arm_gic::gicv3::GicCpuInterface::enable_group1(false);
     isb();
     let entry = secondary_entry_address();
     // SAFETY: this abandons the current stack and every Rust frame on it,

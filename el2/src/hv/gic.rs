@@ -3,6 +3,14 @@
 
 use core::ptr::{read_volatile, write_volatile};
 
+use arm_gic::gicv3::GicCpuInterface;
+use arm_gic::{IntId, InterruptGroup};
+use arm_sysregs::el1::accessors::{
+    read_icc_rpr_el1, write_icc_bpr1_el1, write_icc_ctlr_el1, write_icc_dir_el1,
+    write_icc_sgi1r_el1,
+};
+use arm_sysregs::el1::registers::{IccBpr1El1, IccCtlrEl1, IccDirEl1, IccSgi1rEl1};
+
 use crate::arch::{self, *};
 use crate::dtb::{Platform, MAX_CPUS};
 use crate::gic_mmio::{self, Layout, MAINTENANCE_INTID};
@@ -181,14 +189,15 @@ pub fn init_redistributor(l: &Layout, core: usize, cold: bool) {
 /// Sets up this core's physical CPU interface for EL2 and its virtual
 /// CPU interface for the guest.
 pub fn init_cpu_interface() {
-    // SRE, DFB, DIB, and Enable (EL1 may use its system registers).
-    icc_sre_el2::write(0b1111);
+    // SRE and Enable (EL1 may use its system registers), then DFB and DIB.
+    GicCpuInterface::enable_system_register_el2(true);
+    GicCpuInterface::disable_legacy_interrupt_bypass_el2(true);
     isb();
-    icc_pmr_el1::write(0xff);
-    icc_bpr1_el1::write(0);
+    GicCpuInterface::set_priority_mask(0xff);
+    write_icc_bpr1_el1(IccBpr1El1::empty());
     // EOImode = 1: EL2 drops priority, the guest's virtual EOI deactivates.
-    icc_ctlr_el1::write(1 << 1);
-    icc_igrpen1_el1::write(1);
+    write_icc_ctlr_el1(IccCtlrEl1::EOIMODE);
+    GicCpuInterface::enable_group1(true);
     ICH_VMCR_EL2.set(0);
     for n in 0..list_register_count() {
         ich_lr_write(n, 0);
@@ -202,32 +211,34 @@ pub fn list_register_count() -> usize {
     ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1
 }
 
-/// Sends EL2's SGI to the core with `mpidr`.
+/// Sends EL2's SGI to the core with `mpidr`. (Encoded here, not with
+/// arm-gic's `send_sgi`: its target list has no range selector, so it cannot
+/// reach a core whose Aff0 is 16 or more.)
 pub fn send_hyp_sgi(mpidr: u64) {
     arch::dsb_sy();
-    icc_sgi1r_el1::write(sgi::sgi1r_for(mpidr, HYP_SGI));
+    write_icc_sgi1r_el1(IccSgi1rEl1::from_bits_retain(sgi::sgi1r_for(
+        mpidr, HYP_SGI,
+    )));
     isb();
 }
 
-/// Acknowledges the highest-priority pending interrupt: (INTID, priority).
-pub fn acknowledge() -> (u32, u8) {
-    let intid = (icc_iar1_el1::read() & 0xff_ffff) as u32;
-    (intid, running_priority())
-}
-
-fn running_priority() -> u8 {
-    let v: u64;
-    // SAFETY: reading ICC_RPR_EL1 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C11_3", out(reg) v, options(nomem, nostack)) };
-    v as u8
+/// Acknowledges the highest-priority pending group-1 interrupt: its INTID
+/// and the running priority it raised; `None` when nothing is pending (a
+/// special INTID, 1020..=1023).
+pub fn acknowledge() -> Option<(IntId, u8)> {
+    let intid = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)?;
+    if (1020..=1023).contains(&u32::from(intid)) {
+        return None;
+    }
+    Some((intid, read_icc_rpr_el1().priority()))
 }
 
 /// Drops the running priority of `intid` (EOImode = 1: not deactivated).
-pub fn end_of_interrupt(intid: u32) {
-    icc_eoir1_el1::write(intid as u64);
+pub fn end_of_interrupt(intid: IntId) {
+    GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
 }
 
 /// Deactivates `intid`: for interrupts EL2 consumes itself.
-pub fn deactivate(intid: u32) {
-    icc_dir_el1::write(intid as u64);
+pub fn deactivate(intid: IntId) {
+    write_icc_dir_el1(IccDirEl1::empty().with_intid(intid.into()));
 }

@@ -167,19 +167,16 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
         regs.elr,
         regs.spsr,
     );
-    loop {
-        let (intid, prio) = gic::acknowledge();
-        if (1020..=1023).contains(&intid) {
-            break;
-        }
-        gic::end_of_interrupt(intid);
+    while let Some((id, prio)) = gic::acknowledge() {
+        gic::end_of_interrupt(id);
+        let intid = u32::from(id);
         if intid == HYP_SGI {
-            gic::deactivate(intid);
+            gic::deactivate(id);
             tracing::serve_mailbox();
             vcpu::deliver_sgis();
             vuart::serve_kick();
         } else if intid == MAINTENANCE_INTID {
-            gic::deactivate(intid);
+            gic::deactivate(id);
             // Refill now: the maintenance interrupt is a level that stays
             // asserted until the list registers change.
             vcpu::flush_list_registers();
@@ -187,15 +184,15 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
             // EL2's own (the guest never sees it). Level-sensitive: lower it
             // (TRBSR.IRQ) before deactivating.
             tracing::buffer_interrupt();
-            gic::deactivate(intid);
+            gic::deactivate(id);
         } else if Some(intid) == machine().platform.uart_intid {
             // The UART is EL2's; the guest's is emulated. Drain before
             // deactivating, so the level-sensitive SPI has dropped.
             vuart::physical_interrupt();
-            gic::deactivate(intid);
+            gic::deactivate(id);
         } else if intid < 16 {
             // A physical SGI the hypervisor never sends: drop it.
-            gic::deactivate(intid);
+            gic::deactivate(id);
         } else {
             vcpu::inject(intid, prio);
         }
