@@ -13,6 +13,7 @@
 //! exits through semihosting) and a timeout.
 
 pub mod dt;
+pub mod execlog;
 pub mod fvp;
 pub mod snapshot;
 
@@ -114,6 +115,10 @@ pub struct Config {
     /// the hypervisor resets the machine and `-no-reboot` ends QEMU, so the
     /// verdict comes from the hypervisor's console and a timeout.
     pub semihosting: bool,
+    /// QEMU's log of executed instructions ([`execlog::ExecLog`]: file and
+    /// guest address ranges); adds `-singlestep -d exec,nochain -dfilter
+    /// ... -D ...` and `-accel tcg,thread=single`.
+    pub exec_log: Option<execlog::ExecLog>,
 }
 
 impl Config {
@@ -138,6 +143,7 @@ impl Config {
             mark: None,
             icount: None,
             semihosting: true,
+            exec_log: None,
         }
     }
 
@@ -298,6 +304,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     });
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(cfg.machine_args())
+        .args(cfg.exec_log.iter().flat_map(execlog::ExecLog::qemu_args))
         // No network: nothing here uses one, and a default NIC would need
         // option ROMs that a minimal QEMU install lacks.
         .args(["-nographic", "-nic", "none", "-no-reboot"])
