@@ -3,6 +3,8 @@
 //!
 //! - `regs`: every register by name, its encoding, the `SysRegs` trait.
 //! - `ete`: the driver (`Ete`): start, stop, save, restore, status.
+//! - `insn`: the model's instruction-trace encoder (A64 waypoint
+//!   classifier, `InsnEncoder`), fed by `observe`.
 //! - `model`: `TraceModel`, the ETE + TRBE programming interface in
 //!   software, with the hardware's rules, for CPUs without trace (QEMU).
 //! - `backend`: `Backend`, what `manager::CoreTrace` drives on each core:
@@ -17,6 +19,7 @@ pub mod backend;
 pub mod data;
 pub mod errata;
 pub mod ete;
+pub mod insn;
 pub mod model;
 pub mod observe;
 pub mod packet;

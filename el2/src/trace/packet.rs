@@ -13,6 +13,7 @@
 //! | Context | `0x81` | info byte EL [1:0], SF 4, NS 5, V 6, C 7; then VMID (4 bytes with TRCIDR2.VMIDSIZE = 32 bits) if V; then CONTEXTID (4 bytes) if C |
 //! | Exception | `0x06` | one byte: E0 bit 0, TYPE[4:0] [5:1], E1 bit 6, C bit 7 = 0; E1:E0 = 0b01: the preferred return address follows |
 //! | Long address, 64-bit, IS0 | `0x9d` | A[8:2] in [6:0], A[15:9] in [6:0], then A[23:16] .. A[63:56] |
+//! | Atom, format 1 | `0xf6` (N) or `0xf7` (E): `0b1111011x`, bit 0 = E | none |
 //!
 //! A timestamp packet replaces only the low bits it carries; the model's
 //! timestamps never decrease, so the minimal encoding of the new value
@@ -226,6 +227,12 @@ pub fn address(out: &mut impl Sink, addr: u64) {
     }
 }
 
+/// One atom in format 1: E (`taken`: the P0 instruction branched, or is
+/// unconditional) or N (a conditional branch fell through).
+pub fn atom(out: &mut impl Sink, taken: bool) {
+    out.put(0xf6 | u8::from(taken));
+}
+
 /// Bytes of an exception packet with its return address.
 pub const EXCEPTION_LEN: usize = 2 + 9;
 
@@ -328,6 +335,12 @@ mod tests {
             [0x9d, 0x7f, 0x7f, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff]
         );
         assert_eq!(enc(|o| address(o, 0x44201234)).len() + 2, EXCEPTION_LEN);
+    }
+
+    #[test]
+    fn packet_atom_format_1() {
+        assert_eq!(enc(|o| atom(o, true)), [0xf7]);
+        assert_eq!(enc(|o| atom(o, false)), [0xf6]);
     }
 
     #[test]
