@@ -20,7 +20,8 @@
 //! `hostile.rs`; `test=console` disables the UART and prints from every
 //! core while the hypervisor logs, see `console_test.rs`; `test=offflood`
 //! and `test=vanish` turn a core off while others send it requests, see
-//! `vanish.rs`).
+//! `vanish.rs`; `test=insntrace` runs a known program under instruction
+//! trace for the runner's oracle, see `insntrace.rs`).
 //! Results go to the PL011 as
 //! `guest[cpuN] guest: PASS <check>` / `... guest: FAIL <check>: <why>`, and
 //! the guest ends with semihosting SYS_EXIT, status 0 only if all passed.
@@ -52,6 +53,8 @@ mod grant;
 mod hostile;
 #[cfg(target_os = "none")]
 mod hypmem;
+#[cfg(target_os = "none")]
+mod insntrace;
 #[cfg(target_os = "none")]
 mod irq;
 #[cfg(target_os = "none")]
@@ -165,6 +168,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Story => story::run(),
         platform::Scenario::Bench => bench::run(),
         platform::Scenario::TraceData => tracedata::run(),
+        platform::Scenario::InsnTrace => insntrace::run(),
         platform::Scenario::Fuzz { seed, calls } => fuzz::run(seed, calls),
         platform::Scenario::Hostile => hostile::run(),
         platform::Scenario::Grant { probes } => grant::run(probes),

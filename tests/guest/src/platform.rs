@@ -68,6 +68,9 @@ pub enum Scenario {
     Bench,
     /// `test=tracedata`: trace data read out and printed for decoding.
     TraceData,
+    /// `test=insntrace`: a known program traced instruction by instruction
+    /// (see [`crate::insntrace`]).
+    InsnTrace,
     /// `test=fuzz [seed=N] [calls=N]`: the ABI fuzz (see [`crate::fuzz`]).
     Fuzz { seed: u64, calls: u32 },
     /// `test=hostile`: hostile register, memory, GIC and argument probes
@@ -131,6 +134,7 @@ impl Platform {
             "smp" => Scenario::Smp { resume_selftest },
             "fault" => Scenario::Fault,
             "tracedata" => Scenario::TraceData,
+            "insntrace" => Scenario::InsnTrace,
             "hypmem" => match hypmem.map(parse_hex) {
                 Some(Some(addr)) => Scenario::HypMem { addr },
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),
@@ -181,7 +185,7 @@ impl Platform {
                 }
             }
             _ => Scenario::Invalid(
-                "unknown test= (expected smp, hypmem, fault, trace, tracedata, story, bench, fuzz, hostile, grant, console, offflood or vanish)",
+                "unknown test= (expected smp, hypmem, fault, trace, tracedata, insntrace, story, bench, fuzz, hostile, grant, console, offflood or vanish)",
             ),
         }
     }

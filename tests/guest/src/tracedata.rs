@@ -126,7 +126,9 @@ fn dump(tag: &str, len: usize) {
     println!("tracedata: {tag} end {len}");
 }
 
-fn capture(tag: &str, mpidr: u64) -> Result<(), Msg> {
+/// Prints `mpidr`'s TRACE_STATS, reads all its data with TRACE_READ and
+/// prints it as `tracedata: <tag> ...` lines (begin, OFFSET HEX, end LEN).
+pub(crate) fn capture(tag: &str, mpidr: u64) -> Result<(), Msg> {
     let s = stats(mpidr)?;
     println!(
         "tracedata: {tag} stats written={} wraps={} lost={} flags={:#x} available={}",
