@@ -25,7 +25,9 @@
 //! hardware. Cycle counting (`TraceConfig::cycles`) is not modelled: Trace
 //! Info says cycle counting is off, so the stream stays consistent.
 
-use guest_api::trace::TraceConfig;
+/// The guest's trace configuration the encoder follows (re-exported for
+/// users of the encoder that do not depend on `guest-api` themselves).
+pub use guest_api::trace::TraceConfig;
 
 use super::observe::{Observed, Sample};
 use super::packet::{self, Context, Sink};

@@ -17,7 +17,13 @@
 //! trace.ini           [trace_buffers], one [buffer_N] (format=source_data) each,
 //!                     [source_buffers] ete_N=buffer, [core_trace_sources] cpu_N=ete_N
 //! trbe_N.bin          the buffer's bytes
+//! mem_K.bin           with `write_with_memory`: the K-th memory dump, named
+//!                     in every cpu_N.ini as a [dumpK] section (file, address,
+//!                     length), so the full decode (`-decode`) can walk the code
 //! ```
+//!
+//! [`executed_addresses`] reads a full decode back as the instruction
+//! addresses it reconstructed, in order.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -66,8 +72,44 @@ pub fn buffer_name(cpu: usize) -> String {
     format!("trbe_{cpu}")
 }
 
+/// Memory the decoder may read: the code it walks between waypoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryDump {
+    /// Address of the first byte (the address space the trace uses).
+    pub address: u64,
+    /// The contents.
+    pub bytes: Vec<u8>,
+}
+
 /// Writes a snapshot of `captures` into `dir` (created if needed).
 pub fn write(dir: &Path, captures: &[Capture]) -> Result<(), String> {
+    write_with_memory(dir, captures, &[])
+}
+
+/// The `[dumpK]` sections naming `memory` in a core's device ini (OpenCSD's
+/// snapshot reader: a section whose name starts with `dump`, keys `file`,
+/// `address` and `length`).
+fn dump_sections(memory: &[MemoryDump]) -> String {
+    let mut s = String::new();
+    for (k, m) in memory.iter().enumerate() {
+        let _ = write!(
+            s,
+            "\n[dump{k}]\nfile=mem_{k}.bin\naddress={:#x}\nlength={:#x}\n",
+            m.address,
+            m.bytes.len()
+        );
+    }
+    s
+}
+
+/// Writes a snapshot of `captures` into `dir` (created if needed), with
+/// `memory` dumped and given to every core, so the full decode can follow
+/// instruction trace through it.
+pub fn write_with_memory(
+    dir: &Path,
+    captures: &[Capture],
+    memory: &[MemoryDump],
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let put = |name: &str, text: &[u8]| {
         std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
@@ -87,8 +129,11 @@ pub fn write(dir: &Path, captures: &[Capture]) -> Result<(), String> {
         let _ = writeln!(devices, "device{}={ete}.ini", 2 * i + 1);
         put(
             &format!("{cpu}.ini"),
-            format!("[device]\nname={cpu}\nclass=core\ntype=ARMv9-A\n\n[regs]\nPC=0x0\n")
-                .as_bytes(),
+            format!(
+                "[device]\nname={cpu}\nclass=core\ntype=ARMv9-A\n\n[regs]\nPC=0x0\n{}",
+                dump_sections(memory)
+            )
+            .as_bytes(),
         )?;
         let r = &c.regs;
         put(
@@ -109,6 +154,9 @@ pub fn write(dir: &Path, captures: &[Capture]) -> Result<(), String> {
         );
         let _ = writeln!(sources, "{ete}={buf}");
         let _ = writeln!(cores, "{cpu}={ete}");
+    }
+    for (k, m) in memory.iter().enumerate() {
+        put(&format!("mem_{k}.bin"), &m.bytes)?;
     }
     put(
         "snapshot.ini",
@@ -378,6 +426,75 @@ pub fn printed_dump(output: &str, tag: &str) -> Result<Vec<u8>, String> {
     Ok(data)
 }
 
+/// The hex number right after `key` in `line`.
+fn hex_at(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let rest = rest.trim_start();
+    let digits = rest.strip_prefix("0x").unwrap_or(rest);
+    let end = digits
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .unwrap_or(digits.len());
+    u64::from_str_radix(&digits[..end], 16).ok()
+}
+
+/// The instruction addresses a full decode (`list(.., true)`) reconstructed,
+/// in execution order: each `OCSD_GEN_TRC_ELEM_INSTR_RANGE` expanded into
+/// its 4-byte A64 instructions `[start, end)`. A decode that lost its way
+/// is an error, not a shorter list: decoder errors, ranges it could not
+/// walk (`I_RANGE_NOPATH`), memory it could not read (`ADDR_NACC`), or a
+/// range that disagrees with its own instruction count.
+pub fn executed_addresses(decoder_output: &str) -> Result<Vec<u64>, String> {
+    let errs = errors(decoder_output);
+    if !errs.is_empty() {
+        return Err(format!("decoder errors: {errs:?}"));
+    }
+    let mut out = Vec::new();
+    for line in decoder_output.lines() {
+        for bad in [
+            "OCSD_GEN_TRC_ELEM_I_RANGE_NOPATH",
+            "OCSD_GEN_TRC_ELEM_ADDR_NACC",
+        ] {
+            if line.contains(bad) {
+                return Err(format!("decoder could not follow the code: {line}"));
+            }
+        }
+        if !line.contains("OCSD_GEN_TRC_ELEM_INSTR_RANGE(") {
+            continue;
+        }
+        let parse = || -> Option<(u64, u64, u64)> {
+            let start = hex_at(line, "exec range=")?;
+            let end = hex_at(line, ":[")?;
+            let n = line[line.find("num_i(")? + 6..]
+                .split(')')
+                .next()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((start, end, n))
+        };
+        let (start, end, n) = parse().ok_or_else(|| format!("unreadable range: {line}"))?;
+        if end < start || (end - start) % 4 != 0 || (end - start) / 4 != n {
+            return Err(format!("range and count disagree: {line}"));
+        }
+        out.extend((start..end).step_by(4));
+    }
+    Ok(out)
+}
+
+/// The exceptions a full decode reported, in order: (preferred return
+/// address, exception number as the ETE packet's TYPE field).
+pub fn decoded_exceptions(decoder_output: &str) -> Vec<(u64, u32)> {
+    decoder_output
+        .lines()
+        .filter(|l| l.contains("OCSD_GEN_TRC_ELEM_EXCEPTION("))
+        .filter_map(|l| {
+            let ret = hex_at(l, "pref ret addr:")?;
+            let num = hex_at(l, "excep num (")? as u32;
+            Some((ret, num))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,5 +588,24 @@ mod tests {
         assert!(!run.from_hardware);
         let gap = out.replace("000004 0a0b", "000005 0a0b");
         assert!(parse_tracedata(&gap, 1).is_err());
+    }
+
+    #[test]
+    fn executed_addresses_expand_ranges_in_order() {
+        let out = "\
+Idx:29; ID:2; OCSD_GEN_TRC_ELEM_INSTR_RANGE(exec range=0x44200000:[0x4420000c] num_i(3) last_sz(4) (ISA=A64) E BR   <cond>)
+Idx:61; ID:0; [0x06 0x05 ];\tI_EXCEPT : Exception.;  Call; Ret Addr Follows;
+Idx:61; ID:2; OCSD_GEN_TRC_ELEM_INSTR_RANGE(exec range=0x44200004:[0x44200008] num_i(1) last_sz(4) (ISA=A64) E --- )
+Idx:61; ID:2; OCSD_GEN_TRC_ELEM_EXCEPTION(pref ret addr:0x44200008; excep num (0x02) )
+";
+        assert_eq!(
+            executed_addresses(out),
+            Ok(vec![0x4420_0000, 0x4420_0004, 0x4420_0008, 0x4420_0004])
+        );
+        assert_eq!(decoded_exceptions(out), [(0x4420_0008, 2)]);
+        let miscounted = out.replace("num_i(3)", "num_i(2)");
+        assert!(executed_addresses(&miscounted).is_err());
+        let lost = format!("{out}Idx:70; ID:2; OCSD_GEN_TRC_ELEM_ADDR_NACC( 0x44300000 )\n");
+        assert!(executed_addresses(&lost).is_err());
     }
 }
