@@ -18,9 +18,11 @@
 //! 6. SVC, taken by the program's own synchronous vector, which returns
 //!    with ERET;
 //! 7. HVC SMCCC_VERSION;
-//! 8. the virtual timer armed, IRQs unmasked and a loop that spins until the
-//!    program's IRQ vector has taken the timer interrupt (acknowledge,
-//!    timer off, end of interrupt, ERET back into the loop);
+//! 8. IRQs unmasked and a loop that spins until the program's IRQ vector
+//!    has taken the virtual timer's interrupt (acknowledge, timer off, end
+//!    of interrupt, ERET back into the loop); the loop arms the timer
+//!    (100 µs) on its third pass, so the interrupt comes in its middle
+//!    however slowly the core runs;
 //! 9. TRACE_DISABLE of this core: the last traced instruction is that HVC.
 //!
 //! The program returns what each step produced (call results, interrupt
@@ -48,8 +50,10 @@ const LOOP: u64 = 5;
 /// the table's 0x10 + 0x20, 0x1000 if every CB*/TB* went its way, the SVC
 /// handler's 0x100.
 pub const EXPECTED_ACC: u64 = LOOP + 1 + 0x30 + 0x1000 + 0x100;
-/// When the timer fires after being armed (ms).
-const TIMER_MS: u64 = 2;
+/// The pass of the waiting loop that arms the timer.
+const ARM_PASS: u64 = 3;
+/// When the timer fires after being armed (µs).
+const TIMER_US: u64 = 100;
 /// How long the program spins for the timer interrupt at most (ms).
 const GIVE_UP_MS: u64 = 5000;
 /// Timer interrupts each other core takes meanwhile.
@@ -222,18 +226,20 @@ insntrace_branches_done:
     movz    w0, #0x8000, lsl #16
     hvc     #0
     str     x0, [x19, #64]
-    // 8. The timer's interrupt in the middle of a loop.
+    // 8. The timer's interrupt in the middle of a loop: armed on the
+    // loop's third pass, however fast the loop runs.
     ldp     x9, x10, [x19, #32]
     mrs     x11, cntvct_el0
     add     x10, x11, x10
-    msr     cntv_tval_el0, x9
-    mov     x9, #1
-    msr     cntv_ctl_el0, x9
-    isb
+    mov     x12, #1
     msr     daifclr, #2
 insntrace_wait:
     add     x22, x22, #1
-    mrs     x11, cntvct_el0
+    cmp     x22, #{arm_pass}
+    b.ne    1f
+    msr     cntv_tval_el0, x9
+    msr     cntv_ctl_el0, x12
+1:  mrs     x11, cntvct_el0
     cmp     x11, x10
     b.hs    insntrace_waited
     cbz     x21, insntrace_wait
@@ -277,6 +283,7 @@ insntrace_end:
     enable = const abi::TRACE_ENABLE,
     disable = const abi::TRACE_DISABLE,
     loops = const LOOP,
+    arm_pass = const ARM_PASS,
     fatal = sym insntrace_fatal,
 );
 
@@ -334,7 +341,7 @@ fn insntrace() -> Result<(), Msg> {
         config: CONFIG,
         start,
         end,
-        timer_ticks: timer::ms_to_ticks(TIMER_MS),
+        timer_ticks: timer::freq() / 1_000_000 * TIMER_US,
         give_up_ticks: timer::ms_to_ticks(GIVE_UP_MS),
         ..Params::default()
     };
@@ -373,9 +380,9 @@ fn insntrace() -> Result<(), Msg> {
     if p.timer_irqs != 1 {
         fail!("{} timer interrupts in the program, want 1", p.timer_irqs);
     }
-    if p.wait_loops < 2 {
+    if p.wait_loops < ARM_PASS {
         fail!(
-            "the timer interrupt came after {} pass(es) of the loop, not in the middle of it",
+            "the waiting loop ended after {} pass(es), before arming the timer on pass {ARM_PASS}",
             p.wait_loops
         );
     }

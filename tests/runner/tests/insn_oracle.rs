@@ -265,7 +265,8 @@ fn oracle(cores: usize) {
         .unwrap_or_else(|| panic!("bad program line: {line}"));
 
     let text = log.read().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    // Kept for a failure's post-mortem; removed when the oracle agrees.
+    println!("QEMU's exec log: {}", log.file.display());
     let all = execlog::executed(&text).unwrap_or_else(|e| panic!("QEMU exec log: {e}"));
     let qemu: Vec<u64> = all
         .iter()
@@ -288,7 +289,10 @@ fn oracle(cores: usize) {
         expected.len()
     );
     match compare(&decoded, &expected, &p.symbols) {
-        Ok(n) => println!("compared {n} instructions: identical"),
+        Ok(n) => {
+            println!("compared {n} instructions: identical");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         Err(e) => panic!("{e}\ntrc_pkt_lister -decode:\n{listing}"),
     }
 }
