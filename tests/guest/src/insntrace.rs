@@ -31,9 +31,11 @@
 //! `tracedata: insn OFFSET HEX` lines (the `test=tracedata` format), with
 //! `insntrace: program <start> <end> core <index> ...` first.
 //!
-//! With more than one core, the other cores take virtual-timer interrupts
-//! meanwhile (the `timer` command of `smp`), so the traced core runs while
-//! others do.
+//! `insntrace-core=N` runs the program on core N (default: the boot core),
+//! started through its `smp` mailbox; the boot core then waits for it
+//! (polling) and reads that core's buffer. The other secondaries take
+//! virtual-timer interrupts meanwhile (the `timer` command of `smp`), so the
+//! traced core runs while others do.
 
 use core::arch::global_asm;
 
@@ -313,29 +315,68 @@ pub fn range() -> (u64, u64) {
     )
 }
 
-/// Runs the scenario; the exit status.
-pub fn run() -> u64 {
+/// Runs the scenario on `core` (default: this, the boot core); the exit
+/// status.
+pub fn run(core: Option<usize>) -> u64 {
     let mut report = Report::new();
     report.check("cpu-on", suite::cpu_on());
-    report.check("insntrace", insntrace());
+    report.check("insntrace", insntrace(core));
     report.finish()
 }
 
-fn insntrace() -> Result<(), Msg> {
+fn insntrace(core: Option<usize>) -> Result<(), Msg> {
     let plat = platform::get();
     let me = arch::core_index();
-    let mpidr = plat.mpidr[me];
+    let core = core.unwrap_or(me);
+    if core >= plat.ncpus || (core != me && !smp::online(core)) {
+        fail!("insntrace-core={core}: no such core online");
+    }
+    let mpidr = plat.mpidr[core];
     let (start, end) = range();
     println!(
-        "insntrace: program {start:#x} {end:#x} core {me} mpidr {mpidr:#x} enable-hvc {:#x} first {:#x} disable-hvc {:#x} config {CONFIG:#x}",
+        "insntrace: program {start:#x} {end:#x} core {core} mpidr {mpidr:#x} enable-hvc {:#x} first {:#x} disable-hvc {:#x} config {CONFIG:#x}",
         &raw const insntrace_enable_hvc as u64,
         &raw const insntrace_first as u64,
         &raw const insntrace_disable_hvc as u64,
     );
+    // The other secondaries take timer interrupts meanwhile; the boot core,
+    // if it is not the traced one, polls for the traced core's result.
     let mut others = [None; arch::MAX_CPUS];
-    for i in smp::online_secondaries() {
+    for i in smp::online_secondaries().filter(|&i| i != core) {
         others[i] = Some(smp::post(i, smp::Cmd::Timer, OTHER_TIMER_IRQS));
     }
+    let traced = if core == me {
+        run_program()
+    } else {
+        let seq = smp::post(core, smp::Cmd::InsnTrace, 0);
+        match smp::wait_done(core, seq, 120_000) {
+            Some(true) => Ok(()),
+            Some(false) => Err(crate::report::msg(format_args!(
+                "core {core}: the program's checks failed (its line above)"
+            ))),
+            None => Err(crate::report::msg(format_args!(
+                "core {core}: program {}",
+                smp::progress(core, seq)
+            ))),
+        }
+    };
+    for (i, seq) in others.iter().enumerate() {
+        if let Some(seq) = *seq {
+            match smp::wait_done(i, seq, 60_000) {
+                Some(true) => {}
+                Some(false) => fail!("core {i} failed its timer interrupts"),
+                None => fail!("core {i}: timer command {}", smp::progress(i, seq)),
+            }
+        }
+    }
+    traced?;
+    tracedata::capture("insn", mpidr)
+}
+
+/// Runs the program on this core and checks what it returned.
+pub fn run_program() -> Result<(), Msg> {
+    let mpidr = platform::get().mpidr[arch::core_index()];
+    let (start, end) = range();
     let mut p = Params {
         mpidr,
         config: CONFIG,
@@ -359,15 +400,6 @@ fn insntrace() -> Result<(), Msg> {
         "insntrace: ran enable={} disable={} smccc-version={:#x} timer-irqs={} wait-loops={} other-irqs={} acc={:#x}",
         p.enable as i64, p.disable as i64, p.smccc_version, p.timer_irqs, p.wait_loops, p.other_irqs, p.acc
     );
-    for (i, seq) in others.iter().enumerate() {
-        if let Some(seq) = *seq {
-            match smp::wait_done(i, seq, 60_000) {
-                Some(true) => {}
-                Some(false) => fail!("core {i} failed its timer interrupts"),
-                None => fail!("core {i}: timer command {}", smp::progress(i, seq)),
-            }
-        }
-    }
     if p.enable != 0 {
         fail!("TRACE_ENABLE: {}", p.enable as i64);
     }
@@ -389,5 +421,5 @@ fn insntrace() -> Result<(), Msg> {
     if p.acc != EXPECTED_ACC {
         fail!("accumulator {:#x}, want {EXPECTED_ACC:#x}", p.acc);
     }
-    tracedata::capture("insn", mpidr)
+    Ok(())
 }

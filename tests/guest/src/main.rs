@@ -168,7 +168,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Story => story::run(),
         platform::Scenario::Bench => bench::run(),
         platform::Scenario::TraceData => tracedata::run(),
-        platform::Scenario::InsnTrace => insntrace::run(),
+        platform::Scenario::InsnTrace { core } => insntrace::run(core),
         platform::Scenario::Fuzz { seed, calls } => fuzz::run(seed, calls),
         platform::Scenario::Hostile => hostile::run(),
         platform::Scenario::Grant { probes } => grant::run(probes),

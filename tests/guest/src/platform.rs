@@ -68,9 +68,10 @@ pub enum Scenario {
     Bench,
     /// `test=tracedata`: trace data read out and printed for decoding.
     TraceData,
-    /// `test=insntrace`: a known program traced instruction by instruction
-    /// (see [`crate::insntrace`]).
-    InsnTrace,
+    /// `test=insntrace [insntrace-core=N]`: a known program traced
+    /// instruction by instruction on core N (default: the boot core; see
+    /// [`crate::insntrace`]).
+    InsnTrace { core: Option<usize> },
     /// `test=fuzz [seed=N] [calls=N]`: the ABI fuzz (see [`crate::fuzz`]).
     Fuzz { seed: u64, calls: u32 },
     /// `test=hostile`: hostile register, memory, GIC and argument probes
@@ -109,6 +110,7 @@ impl Platform {
         let mut seed = None;
         let mut deadline = None;
         let mut calls = None;
+        let mut insn_core = None;
         for word in args.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("test=") {
                 test = v;
@@ -124,6 +126,8 @@ impl Platform {
                 deadline = Some(v);
             } else if let Some(v) = word.strip_prefix("calls=") {
                 calls = Some(v);
+            } else if let Some(v) = word.strip_prefix("insntrace-core=") {
+                insn_core = Some(v);
             } else if word == "resume-selftest" {
                 resume_selftest = true;
             } else if word == "expect-violations" {
@@ -134,7 +138,11 @@ impl Platform {
             "smp" => Scenario::Smp { resume_selftest },
             "fault" => Scenario::Fault,
             "tracedata" => Scenario::TraceData,
-            "insntrace" => Scenario::InsnTrace,
+            "insntrace" => match insn_core.map(|v| v.parse::<usize>()) {
+                None => Scenario::InsnTrace { core: None },
+                Some(Ok(core)) => Scenario::InsnTrace { core: Some(core) },
+                Some(Err(_)) => Scenario::Invalid("insntrace-core= is not a decimal core index"),
+            },
             "hypmem" => match hypmem.map(parse_hex) {
                 Some(Some(addr)) => Scenario::HypMem { addr },
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),

@@ -54,6 +54,8 @@ pub enum Cmd {
     Flood = 16,
     /// Enable own trace, wait for the flood, CPU_OFF (`test=offflood`).
     OffFlooded = 17,
+    /// Run the `test=insntrace` program on this core.
+    InsnTrace = 18,
 }
 
 impl Cmd {
@@ -76,6 +78,7 @@ impl Cmd {
             15 => Cmd::Console,
             16 => Cmd::Flood,
             17 => Cmd::OffFlooded,
+            18 => Cmd::InsnTrace,
             _ => return None,
         })
     }
@@ -99,6 +102,7 @@ impl Cmd {
             Cmd::Console => "console-lines",
             Cmd::Flood => "flood",
             Cmd::OffFlooded => "cpu-off-flooded",
+            Cmd::InsnTrace => "insntrace-program",
         }
     }
 }
@@ -266,6 +270,7 @@ fn run(cmd: Cmd, arg: u64, seq: u32) -> Result<(), Msg> {
         Cmd::Console => console_test::lines(arg),
         Cmd::Flood => vanish::flood(arg as usize),
         Cmd::OffFlooded => vanish::target(),
+        Cmd::InsnTrace => crate::insntrace::run_program(),
     }
 }
 
