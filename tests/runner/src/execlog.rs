@@ -371,8 +371,17 @@ pub fn test_guest_elf() -> PathBuf {
 mod tests {
     use super::*;
 
+    /// QEMU's `a..b` includes b (checked on QEMU 7.2: a filter
+    /// `0x44202060..0x44202067,0x44202164..0x44202167` logged exactly the
+    /// blocks at 0x44202060, 0x44202064 and 0x44202164).
     #[test]
     fn qemu_args_filter_inclusive_ranges() {
+        let mut two = ExecLog::new("/tmp/y.log", 0x4420_2060, 0x4420_2068);
+        two.ranges.push((0x4420_2164, 0x4420_2168));
+        two.ranges.push((0x10, 0x10));
+        assert!(two
+            .qemu_args()
+            .contains(&"0x44202060..0x44202067,0x44202164..0x44202167".to_string()));
         let l = ExecLog::new("/tmp/x.log", 0x4420_0000, 0x4420_1000);
         assert_eq!(
             l.qemu_args(),
