@@ -336,6 +336,30 @@ impl Backend {
         }
     }
 
+    /// What the guest executed, as the observer that steps it reports it
+    /// (`super::observe`): the model encodes it as instruction trace into
+    /// the same FIFO and buffer as `guest_event`, under the same rules (a
+    /// stopped unit, a disabled or full buffer take nothing), then EL2
+    /// handles the buffer's interrupt if it was raised, restarting with
+    /// `cfg` as `guest_event` does. Real trace hardware sees the guest by
+    /// itself: nothing to do there.
+    pub fn observe(
+        &mut self,
+        ev: &super::observe::Observed,
+        s: &super::observe::Sample,
+        cfg: Option<&TraceConfig>,
+    ) {
+        if let Backend::Model { ete, .. } = self {
+            if !ete.is_running() {
+                return;
+            }
+            ete.regs.observe(ev, s);
+            if ete.regs.peek(super::Reg::TrbSR) & TRBSR_IRQ != 0 {
+                self.buffer_interrupt(cfg);
+            }
+        }
+    }
+
     /// The TRBE interrupt, on the owning core: classify TRBSR, record it,
     /// and lower the interrupt (TRBSR may only be written with the buffer
     /// disabled). A tracing core goes through the full stop and restart,
@@ -676,6 +700,60 @@ mod tests {
         let s = t.backend.stats();
         assert_eq!((s.flags, s.wraps), (STATS_FULL, 0));
         assert!(s.lost > 0);
+    }
+
+    #[test]
+    fn trace_backend_observe_traces_instructions_until_the_buffer_is_full() {
+        use crate::trace::observe::{Observed, Sample};
+        let mut t = core();
+        let cfg = TraceConfig {
+            el1: true,
+            ..TraceConfig::default()
+        };
+        // Before any enable nothing is traced.
+        let nop = Observed::Executed {
+            pc: 0x4420_0000,
+            word: 0xd503_201f,
+            next: 0x4420_0004,
+            el: 1,
+        };
+        t.backend.observe(&nop, &Sample::default(), Some(&cfg));
+        assert!(t.backend.view().is_empty());
+        t.enable(cfg).unwrap();
+        t.backend.observe(&nop, &Sample::default(), Some(&cfg));
+        // The start, then the encoder's sync point: A-Sync, Trace Info,
+        // context, address.
+        assert_eq!(
+            t.backend.view().len(),
+            crate::trace::START_BYTES + 12 + 3 + 2 + 9
+        );
+        // A loop (nop; b .-4) fills the 64 KiB buffer: one interrupt, FULL,
+        // the rest counted as lost, the unit as the mode says.
+        let b = Observed::Executed {
+            pc: 0x4420_0004,
+            word: 0x17ff_ffff,
+            next: 0x4420_0000,
+            el: 1,
+        };
+        for _ in 0..80_000 {
+            t.backend.observe(&nop, &Sample::default(), Some(&cfg));
+            t.backend.observe(&b, &Sample::default(), Some(&cfg));
+        }
+        let s = t.backend.stats();
+        assert_eq!(s.flags, STATS_FULL);
+        assert_eq!(s.available, BUF.size);
+        assert!(s.lost > 0);
+        if let Backend::Model { log, .. } = &t.backend {
+            assert_eq!(log.irqs, 1);
+        }
+        let m = t.backend.model().unwrap();
+        assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+        assert!(t.snapshot().consistent());
+        // Disabled: observations are dropped.
+        t.disable().unwrap();
+        let n = t.backend.view().len();
+        t.backend.observe(&b, &Sample::default(), None);
+        assert_eq!(t.backend.view().len(), n);
     }
 
     #[test]

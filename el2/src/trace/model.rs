@@ -36,6 +36,14 @@
 //!   subject to TRFCR_EL1, TRCVICTLR's exception-level exclusions and the
 //!   address-range filter. Packets wait in the unit's FIFO until a TSB CSYNC
 //!   (or a full FIFO) moves them to the buffer at TRBPTR.
+//! - Instruction trace (`observe`): when EL2 steps the guest and reports
+//!   what it executed (`super::observe`), the unit's instruction-trace
+//!   encoder (`super::insn::InsnEncoder`) turns it into the atoms,
+//!   addresses, exceptions and context a real ETE emits, filtered by the
+//!   same registers, into the same FIFO. Each start of the unit resets the
+//!   encoder, so every capture (and every restart) begins with a sync
+//!   point. A capture uses one source: `event` (exceptions only) or
+//!   `observe`, not both.
 //! - The buffer follows TRBLIMITR.FM: fill mode stops at LIMIT (TRBSR.S,
 //!   IRQ, MSS.BSC = full; the rest is lost and counted), wrap mode goes back
 //!   to BASE and raises the interrupt with TRBSR.WRAP, circular-buffer mode
@@ -56,6 +64,8 @@
 //! trace buffers; without one, the pointer moves but nothing is stored.
 
 use super::errata::{Errata, Workaround};
+use super::insn::{InsnEncoder, TraceConfig, MAX_OBSERVATION_BYTES};
+use super::observe::{Observed, Sample};
 use super::packet::{self, Bytes, Context, ExceptionType, Sink};
 use super::regs::{Reg, SysRegs};
 
@@ -193,6 +203,8 @@ pub struct TraceModel {
     since_sync: u64,
     /// The context last traced, if any since the last sync point.
     last_context: Option<Context>,
+    /// The instruction-trace encoder (`observe`).
+    insn: InsnEncoder,
     writer: Option<Writer>,
     counts: ModelCounts,
     defects: Errata,
@@ -261,6 +273,7 @@ impl TraceModel {
             fifo: Bytes::new(),
             since_sync: 0,
             last_context: None,
+            insn: InsnEncoder::new(),
             writer: None,
             counts: ModelCounts {
                 written: 0,
@@ -365,16 +378,71 @@ impl TraceModel {
         self.emit(group.as_slice());
     }
 
-    /// Whether TRFCR_EL1, TRCVICTLR and the address filter trace `el` at `addr`.
-    fn traces(&self, el: u8, addr: u64) -> bool {
+    /// What the guest executed, in program order, with the context sampled
+    /// at it: encoded as instruction trace if the unit is tracing. The
+    /// filters are the unit's registers, as on hardware: TRFCR_EL1 and
+    /// TRCVICTLR's exception-level exclusions, the ViewInst include range
+    /// (TRCVIIECTLR with comparator pair 0), TRCCONFIGR.TS and CID, and the
+    /// sync period TRCSYNCPR.
+    pub fn observe(&mut self, ev: &Observed, s: &Sample) {
+        if !self.tracing() {
+            return;
+        }
+        let cfg = self.programmed_view();
+        self.insn
+            .set_sync_period(1 << (self.regs[Reg::TrcSyncPR.index()] & 0x1f).clamp(8, 20));
+        let mut group = Bytes::<MAX_OBSERVATION_BYTES>::new();
+        self.insn.observe(ev, s, &cfg, &mut group);
+        if !group.is_empty() {
+            self.emit(group.as_slice());
+        }
+    }
+
+    /// The instruction-trace encoder's state (tests and diagnostics).
+    pub fn insn_encoder(&self) -> &InsnEncoder {
+        &self.insn
+    }
+
+    /// What the registers ask the unit to trace, in the encoder's terms.
+    fn programmed_view(&self) -> TraceConfig {
+        let configr = self.regs[Reg::TrcConfigR.index()];
+        let filter = if self.written[Reg::TrcViIeCtlR.index()]
+            && self.regs[Reg::TrcViIeCtlR.index()] & 1 != 0
+        {
+            // TRCACVR1 holds the last address included.
+            let (lo, hi) = (
+                self.regs[Reg::TrcAcVR(0).index()],
+                self.regs[Reg::TrcAcVR(1).index()],
+            );
+            Some((lo, hi.saturating_add(1)))
+        } else {
+            None
+        };
+        TraceConfig {
+            el0: self.level_traced(0),
+            el1: self.level_traced(1),
+            timestamps: configr & CONFIGR_TS != 0,
+            cycles: false,
+            context_id: configr & CONFIGR_CID != 0,
+            filter,
+            wrap: false,
+        }
+    }
+
+    /// Whether TRFCR_EL1 and TRCVICTLR trace exception level `el`.
+    fn level_traced(&self, el: u8) -> bool {
         let trfcr = self.regs[Reg::TrfcrEl1.index()];
         let victlr = self.regs[Reg::TrcViCtlR.index()];
-        let level_ok = match el {
+        match el {
             0 => trfcr & 1 != 0 && victlr & (1 << 20) == 0,
             1 => trfcr & 2 != 0 && victlr & (1 << 21) == 0,
             _ => false,
-        };
-        if !level_ok {
+        }
+    }
+
+    /// Whether TRFCR_EL1, TRCVICTLR and the address filter trace `el` at `addr`.
+    fn traces(&self, el: u8, addr: u64) -> bool {
+        if !self.level_traced(el) {
             return false;
         }
         if self.written[Reg::TrcViIeCtlR.index()] && self.regs[Reg::TrcViIeCtlR.index()] & 1 != 0 {
@@ -409,6 +477,7 @@ impl TraceModel {
         self.emit(group.as_slice());
         self.since_sync = 0;
         self.last_context = None;
+        self.insn.reset();
     }
 
     /// Moves the FIFO to the buffer.
@@ -431,6 +500,7 @@ impl TraceModel {
         self.undrained = false;
         self.fifo.clear();
         self.last_context = None;
+        self.insn.reset();
         self.tsb_armed = false;
         self.dropping = false;
         self.dropping_tsb = false;
@@ -1140,6 +1210,138 @@ mod tests {
             assert_eq!(c.lost, 0);
             assert_eq!(m.peek(Reg::TrbPtr), BASE + c.written - 0x1000);
         }
+    }
+
+    const NOP: u32 = 0xd503_201f;
+    const B_BACK: u32 = 0x17ff_ffff; // b .-4
+
+    fn exe(pc: u64, word: u32, next: u64, el: u8) -> Observed {
+        Observed::Executed { pc, word, next, el }
+    }
+
+    /// A two-instruction loop (nop; b .-4), `n` times round, at EL1.
+    fn loop_events(n: usize) -> Vec<Observed> {
+        (0..n)
+            .flat_map(|_| {
+                [
+                    exe(0x4420_0000, NOP, 0x4420_0004, 1),
+                    exe(0x4420_0004, B_BACK, 0x4420_0000, 1),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trace_model_observe_emits_what_the_encoder_does_after_the_start() {
+        let mut m = tracing_model(1 | CONFIGR_TS | CONFIGR_CID, 0);
+        let s = Sample {
+            timestamp: 0x500,
+            context_id: 9,
+        };
+        let evs = loop_events(800);
+        for ev in &evs {
+            m.observe(ev, &s);
+        }
+        m.tsb_csync();
+        m.dsb();
+        // The same observations through a bare encoder, under what the
+        // registers say: both levels, timestamps, context IDs, a sync
+        // point every 2^TRCSYNCPR = 256 bytes.
+        let mut e = InsnEncoder::new();
+        e.set_sync_period(256);
+        let cfg = TraceConfig {
+            el0: true,
+            el1: true,
+            timestamps: true,
+            context_id: true,
+            ..TraceConfig::default()
+        };
+        let mut want = vec![0u8; 11];
+        want.extend([0x80, 0x01, 0x01, 0x00, 0x04]);
+        for ev in &evs {
+            e.observe(ev, &s, &cfg, &mut want);
+        }
+        assert!(want.len() > 3 * 256, "several sync points");
+        let ptr = m.peek(Reg::TrbPtr);
+        assert_eq!(memory(BASE, ptr), want);
+        assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+    }
+
+    #[test]
+    fn trace_model_observe_follows_the_unit_and_its_filters() {
+        // Not traced while TRFCR prohibits EL1, nor EL0 with only EL1 allowed.
+        let mut m = tracing_model(1, 0);
+        m.write(Reg::TrfcrEl1, 0);
+        m.observe(&exe(0x4420_0000, NOP, 0x4420_0004, 1), &Sample::default());
+        assert_eq!(m.pending() as u64, START_BYTES);
+        m.write(Reg::TrfcrEl1, 0b10);
+        m.observe(&exe(0x1000, B_BACK, 0xffc, 0), &Sample::default());
+        assert_eq!(m.pending() as u64, START_BYTES);
+        assert!(!m.insn_encoder().started());
+        m.observe(&exe(0x4420_0000, NOP, 0x4420_0004, 1), &Sample::default());
+        assert!(m.insn_encoder().started());
+        assert!(m.pending() as u64 > START_BYTES);
+
+        // A disabled unit takes nothing.
+        let mut m = TraceModel::new();
+        m.observe(&exe(0x4420_0000, NOP, 0x4420_0004, 1), &Sample::default());
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn trace_model_observe_honours_the_address_range() {
+        let mut m = tracing_model(1, 0);
+        m.write(Reg::TrfcrEl1, 0);
+        m.write(Reg::TrcPrgCtlr, 0);
+        m.isb();
+        m.write(Reg::TrcViIeCtlR, 1);
+        m.write(Reg::TrcAcVR(0), 0x4420_0000);
+        m.write(Reg::TrcAcVR(1), 0x4420_0fff);
+        m.write(Reg::TrfcrEl1, 0b11);
+        m.isb();
+        m.write(Reg::TrcPrgCtlr, 1);
+        m.isb();
+        assert_eq!(m.programmed_view().filter, Some((0x4420_0000, 0x4420_1000)));
+        let before = m.pending();
+        m.observe(&exe(0x4420_1000, NOP, 0x4420_1004, 1), &Sample::default());
+        assert_eq!(m.pending(), before, "the first word past the range");
+        m.observe(&exe(0x4420_0ffc, NOP, 0x4420_1000, 1), &Sample::default());
+        assert!(m.pending() > before, "the last word inside it");
+    }
+
+    #[test]
+    fn trace_model_each_start_resets_the_instruction_encoder() {
+        let mut m = tracing_model(1, 0);
+        for ev in loop_events(4) {
+            m.observe(&ev, &Sample::default());
+        }
+        assert!(m.insn_encoder().started());
+        // Stop (prohibit first, as the driver does) and start again.
+        m.write(Reg::TrfcrEl1, 0);
+        m.isb();
+        m.write(Reg::TrcPrgCtlr, 0);
+        m.isb();
+        assert!(m.insn_encoder().started(), "a stop alone forgets nothing");
+        m.write(Reg::TrfcrEl1, 0b11);
+        m.write(Reg::TrcPrgCtlr, 1);
+        m.isb();
+        assert!(!m.insn_encoder().started());
+        let before = m.pending();
+        m.observe(
+            &exe(0x4420_0004, B_BACK, 0x4420_0000, 1),
+            &Sample::default(),
+        );
+        m.tsb_csync();
+        let data = memory(BASE, m.peek(Reg::TrbPtr));
+        let fresh = &data[before..];
+        assert!(
+            fresh[..11].iter().all(|&b| b == 0) && fresh[11] == 0x80,
+            "{fresh:x?}"
+        );
+        assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+        // A power loss forgets too.
+        m.power_loss();
+        assert!(!m.insn_encoder().started());
     }
 
     #[test]
