@@ -92,6 +92,15 @@ struct Params {
     acc: u64,
 }
 
+// The assembly's offsets.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Params, start) == 16 && offset_of!(Params, timer_ticks) == 32);
+    assert!(offset_of!(Params, enable) == 48 && offset_of!(Params, disable) == 56);
+    assert!(offset_of!(Params, smccc_version) == 64 && offset_of!(Params, timer_irqs) == 72);
+    assert!(offset_of!(Params, other_irqs) == 88 && offset_of!(Params, acc) == 96);
+};
+
 global_asm!(
     r#"
     .section .text.insntrace, "ax"
