@@ -491,3 +491,60 @@ fn insn_decode_without_timestamps_or_context_ids() {
     };
     check(5, 30, &cfg, None);
 }
+
+// The model's own path: the unit's start, its FIFO, the buffer and its
+// 256-byte sync period, with the observations going through
+// `TraceModel::observe`.
+std::thread_local! {
+    static TRBE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+const TRBE_BASE: u64 = 0x5000_0000;
+
+fn trbe_store(addr: u64, bytes: &[u8]) {
+    TRBE.with(|m| {
+        let mut m = m.borrow_mut();
+        let at = (addr - TRBE_BASE) as usize;
+        if m.len() < at + bytes.len() {
+            m.resize(at + bytes.len(), 0);
+        }
+        m[at..at + bytes.len()].copy_from_slice(bytes);
+    });
+}
+
+#[test]
+fn insn_decode_through_the_model_and_its_buffer() {
+    use el2::trace::{Reg, SysRegs, TraceModel};
+    TRBE.with(|m| m.borrow_mut().clear());
+    let mut m = TraceModel::new();
+    m.set_writer(trbe_store);
+    // As the driver programs it: OS lock open, TS and CID, sync every
+    // 2^8 bytes, a 64 KiB fill-mode buffer, EL0 and EL1 allowed.
+    m.write(Reg::OslarEl1, 0);
+    m.isb();
+    m.write(Reg::TrcConfigR, configr(&all()));
+    m.write(Reg::TrcSyncPR, 8);
+    m.write(Reg::TrcViCtlR, 0);
+    m.write(Reg::TrbBaseR, TRBE_BASE);
+    m.write(Reg::TrbPtr, TRBE_BASE);
+    m.write(Reg::TrbSR, 0);
+    m.isb();
+    m.write(Reg::TrbLimitR, (TRBE_BASE + 0x1_0000) | (0b11 << 3) | 1);
+    m.write(Reg::TrfcrEl1, 0b11);
+    m.isb();
+    m.write(Reg::TrcPrgCtlr, 1);
+    m.isb();
+    let (img, evs) = run(300, 400);
+    for (i, ev) in evs.iter().enumerate() {
+        m.observe(ev, &sample(i, ev));
+    }
+    m.tsb_csync();
+    m.dsb();
+    assert_eq!(m.violations(), 0, "{:?}", m.last_violation());
+    let len = (m.peek(Reg::TrbPtr) - TRBE_BASE) as usize;
+    let data = TRBE.with(|t| t.borrow()[..len].to_vec());
+    let out = decode(&data, &img, &all());
+    let got = snapshot::executed_addresses(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(got, traced(&evs, &all()), "{out}");
+    assert!(out.matches("I_ASYNC").count() >= 3, "{out}");
+}
