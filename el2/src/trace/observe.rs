@@ -8,7 +8,28 @@
 //! completed and every exception the guest took; the encoder decides
 //! atoms, addresses, exceptions and context from them. Nothing here is
 //! EL2-specific, so the encoder is tested on the host with made-up
-//! programs and decoded by OpenCSD.
+//! programs and decoded by OpenCSD (`tests/runner/tests/insn_decode.rs`).
+//!
+//! What the encoder (`super::insn::InsnEncoder`, reached through
+//! `Backend::observe`) relies on:
+//!
+//! - Every completed instruction is one `Executed`, including SVC, HVC and
+//!   SMC (then followed by their `Exception`, whose `ret` is the next
+//!   word) and ERET (`next` is where it returned to, `el` the level it ran
+//!   at; the level it returned to shows in the next observation).
+//! - An interrupt or abort is only an `Exception`: the instruction at `ret`
+//!   did not complete and is reported when it does.
+//! - An exception the guest takes to EL2 and EL2 returns from (a trapped
+//!   HVC, an IRQ EL2 handles) is one `Exception` whose `target` is where
+//!   the guest resumed, `to_el` its level there: EL2 is never traced, so
+//!   it is invisible in the trace but for the exception.
+//! - `next` of a branch must be where it really went: a conditional
+//!   branch's atom is E exactly when `next` is its target. If `next`
+//!   disagrees with what the code says, the next traced instruction gets an
+//!   address packet, so the decoder recovers.
+//! - The `Sample` goes with each observation: a changed CONTEXTIDR_EL1 is
+//!   traced (if CONTEXT_ID is configured) before the next traced
+//!   instruction or exception.
 
 use super::packet::ExceptionType;
 
