@@ -228,8 +228,8 @@ pub struct Symbol {
     pub name: String,
     /// First address.
     pub start: u64,
-    /// One past the last address (start + st_size; at least start + 4 for
-    /// a sized-0 label, so it still covers its first instruction).
+    /// One past the last address: start + st_size; for a label without a
+    /// size (st_size 0), see [`Symbols::from_list`].
     pub end: u64,
 }
 
@@ -323,15 +323,39 @@ impl Symbols {
             syms.push(Symbol {
                 name,
                 start: value,
-                end: value + sz.max(4),
+                end: value + sz,
             });
         }
         Ok(Symbols::from_list(syms))
     }
 
-    /// Builds the table from a list (tests; images without ELF).
+    /// Builds the table from a list (tests; images without ELF). A symbol
+    /// with `end <= start` (a label without a size) is given the range up
+    /// to the next symbol's start or the end of the sized symbol it lies
+    /// in, whichever comes first (one instruction if neither exists).
     pub fn from_list(mut syms: Vec<Symbol>) -> Symbols {
         syms.sort_by(|a, b| (a.start, &a.name).cmp(&(b.start, &b.name)));
+        let starts: Vec<u64> = syms.iter().map(|s| s.start).collect();
+        let sized: Vec<(u64, u64)> = syms
+            .iter()
+            .filter(|s| s.end > s.start)
+            .map(|s| (s.start, s.end))
+            .collect();
+        for s in syms.iter_mut().filter(|s| s.end <= s.start) {
+            let next = starts[starts.partition_point(|&a| a <= s.start)..]
+                .first()
+                .copied();
+            let enclosing = sized
+                .iter()
+                .filter(|(a, b)| (*a..*b).contains(&s.start))
+                .map(|&(_, b)| b)
+                .min();
+            s.end = match (next, enclosing) {
+                (Some(n), Some(e)) => n.min(e),
+                (Some(x), None) | (None, Some(x)) => x,
+                (None, None) => s.start + 4,
+            };
+        }
         let by_name = syms
             .iter()
             .enumerate()
@@ -634,8 +658,32 @@ Trace 0: 0x2 [0000000000104004/0000000044201a00/00000027/ff000201]
         assert_eq!(s.describe(0x4420_0010), "0x44200010 <f_two>");
         // The innermost: a label inside f_two.
         assert_eq!(s.describe(0x4420_0018), "0x44200018 <label>");
-        assert_eq!(s.describe(0x4420_001c), "0x4420001c <f_two+0xc>");
+        assert_eq!(s.describe(0x4420_001c), "0x4420001c <label+0x4>");
+        assert_eq!(s.describe(0x4420_002c), "0x4420002c <label+0x14>");
         assert_eq!(s.describe(0x4420_0040), "0x44200040");
+        // A label without a size reaches the next symbol.
+        let labels = Symbols::from_list(vec![
+            Symbol {
+                name: "outer".into(),
+                start: 0x100,
+                end: 0x200,
+            },
+            Symbol {
+                name: "inner".into(),
+                start: 0x140,
+                end: 0x140,
+            },
+            Symbol {
+                name: "next".into(),
+                start: 0x150,
+                end: 0x150,
+            },
+        ]);
+        assert_eq!(labels.describe(0x148), "0x148 <inner+0x8>");
+        assert_eq!(labels.describe(0x154), "0x154 <next+0x4>");
+        assert_eq!(labels.describe(0x1fc), "0x1fc <next+0xac>");
+        assert_eq!(labels.describe(0x138), "0x138 <outer+0x38>");
+        assert_eq!(labels.describe(0x200), "0x200");
         assert!(Symbols::parse(b"\x7fELF\x01\x01").is_err());
         assert!(Symbols::parse(&tiny_elf()[..100]).is_err());
     }

@@ -202,8 +202,27 @@ fn compare(decoded: &[u64], expected: &[u64], symbols: &Symbols) -> Result<usize
             })
             .collect::<String>()
     };
+    let what = if k == decoded.len() {
+        format!(
+            "the decoded trace stops early: {} of QEMU's instructions missing from {}",
+            expected.len() - k,
+            symbols.describe(expected[k])
+        )
+    } else if k == expected.len() {
+        format!(
+            "the decoded trace goes on: {} instructions after QEMU's window, from {}",
+            decoded.len() - k,
+            symbols.describe(decoded[k])
+        )
+    } else {
+        format!(
+            "decoded {} where QEMU ran {}",
+            symbols.describe(decoded[k]),
+            symbols.describe(expected[k])
+        )
+    };
     Err(format!(
-        "decoded trace and QEMU differ at instruction {k} (decoded {}, QEMU {}):\n\
+        "decoded trace and QEMU differ at instruction {k} (decoded {}, QEMU {}): {what}\n\
          decoded trace:\n{}QEMU executed:\n{}",
         decoded.len(),
         expected.len(),
@@ -367,9 +386,11 @@ fn harness_window_and_compare() {
     assert_eq!(compare(&w, &w, &p.symbols), Ok(6));
     // One instruction lost, one extra, one replaced: all caught.
     let lost: Vec<u64> = w.iter().copied().filter(|&a| a != 0x1800).collect();
-    assert!(compare(&lost, &w, &p.symbols)
-        .unwrap_err()
-        .contains("at instruction 2"));
+    let e = compare(&lost, &w, &p.symbols).unwrap_err();
+    assert!(e.contains("at instruction 2"), "{e}");
+    let short = &w[..4];
+    let e = compare(short, &w, &p.symbols).unwrap_err();
+    assert!(e.contains("stops early: 2 of QEMU's"), "{e}");
     let mut extra = w.clone();
     extra.push(0x1034);
     assert!(compare(&extra, &w, &p.symbols)
