@@ -309,6 +309,21 @@ fn oracle(cores: usize, traced: usize) {
         decoded.len(),
         expected.len()
     );
+    // For the reader (not part of the verdict): the exceptions the decoder
+    // saw, with their preferred return addresses.
+    for line in listing.lines() {
+        if let Some(at) = line.find("OCSD_GEN_TRC_ELEM_EXCEPTION(pref ret addr:") {
+            let rest = &line[at + "OCSD_GEN_TRC_ELEM_EXCEPTION(pref ret addr:".len()..];
+            let addr = rest
+                .split(';')
+                .next()
+                .and_then(|a| u64::from_str_radix(a.trim().trim_start_matches("0x"), 16).ok());
+            match addr {
+                Some(a) => println!("decoded exception, return to {}", p.symbols.describe(a)),
+                None => println!("decoded exception: {line}"),
+            }
+        }
+    }
     match compare(&decoded, &expected, &p.symbols) {
         Ok(n) => {
             println!("compared {n} instructions: identical");
