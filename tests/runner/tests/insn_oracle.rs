@@ -19,74 +19,13 @@
 //! decoded path), nothing extra. On a mismatch the first difference is
 //! printed with its neighbours and their symbols.
 
-use std::path::Path;
-
 use runner::execlog::{self, ExecLog, Symbols};
-use runner::snapshot::{self, Capture, EteRegs};
+use runner::snapshot::{self, Capture, EteRegs, MemoryDump};
 use runner::{Config, Outcome, GUEST_ENTRY};
 
 /// TRCCONFIGR for the scenario's config (EL1 | address filter: no
 /// timestamps, no context ID): only the RES1 bit.
 const INSN_CONFIGR: u64 = 1;
-
-// ---------------------------------------------------------------------
-// TEMPORARY: a local copy of the `-decode` parser that
-// `runner::snapshot::executed_addresses` will provide (being added to
-// snapshot.rs by another change, with memory dumps in snapshots). Replace
-// the calls to `local_executed_addresses` and `local_add_memory_dump` by
-// the snapshot module's own once that lands, and delete this block.
-// ---------------------------------------------------------------------
-
-/// The addresses of the instructions a full decode (`-decode`) says were
-/// executed, in order: each `OCSD_GEN_TRC_ELEM_INSTR_RANGE(exec
-/// range=0xSTART:[0xEND] num_i(N) ...)` element is the A64 instructions
-/// START, START + 4, ..., END - 4 (N of them). An address the decoder could
-/// not read (`OCSD_GEN_TRC_ELEM_ADDR_NACC`) or a range it could not follow
-/// (`OCSD_GEN_TRC_ELEM_I_RANGE_NOPATH`) is an error: the memory dump does
-/// not cover the path, so the trace cannot be followed.
-fn local_executed_addresses(decode: &str) -> Result<Vec<u64>, String> {
-    let mut out = Vec::new();
-    for line in decode.lines() {
-        if line.contains("OCSD_GEN_TRC_ELEM_ADDR_NACC")
-            || line.contains("OCSD_GEN_TRC_ELEM_I_RANGE_NOPATH")
-        {
-            return Err(format!("the decoder could not read memory: {line}"));
-        }
-        let Some(at) = line.find("OCSD_GEN_TRC_ELEM_INSTR_RANGE(exec range=") else {
-            continue;
-        };
-        let rest = &line[at + "OCSD_GEN_TRC_ELEM_INSTR_RANGE(exec range=".len()..];
-        let bad = || format!("unexpected instruction range: {line}");
-        let (start, rest) = rest.split_once(":[").ok_or_else(bad)?;
-        let (end, rest) = rest.split_once(']').ok_or_else(bad)?;
-        let hex = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16);
-        let (start, end) = (hex(start).map_err(|_| bad())?, hex(end).map_err(|_| bad())?);
-        let n: u64 = rest
-            .split_once("num_i(")
-            .and_then(|(_, r)| r.split_once(')'))
-            .and_then(|(n, _)| n.parse().ok())
-            .ok_or_else(bad)?;
-        if !rest.contains("ISA=A64") || end < start || end - start != 4 * n {
-            return Err(bad());
-        }
-        out.extend((0..n).map(|i| start + 4 * i));
-    }
-    Ok(out)
-}
-
-/// Adds a memory dump of `image` at `addr` to core `cpu`'s device file in
-/// the snapshot `dir` (OpenCSD reads `[dumpN]` sections of a core's ini:
-/// `file`, `address`).
-fn local_add_memory_dump(dir: &Path, cpu: usize, image: &Path, addr: u64) -> Result<(), String> {
-    let name = "guest_image.bin";
-    std::fs::copy(image, dir.join(name)).map_err(|e| format!("{}: {e}", image.display()))?;
-    let ini = dir.join(format!("cpu_{cpu}.ini"));
-    let mut text = std::fs::read_to_string(&ini).map_err(|e| format!("{}: {e}", ini.display()))?;
-    text.push_str(&format!("\n[dump1]\nfile={name}\naddress={addr:#x}\n"));
-    std::fs::write(&ini, text).map_err(|e| format!("{}: {e}", ini.display()))
-}
-
-// --------------------------- end TEMPORARY ---------------------------
 
 /// The program's landmarks, from the guest ELF's symbols.
 struct Program {
@@ -147,12 +86,17 @@ fn decode(cpu: usize, regs: EteRegs, data: Vec<u8>) -> (String, Result<Vec<u64>,
         snapshot::have_decoder(),
         "trc_pkt_lister missing: make deps installs libopencsd-bin"
     );
+    let image = runner::test_guest_image();
+    let memory = MemoryDump {
+        address: GUEST_ENTRY,
+        bytes: std::fs::read(&image)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `make images`)", image.display())),
+    };
     let dir = runner::tempdir().unwrap();
-    snapshot::write(&dir, &[Capture { cpu, regs, data }]).unwrap();
-    local_add_memory_dump(&dir, cpu, &runner::test_guest_image(), GUEST_ENTRY).unwrap();
+    snapshot::write_with_memory(&dir, &[Capture { cpu, regs, data }], &[memory]).unwrap();
     let listing = snapshot::list(&dir, cpu, true).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let addrs = local_executed_addresses(&listing);
+    let addrs = snapshot::executed_addresses(&listing);
     (listing, addrs)
 }
 
@@ -311,18 +255,11 @@ fn oracle(cores: usize, traced: usize) {
     );
     // For the reader (not part of the verdict): the exceptions the decoder
     // saw, with their preferred return addresses.
-    for line in listing.lines() {
-        if let Some(at) = line.find("OCSD_GEN_TRC_ELEM_EXCEPTION(pref ret addr:") {
-            let rest = &line[at + "OCSD_GEN_TRC_ELEM_EXCEPTION(pref ret addr:".len()..];
-            let addr = rest
-                .split(';')
-                .next()
-                .and_then(|a| u64::from_str_radix(a.trim().trim_start_matches("0x"), 16).ok());
-            match addr {
-                Some(a) => println!("decoded exception, return to {}", p.symbols.describe(a)),
-                None => println!("decoded exception: {line}"),
-            }
-        }
+    for (ret, kind) in snapshot::decoded_exceptions(&listing) {
+        println!(
+            "decoded exception {kind:#x}, return to {}",
+            p.symbols.describe(ret)
+        );
     }
     match compare(&decoded, &expected, &p.symbols) {
         Ok(n) => {
@@ -373,14 +310,14 @@ fn harness_parses_instruction_ranges() {
     for _ in 0..5 {
         want.extend([0x4420_2068, 0x4420_206c, 0x4420_2070]);
     }
-    assert_eq!(local_executed_addresses(DECODED).unwrap(), want);
-    assert!(local_executed_addresses("Idx:0; ID:0; I_ASYNC\n")
+    assert_eq!(snapshot::executed_addresses(DECODED).unwrap(), want);
+    assert!(snapshot::executed_addresses("Idx:0; ID:0; I_ASYNC\n")
         .unwrap()
         .is_empty());
     let nacc = "Idx:9; ID:1; OCSD_GEN_TRC_ELEM_ADDR_NACC( 0x44202060 )\n";
-    assert!(local_executed_addresses(nacc).is_err());
+    assert!(snapshot::executed_addresses(nacc).is_err());
     let odd = DECODED.replace("num_i(5)", "num_i(4)");
-    assert!(local_executed_addresses(&odd).is_err());
+    assert!(snapshot::executed_addresses(&odd).is_err());
 }
 
 #[test]
