@@ -654,6 +654,25 @@ mod tests {
     }
 
     #[test]
+    fn insn_encoder_gives_an_address_when_a_branch_went_elsewhere() {
+        // b.ne reported as going to PC + 0x40, neither its target (PC + 20)
+        // nor its fall-through (PC + 8): the atom is N (next is not the
+        // target) and, as the decoder now believes PC + 8, the next
+        // instruction gets an address.
+        let evs = [
+            exe(PC + 4, 0x5400_0081, PC + 0x40),
+            exe(PC + 0x40, NOP, PC + 0x44),
+            exe(PC + 0x44, 0x1400_0002, PC + 0x4c), // b .+8: as the code says
+            exe(PC + 0x4c, NOP, PC + 0x50),
+        ];
+        let mut want = sync_el1(PC + 4);
+        want.push(0xf6);
+        packet::address(&mut want, PC + 0x40);
+        want.push(0xf7);
+        assert_eq!(enc(&evs, &el1()), want);
+    }
+
+    #[test]
     fn insn_encoder_timestamps_and_context_ids() {
         let cfg = TraceConfig {
             timestamps: true,

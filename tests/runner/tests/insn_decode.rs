@@ -548,3 +548,23 @@ fn insn_decode_through_the_model_and_its_buffer() {
     assert_eq!(got, traced(&evs, &all()), "{out}");
     assert!(out.matches("I_ASYNC").count() >= 3, "{out}");
 }
+
+#[test]
+fn insn_decode_range_left_by_falling_through_loses_only_the_tail() {
+    // [start, 0x40): the range ends after `adr x6, user` (0x3c), which
+    // follows the last waypoint inside it (b.ne loop2). No ETE packet can
+    // say that 0x3c ran before trace went inactive: the decode is every
+    // traced instruction but that one.
+    let cfg = TraceConfig {
+        filter: Some((BASE, BASE + 0x40)),
+        ..all()
+    };
+    let (img, evs) = run(3, 20);
+    let (data, _) = encode(&evs, &cfg, None);
+    let out = decode(&data, &img, &cfg);
+    let mut want = traced(&evs, &cfg);
+    assert_eq!(want.iter().filter(|&&a| a == BASE + 0x3c).count(), 1);
+    want.retain(|&a| a != BASE + 0x3c);
+    let got = snapshot::executed_addresses(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(got, want, "{out}");
+}
