@@ -17,7 +17,10 @@
 //! the TRACE_ENABLE HVC up to and including the TRACE_DISABLE HVC: same
 //! instructions, same order, nothing missing (a lost atom ends or bends the
 //! decoded path), nothing extra. On a mismatch the first difference is
-//! printed with its neighbours and their symbols.
+//! printed with its neighbours and their symbols. The decoder's exceptions
+//! are printed but not judged: QEMU's log (filtered to the program) cannot
+//! show exceptions taken to EL2, such as a physical IRQ that EL2 takes
+//! before injecting it, which a real trace unit reports too.
 
 use runner::execlog::{self, ExecLog, Symbols};
 use runner::snapshot::{self, Capture, EteRegs, MemoryDump};
