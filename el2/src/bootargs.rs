@@ -40,6 +40,21 @@ pub struct Args {
     pub test_trace_probe: bool,
     /// `test.vanish`: CPU_OFF powers the core off behind the other cores' back.
     pub vanish_on_cpu_off: bool,
+    /// `trace.source=insn|exceptions`: what feeds the QEMU model.
+    pub trace_source: TraceSource,
+}
+
+/// What feeds the QEMU model's trace unit (real trace hardware sees the
+/// guest itself and ignores this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceSource {
+    /// `trace.source=exceptions`: an exception packet for each trap to EL2,
+    /// nothing for the instructions between them. Cheap: for the tests that
+    /// stress the control plane.
+    Exceptions,
+    /// `trace.source=insn`: EL2 single-steps a tracing core's guest and the
+    /// model traces every instruction it executes, as an ETE would.
+    Instructions,
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -60,6 +75,7 @@ pub fn parse(line: &str) -> Result<Args, &str> {
         test_midr: None,
         test_trace_probe: false,
         vanish_on_cpu_off: false,
+        trace_source: TraceSource::Exceptions,
     };
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
@@ -71,6 +87,13 @@ pub fn parse(line: &str) -> Result<Args, &str> {
             "test.midr" => args.test_midr = Some(number(value).filter(|&m| m != 0).ok_or(word)?),
             "test.trace-probe" if value.is_empty() => args.test_trace_probe = true,
             "test.vanish" if value.is_empty() => args.vanish_on_cpu_off = true,
+            "trace.source" => {
+                args.trace_source = match value {
+                    "insn" => TraceSource::Instructions,
+                    "exceptions" => TraceSource::Exceptions,
+                    _ => return Err(word),
+                }
+            }
             "log" => {
                 args.log = match value {
                     "error" => log::LevelFilter::Error,
@@ -103,6 +126,12 @@ mod tests {
         assert!(!parse("test.powerdown").unwrap().guest_counts_el2);
         assert!(parse("log=info bench").unwrap().guest_counts_el2);
         assert!(!parse("bench=1").unwrap().guest_counts_el2);
+        assert_eq!(parse("").unwrap().trace_source, TraceSource::Exceptions);
+        assert_eq!(
+            parse("trace.source=insn").unwrap().trace_source,
+            TraceSource::Instructions
+        );
+        assert_eq!(parse("trace.source=all"), Err("trace.source=all"));
         assert_eq!(parse("").unwrap().test_midr, None);
         assert_eq!(
             parse("test.midr=0x410fd470").unwrap().test_midr,

@@ -56,6 +56,11 @@ pub enum Fault {
     /// Synchronous External abort on an instruction fetch at `far`
     /// (IFSC 0x10).
     InstructionAbort { far: u64 },
+    /// The guest's own BRK, which EL2 took only because it routes debug
+    /// exceptions to itself while it steps the guest (MDCR_EL2.TDE): EC
+    /// 0x3C, IL = 1, ISS = the instruction's 16-bit comment, as the
+    /// hardware would have reported it to EL1. FAR_EL1 is left unchanged.
+    Breakpoint { comment: u16 },
 }
 
 /// The guest's state at the trap to EL2.
@@ -175,6 +180,7 @@ pub const fn syndrome(fault: Fault, origin: Origin) -> u64 {
     let lower = origin.is_lower();
     match fault {
         Fault::Undefined => ((ec::UNKNOWN as u64) << 26) | ESR_IL,
+        Fault::Breakpoint { comment } => ((ec::BRK64 as u64) << 26) | ESR_IL | comment as u64,
         Fault::DataAbort { write, .. } => {
             let class = if lower { ec::DABT_LOW } else { ec::DABT_CUR };
             let wnr = if write { ESR_WNR } else { 0 };
@@ -206,7 +212,7 @@ pub const fn entry_pstate(old: u64, sctlr_el1: u64) -> u64 {
 pub const fn inject(fault: Fault, guest: GuestState) -> Injection {
     let origin = Origin::from_pstate(guest.pstate);
     let far_el1 = match fault {
-        Fault::Undefined => None,
+        Fault::Undefined | Fault::Breakpoint { .. } => None,
         Fault::DataAbort { far, .. } | Fault::InstructionAbort { far } => {
             if matches!(origin, Origin::LowerAArch32) {
                 Some(far & 0xffff_ffff)
@@ -497,6 +503,7 @@ mod tests {
                     write: m & 1 == 0,
                 },
                 Fault::InstructionAbort { far: u64::MAX },
+                Fault::Breakpoint { comment: 0x5a7 },
             ] {
                 let inj = inject(fault, guest(m));
                 assert_eq!(inj.pc, (VBAR & !0x7ff) + origin.vector_offset());
@@ -511,6 +518,14 @@ mod tests {
                     }
                     Fault::InstructionAbort { .. } => {
                         assert_eq!(class, if lower { ec::IABT_LOW } else { ec::IABT_CUR })
+                    }
+                    Fault::Breakpoint { comment } => {
+                        assert_eq!(class, ec::BRK64);
+                        assert_eq!(inj.esr_el1 & 0xffff, comment as u64);
+                        // FAR_EL1 is not written for a breakpoint.
+                        assert_eq!(inj.far_el1, None);
+                        // The preferred return address is the BRK itself.
+                        assert_eq!(inj.elr_el1, guest(m).pc);
                     }
                 }
                 assert!(esr::il(inj.esr_el1));

@@ -27,7 +27,8 @@
  *   TRACE_STATS   in:  x1 = target MPIDR
  *                 out: x0 = 0 or error, x1 = bytes written, x2 = wraps,
  *                      x3 = bytes lost, x4 = flags (STATS_FULL, STATS_ERROR,
- *                      EC in STATS_EC_MASK), x5 = bytes TRACE_READ can return
+ *                      STATS_INSTRUCTIONS, EC in STATS_EC_MASK), x5 = bytes
+ *                      TRACE_READ can return
  *
  * Trace data is the raw ETE packet stream the core's TRBE wrote (no
  * formatter frames), oldest byte at offset 0; a TRACE_ENABLE starts a new
@@ -80,6 +81,7 @@ typedef uint64_t tracemgr_u64;
 #define TRACEMGR_READ_ALIGN (8ULL)
 #define TRACEMGR_STATS_FULL (0x1ULL)
 #define TRACEMGR_STATS_ERROR (0x2ULL)
+#define TRACEMGR_STATS_INSTRUCTIONS (0x4ULL)
 #define TRACEMGR_STATS_EC_SHIFT (8)
 #define TRACEMGR_STATS_EC_MASK (0x3f00ULL)
 

@@ -36,6 +36,10 @@ fn table() -> Vec<(&'static str, i128)> {
         ("TRACEMGR_READ_ALIGN", trace::READ_ALIGN as i128),
         ("TRACEMGR_STATS_FULL", trace::STATS_FULL as i128),
         ("TRACEMGR_STATS_ERROR", trace::STATS_ERROR as i128),
+        (
+            "TRACEMGR_STATS_INSTRUCTIONS",
+            trace::STATS_INSTRUCTIONS as i128,
+        ),
         ("TRACEMGR_STATS_EC_SHIFT", trace::STATS_EC_SHIFT as i128),
         ("TRACEMGR_STATS_EC_MASK", trace::STATS_EC_MASK as i128),
         ("TRACEMGR_ABI_MAJOR", hyp::REVISION_MAJOR as i128),

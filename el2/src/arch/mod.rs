@@ -30,8 +30,8 @@ pub use aarch64_cpu::registers::{
     ReadWriteable, Readable, Writeable, CNTFRQ_EL0, CNTHCTL_EL2, CNTPCT_EL0, CNTVCT_EL0,
     CNTVOFF_EL2, CONTEXTIDR_EL1, CPTR_EL2, ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2,
     ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_MISR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
-    ID_AA64DFR0_EL1, ID_AA64PFR0_EL1, MDCR_EL2, MIDR_EL1, MPIDR_EL1, SCTLR_EL1, SPSR_EL1, VBAR_EL1,
-    VMPIDR_EL2,
+    ID_AA64DFR0_EL1, ID_AA64PFR0_EL1, MDCR_EL2, MDSCR_EL1, MIDR_EL1, MPIDR_EL1, PAR_EL1, SCTLR_EL1,
+    SPSR_EL1, VBAR_EL1, VMPIDR_EL2,
 };
 
 /// Field definitions of the registers with `unsafe` writers, for building
@@ -249,6 +249,24 @@ pub fn clean_dcache_to_poc(addr: u64, len: u64) {
 
 /// Full-system data synchronization barrier.
 #[inline(always)]
+/// Translates the guest virtual address `va` as an EL1 read in the guest's
+/// current stage-1 regime (`AT S1E1R`, which PAN does not affect, so EL0
+/// pages translate too): the intermediate physical address, or `None` if
+/// the walk faults. PAR_EL1 is the guest's register: it is put back.
+pub fn guest_va_to_ipa(va: u64) -> Option<u64> {
+    let saved = PAR_EL1.get();
+    // SAFETY: an address translation instruction only writes PAR_EL1 (put
+    // back below); it reads translation tables the guest owns, with the
+    // guest's permissions, and cannot fault at EL2.
+    unsafe { asm!("at s1e1r, {}", "isb", in(reg) va, options(nostack, preserves_flags)) };
+    let par = PAR_EL1.get();
+    PAR_EL1.set(saved);
+    if par & 1 != 0 {
+        return None;
+    }
+    Some((par & 0x000f_ffff_ffff_f000) | (va & 0xfff))
+}
+
 pub fn dsb_sy() {
     // SAFETY: a barrier has no memory-safety preconditions.
     unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };

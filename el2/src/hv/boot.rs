@@ -241,6 +241,7 @@ extern "C" fn primary_main(dtb_addr: u64) -> ! {
         guest_counts_el2: args.guest_counts_el2,
         vanish_on_cpu_off: args.vanish_on_cpu_off,
         request_bound_ticks: crate::power::bound_ticks(CNTFRQ_EL0.get()),
+        trace_source: args.trace_source,
     });
     if m.vanish_on_cpu_off {
         log::info!("test switch test.vanish: CPU_OFF leaves the core's mailbox open");

@@ -14,12 +14,16 @@
 //! vuart                    the guest's emulated UART
 //! vcpu                     the guest's vCPU: entry, list registers, SGIs,
 //!                          injected exceptions, its CPU interface
+//!  └ step                  the instruction observer (trace.source=insn):
+//!                          steps the guest, feeds tracing's model
 //! state                    the machine, each core's shared state
 //! gic                      the physical GIC
 //! fatal                    stopping: boot refusals, panics, EL2 faults
 //! ```
 //!
-//! (`psci` imports `tracing`: a power-down saves trace first.)
+//! (`psci` imports `tracing`: a power-down saves trace first; `trap` and
+//! `vcpu` import `step`, which imports `tracing`: every return to the guest
+//! arms or disarms stepping.)
 
 pub mod boot;
 pub mod fatal;
@@ -27,6 +31,7 @@ pub mod gic;
 pub mod hvc;
 pub mod psci;
 pub mod state;
+pub mod step;
 pub mod tracing;
 pub mod trap;
 pub mod vcpu;

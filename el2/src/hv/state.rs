@@ -125,6 +125,8 @@ pub struct Machine {
     pub vanish_on_cpu_off: bool,
     /// Ticks of the generic counter (CNTPCT_EL0) a cross-core wait may last.
     pub request_bound_ticks: u64,
+    /// Switch `trace.source`: what feeds the QEMU model.
+    pub trace_source: crate::bootargs::TraceSource,
 }
 
 static MACHINE: spin::Once<Machine> = spin::Once::new();

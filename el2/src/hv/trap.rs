@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::state::{machine, VGIC};
-use super::{gic, hvc, tracing, vcpu, vuart};
+use super::{gic, hvc, step, tracing, vcpu, vuart};
 use crate::arch::{self, *};
 use crate::debug_view;
 use crate::esr::{self, Trap};
@@ -20,7 +20,21 @@ use crate::sgi::HYP_SGI;
 /// Synchronous exceptions from the guest.
 #[no_mangle]
 extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
+    guest_sync(regs);
+    step::on_guest_return(regs);
+}
+
+fn guest_sync(regs: &mut GuestRegs) {
     let esr = ESR_EL2.get();
+    let class = esr::exception_class(esr);
+    if class == esr::ec::SOFTSTP_LOW {
+        // EL2 steps this guest (trace.source=insn): one instruction done.
+        return step::on_step(regs);
+    }
+    if class == esr::ec::BREAKPT_LOW && step::on_breakpoint(regs) {
+        return; // the end of an exclusive sequence EL2 ran unstepped
+    }
+    step::on_trap(regs, Some(class));
     let trap = esr::decode(esr);
     // Emulated instructions are skipped by the length the syndrome gives.
     let skip = |regs: &mut GuestRegs| regs.elr = esr::next_instruction(regs.elr, esr);
@@ -50,7 +64,10 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
                 skip(regs);
                 return vcpu::flush_list_registers();
             }
-            if let Some(v) = vcpu::os_lock_access(reg, (!read).then(|| regs.get(rt))) {
+            let value = (!read).then(|| regs.get(rt));
+            if let Some(v) =
+                vcpu::os_lock_access(reg, value).or_else(|| step::mdscr_access(reg, value))
+            {
                 if read {
                     regs.set(rt, v);
                 }
@@ -143,6 +160,20 @@ extern "C" fn handle_guest_sync(regs: &mut GuestRegs) {
             vcpu::inject_fault(regs, Fault::InstructionAbort { far: FAR_EL2.get() });
         }
         Trap::Wfx { .. } => skip(regs),
+        Trap::Other {
+            ec: esr::ec::BRK64,
+            iss,
+            ..
+        } => {
+            // Only while EL2 steps the guest (TDE routes the guest's BRK
+            // here): hand it back to the guest's EL1.
+            vcpu::inject_fault(
+                regs,
+                Fault::Breakpoint {
+                    comment: iss as u16,
+                },
+            );
+        }
         Trap::Other { ec, .. } => {
             log::debug!("guest trap EC {ec:#x} at {:#x}: UNDEF injected", regs.elr);
             vcpu::inject_fault(regs, Fault::Undefined);
@@ -162,6 +193,12 @@ fn warn_once(flag: &AtomicBool, msg: &str) {
 /// Physical interrupts, all of which are taken at EL2 (HCR_EL2.IMO).
 #[no_mangle]
 extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
+    step::on_trap(regs, None);
+    guest_irq(regs);
+    step::on_guest_return(regs);
+}
+
+fn guest_irq(regs: &mut GuestRegs) {
     tracing::guest_event(
         crate::trace::packet::ExceptionType::Irq,
         regs.elr,
@@ -203,9 +240,11 @@ extern "C" fn handle_guest_irq(regs: &mut GuestRegs) {
 /// SError from the guest: logged; the guest continues.
 #[no_mangle]
 extern "C" fn handle_guest_serror(regs: &mut GuestRegs) {
+    step::on_trap(regs, Some(esr::ec::SERROR));
     log::warn!(
         "SError from the guest at {:#x}, ESR {:#x}",
         regs.elr,
         ESR_EL2.get()
     );
+    step::on_guest_return(regs);
 }

@@ -61,7 +61,9 @@ pub fn power_on() {
 /// Enters the guest at `entry` with `arg` in x0.
 pub fn enter(entry: u64, arg: u64) -> ! {
     flush_list_registers();
-    arch::enter_guest(&GuestRegs::entry(entry, arg))
+    let mut regs = GuestRegs::entry(entry, arg);
+    super::step::on_guest_return(&mut regs);
+    arch::enter_guest(&regs)
 }
 
 /// Enters the guest at the resume entry point of a power-down suspend, with

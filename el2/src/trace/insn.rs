@@ -161,6 +161,11 @@ pub struct InsnEncoder {
     /// Where the decoder's next walk starts (the first instruction no P0
     /// element has covered yet), or `None` when it waits for an address.
     cursor: Option<u64>,
+    /// Where execution goes on, as the observations so far say (the last
+    /// instruction's next, an exception's target): an instruction observed
+    /// anywhere else (EL2 resumed the guest elsewhere than the target it
+    /// was told) gets an address first.
+    next: Option<u64>,
     /// The context the decoder holds.
     context: Option<Context>,
     /// Bytes emitted since the last sync point.
@@ -213,6 +218,7 @@ impl InsnEncoder {
             started: false,
             active: false,
             cursor: None,
+            next: None,
             context: None,
             since_sync: 0,
             period: DEFAULT_SYNC_PERIOD,
@@ -356,6 +362,7 @@ impl InsnEncoder {
                         }
                         packet::address(&mut out, target);
                         self.cursor = Some(target);
+                        self.next = Some(target);
                     } else {
                         self.active = false;
                     }
@@ -383,7 +390,13 @@ impl InsnEncoder {
             self.active = false;
             return;
         }
+        let resumed_elsewhere = self.active && self.next.is_some_and(|n| n != pc);
         self.prepare(pc, Self::context_for(el, s, cfg), s, cfg, out);
+        if resumed_elsewhere && self.cursor != Some(pc) {
+            packet::address(out, pc);
+            self.cursor = Some(pc);
+        }
+        self.next = Some(next);
         let seq = pc.wrapping_add(4);
         // Where the decoder will believe execution went; if the observer
         // says otherwise, the next traced instruction gets an address.

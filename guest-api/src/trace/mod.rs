@@ -19,7 +19,9 @@ pub use config::{
     FILTER_END_MAX,
 };
 pub use read::{ReadResult, READ_ALIGN, READ_MAX};
-pub use stats::{Stats, STATS_EC_MASK, STATS_EC_SHIFT, STATS_ERROR, STATS_FULL};
+pub use stats::{
+    Stats, STATS_EC_MASK, STATS_EC_SHIFT, STATS_ERROR, STATS_FULL, STATS_INSTRUCTIONS,
+};
 pub use status::{
     parse_state, state_backend, state_hw, state_mode, state_powered, state_word, Backend, Hardware,
     Mode, Status, BACKEND_ETE_TRBE, BACKEND_MODEL, HW_STOPPED, HW_TRACING, MODE_DISABLED,

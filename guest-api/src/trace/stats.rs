@@ -6,6 +6,10 @@ use crate::hyp;
 pub const STATS_FULL: u64 = 1 << 0;
 /// TRACE_STATS x4: the buffer stopped on an error (TRBSR.EC in [`STATS_EC_MASK`]).
 pub const STATS_ERROR: u64 = 1 << 1;
+/// TRACE_STATS x4: the data comes from the QEMU model's instruction
+/// source (every instruction the guest executed, `trace.source=insn`);
+/// clear for the model's exceptions-only source and for real hardware.
+pub const STATS_INSTRUCTIONS: u64 = 1 << 2;
 /// TRACE_STATS x4: TRBSR_EL1.EC of the error, in bits `[13:8]`.
 pub const STATS_EC_SHIFT: u32 = 8;
 /// TRACE_STATS x4: mask of the EC field.
@@ -73,6 +77,10 @@ mod tests {
             Stats::from_registers([(-5i64) as u64, 0, 0, 0, 0, 0]),
             Err(hyp::Error::TargetOff)
         );
-        assert_eq!(STATS_EC_MASK & (STATS_FULL | STATS_ERROR), 0);
+        assert_eq!(
+            STATS_EC_MASK & (STATS_FULL | STATS_ERROR | STATS_INSTRUCTIONS),
+            0
+        );
+        assert_eq!((STATS_FULL | STATS_ERROR) & STATS_INSTRUCTIONS, 0);
     }
 }

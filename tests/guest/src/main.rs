@@ -70,6 +70,8 @@ mod report;
 #[cfg(target_os = "none")]
 mod smp;
 #[cfg(target_os = "none")]
+mod stepdebug;
+#[cfg(target_os = "none")]
 mod story;
 #[cfg(target_os = "none")]
 mod stress;
@@ -169,6 +171,7 @@ extern "C" fn primary_main(dtb: u64) -> ! {
         platform::Scenario::Bench => bench::run(),
         platform::Scenario::TraceData => tracedata::run(),
         platform::Scenario::InsnTrace { core } => insntrace::run(core),
+        platform::Scenario::StepDebug => stepdebug::run(),
         platform::Scenario::Fuzz { seed, calls } => fuzz::run(seed, calls),
         platform::Scenario::Hostile => hostile::run(),
         platform::Scenario::Grant { probes } => grant::run(probes),

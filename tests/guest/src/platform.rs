@@ -72,6 +72,9 @@ pub enum Scenario {
     /// instruction by instruction on core N (default: the boot core; see
     /// [`crate::insntrace`]).
     InsnTrace { core: Option<usize> },
+    /// `test=stepdebug`: the guest's own debug while the hypervisor steps
+    /// it (see [`crate::stepdebug`]).
+    StepDebug,
     /// `test=fuzz [seed=N] [calls=N]`: the ABI fuzz (see [`crate::fuzz`]).
     Fuzz { seed: u64, calls: u32 },
     /// `test=hostile`: hostile register, memory, GIC and argument probes
@@ -143,6 +146,7 @@ impl Platform {
                 Some(Ok(core)) => Scenario::InsnTrace { core: Some(core) },
                 Some(Err(_)) => Scenario::Invalid("insntrace-core= is not a decimal core index"),
             },
+            "stepdebug" => Scenario::StepDebug,
             "hypmem" => match hypmem.map(parse_hex) {
                 Some(Some(addr)) => Scenario::HypMem { addr },
                 Some(None) => Scenario::Invalid("hypmem= is not a hex address"),

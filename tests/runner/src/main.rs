@@ -3,7 +3,8 @@
 //! story (`test=story`), with power-down suspends simulated so the warm-boot
 //! path runs.
 //!
-//! Usage: `runner [--cores N] [--bootargs "..."] [--no-powerdown]`
+//! Usage: `runner [--cores N] [--bootargs "..."] [--no-powerdown] [--switches "..."]`
+//! (`--switches` adds hypervisor switches, e.g. `trace.source=insn`)
 
 use std::process::ExitCode;
 
@@ -11,15 +12,17 @@ fn main() -> ExitCode {
     let mut cores = 4;
     let mut bootargs = String::from("test=story");
     let mut powerdown = true;
+    let mut switches = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--cores" => cores = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--bootargs" => bootargs = args.next().unwrap_or_default(),
             "--no-powerdown" => powerdown = false,
+            "--switches" => switches = args.next().unwrap_or_default(),
             _ => {
                 eprintln!(
-                    "usage: runner [--cores 1..8] [--bootargs \"test=story\"] [--no-powerdown]"
+                    "usage: runner [--cores 1..8] [--bootargs \"test=story\"] [--no-powerdown] [--switches \"trace.source=insn ...\"]"
                 );
                 return ExitCode::from(2);
             }
@@ -33,6 +36,9 @@ fn main() -> ExitCode {
     cfg.echo = true;
     if powerdown {
         cfg.hypervisor_switches = "test.powerdown".into();
+    }
+    if !switches.is_empty() {
+        cfg.hypervisor_switches = format!("{} {switches}", cfg.hypervisor_switches);
     }
     println!("== booting the hypervisor with the test guest on QEMU virt, {cores} cores ==");
     let out = match runner::run(&cfg) {

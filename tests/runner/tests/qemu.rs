@@ -355,6 +355,32 @@ fn story() {
     assert_passed(&out, &["cpu-on", "story"]);
 }
 
+/// While the hypervisor single-steps a tracing core (`trace.source=insn`),
+/// the guest keeps its own debug: MDSCR_EL1 reads back what it wrote, its
+/// BRK reaches its own vector as EC 0x3C with the comment, and a loop with
+/// hypercalls computes what it does untraced (tests/guest/src/stepdebug.rs).
+#[test]
+fn stepped_guest_keeps_its_own_debug() {
+    let mut cfg = Config::test_guest(1, "test=stepdebug");
+    cfg.hypervisor_switches = "trace.source=insn".into();
+    let out = run(&cfg);
+    assert_passed(&out, &["stepdebug"]);
+    assert_eq!(
+        out.lines_with("while EL2 steps it").count(),
+        0,
+        "{}",
+        explain(&out)
+    );
+}
+
+/// The same checks with the exceptions-only source: nothing traps, the
+/// baseline the stepped run must match.
+#[test]
+fn stepdebug_baseline_unstepped() {
+    let out = run(&Config::test_guest(1, "test=stepdebug"));
+    assert_passed(&out, &["stepdebug"]);
+}
+
 /// Trace data end to end: the guest enables trace, traps, disables, reads
 /// its cores' buffers out through TRACE_READ and prints them; here they
 /// become a CoreSight snapshot that OpenCSD's trc_pkt_lister decodes, and

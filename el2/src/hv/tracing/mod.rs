@@ -22,6 +22,7 @@ use guest_api::trace::{self as abi, Status};
 use super::gic;
 use super::state::{self, machine, me, PerCore, CORES};
 use crate::arch::{self, Readable};
+use crate::bootargs::TraceSource;
 use crate::dtb::MAX_CPUS;
 use crate::mailbox::{AnswerWords, Bound, RequestWords, SendError, Timeout};
 use crate::manager::{self, CoreTrace, Hardware, Mode};
@@ -46,9 +47,12 @@ pub const STATE_SIZE: usize = core::mem::size_of::<Option<CoreTrace<Metered>>>()
 
 /// [`ACTIVE`]: trace is enabled on this core.
 const ENABLED: u8 = 1 << 0;
-/// [`ACTIVE`]: trace is enabled on the QEMU model, which is fed the guest's
-/// exceptions ([`guest_event`]).
+/// [`ACTIVE`]: trace is enabled on the QEMU model with the exceptions-only
+/// source, which is fed the guest's exceptions ([`guest_event`]).
 const MODEL_FED: u8 = 1 << 1;
+/// [`ACTIVE`]: trace is enabled on the QEMU model with the instruction
+/// source: EL2 steps the guest (`hv::step`) and feeds [`observe`].
+const STEPPED: u8 = 1 << 2;
 
 /// Each core's mode, as two bits the paths that run with trace off (every
 /// trap, every suspend) read without borrowing [`TRACE`]: with trace
@@ -74,7 +78,13 @@ fn with_trace<R>(f: impl FnOnce(&mut CoreTrace<Metered>) -> R) -> R {
         });
         let r = f(t);
         let bits = match t.mode() {
-            Mode::Enabled(_) if t.backend.kind() == abi::Backend::Model => ENABLED | MODEL_FED,
+            Mode::Enabled(_) if t.backend.kind() == abi::Backend::Model => {
+                if machine().trace_source == TraceSource::Instructions {
+                    ENABLED | STEPPED
+                } else {
+                    ENABLED | MODEL_FED
+                }
+            }
             Mode::Enabled(_) => ENABLED,
             Mode::Disabled => 0,
         };
@@ -308,7 +318,15 @@ pub fn serve(req: Request) -> [u64; 6] {
                 Err(e) => error(e),
             }
         }
-        Request::TraceStats => with_trace(|t| t.backend.stats()).to_registers(),
+        Request::TraceStats => {
+            let mut stats = with_trace(|t| t.backend.stats());
+            if backend_kind() == abi::Backend::Model
+                && machine().trace_source == TraceSource::Instructions
+            {
+                stats.flags |= abi::STATS_INSTRUCTIONS;
+            }
+            stats.to_registers()
+        }
         Request::TraceStatus => {
             let (snap, kind) = with_trace(|t| (t.snapshot(), t.backend.kind()));
             #[cfg(feature = "naive-strategy")]
@@ -374,6 +392,27 @@ fn feed_model(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u64) {
             vmid: 0,
         };
         metered(|| t.backend.guest_event(&ev, Some(&cfg)));
+    });
+}
+
+/// Whether EL2 is to step this core's guest: trace is enabled on the model
+/// with the instruction source.
+#[inline(always)]
+pub fn stepping() -> bool {
+    TRACE_MANAGER && active() & STEPPED != 0
+}
+
+/// What the instruction observer (`hv::step`) saw the guest do, for the
+/// model's instruction-trace encoder.
+pub fn observe(ev: &crate::trace::observe::Observed, s: &crate::trace::observe::Sample) {
+    if !stepping() {
+        return;
+    }
+    with_trace(|t| {
+        let Mode::Enabled(cfg) = t.mode() else {
+            return;
+        };
+        metered(|| t.backend.observe(ev, s, Some(&cfg)));
     });
 }
 
