@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         eprintln!("runner: --cores takes 1 to 8");
         return ExitCode::from(2);
     }
+    let story = bootargs == "test=story";
     let mut cfg = runner::Config::test_guest(cores, &bootargs);
     cfg.echo = true;
     if powerdown {
@@ -61,9 +62,80 @@ fn main() -> ExitCode {
         out.elapsed.as_secs_f64()
     );
     println!("guest checks: {passed} passed, {failed} failed");
-    if out.status == Some(0) && failed == 0 && passed > 0 {
+    let mut ok = out.status == Some(0) && failed == 0 && passed > 0;
+    if story {
+        match instruction_trace() {
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("runner: the instruction trace: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Instructions of the decoded trace shown.
+const SHOWN: usize = 24;
+
+/// The end of `make run`: the test guest's known program (`test=insntrace`)
+/// traced instruction by instruction (`trace.source=insn`) on one core,
+/// read out with TRACE_READ, decoded by OpenCSD over the guest image, and
+/// shown with the guest's function names.
+fn instruction_trace() -> Result<(), String> {
+    use runner::execlog::{test_guest_elf, Symbols};
+    use runner::snapshot::{self, Capture, EteRegs, MemoryDump};
+    println!(
+        "\n== the instruction source: test=insntrace on 1 core with trace.source=insn, decoded by OpenCSD =="
+    );
+    let mut cfg = runner::Config::test_guest(1, "test=insntrace");
+    cfg.hypervisor_switches = "trace.source=insn".into();
+    let out = runner::run(&cfg)?;
+    if out.status != Some(0) || out.lines_with("guest: FAIL").count() != 0 {
+        return Err(format!(
+            "test=insntrace did not pass (status {:?}):\n{}",
+            out.status, out.output
+        ));
+    }
+    let data = snapshot::printed_dump(&out.output, "insn")?;
+    let regs = EteRegs {
+        // EL1 with an address filter: no timestamps, no context ID.
+        configr: 1,
+        traceidr: 1,
+        idr0: el2::trace::MODEL_TRCIDR0,
+        idr1: snapshot::DEFAULT_TRCIDR1,
+        idr2: el2::trace::MODEL_TRCIDR2,
+        idr8: 0,
+        devarch: snapshot::ETE_DEVARCH,
+    };
+    let image = runner::test_guest_image();
+    let memory = MemoryDump {
+        address: runner::GUEST_ENTRY,
+        bytes: std::fs::read(&image).map_err(|e| format!("{}: {e}", image.display()))?,
+    };
+    let dir = runner::tempdir()?;
+    let bytes = data.len();
+    snapshot::write_with_memory(&dir, &[Capture { cpu: 0, regs, data }], &[memory])?;
+    let listing = snapshot::list(&dir, 0, true)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let addrs = snapshot::executed_addresses(&listing)?;
+    let symbols = Symbols::read(&test_guest_elf())?;
+    println!(
+        "{bytes} bytes of trace, {} instructions decoded; the first {SHOWN}:",
+        addrs.len()
+    );
+    for a in addrs.iter().take(SHOWN) {
+        println!("  {}", symbols.describe(*a));
+    }
+    for (ret, kind) in snapshot::decoded_exceptions(&listing) {
+        println!("  exception {kind:#x}, return to {}", symbols.describe(ret));
+    }
+    println!(
+        "(the whole program: `cargo test -p runner --release --test insn_oracle -- --nocapture` checks it against QEMU's own log)"
+    );
+    Ok(())
 }
