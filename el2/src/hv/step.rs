@@ -69,6 +69,12 @@ struct Stepper {
     expected: u64,
     /// The guest's exception level there.
     el: u8,
+    /// The instruction there, read when EL2 returned (`None`: not in guest
+    /// RAM).
+    word: Option<u32>,
+    /// MDSCR_EL1 and MDCR_EL2 hold the stepping values (a warm boot or
+    /// any entry through `vcpu::enter` clears it: [`hardware_lost`]).
+    programmed: bool,
     /// ELR_EL1 and SPSR_EL1 then: an exception the guest takes to its own
     /// EL1 rewrites them.
     elr_el1: u64,
@@ -98,6 +104,8 @@ static STEP: PerCore<Stepper> = PerCore::new(
             armed: false,
             expected: 0,
             el: 0,
+            word: None,
+            programmed: false,
             elr_el1: 0,
             spsr_el1: 0,
             mdscr: 0,
@@ -315,7 +323,7 @@ pub fn on_step(regs: &GuestRegs) {
         }
         let (pc, el, next) = (st.expected, st.el, regs.elr);
         let to_el = el_of(regs.spsr);
-        let word = guest_word(pc).unwrap_or(0);
+        let word = st.word.unwrap_or(0);
         let vbar = VBAR_EL1.get() & !0x7ff;
         let offset = next.wrapping_sub(vbar);
         let at_vector = offset < 0x800 && offset & 0x7f == 0 && to_el == 1;
@@ -396,7 +404,7 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
         if sync == Some(ec::SYS64) && only_trapped_for_stepping(ESR_EL2.get()) {
             // Without the stepping it would not have trapped: to the
             // trace, the instruction simply ran (EL2 emulates it).
-            let word = guest_word(pc).unwrap_or(0);
+            let word = st.word.unwrap_or(0);
             return [
                 Some(Observed::Executed {
                     pc,
@@ -436,7 +444,7 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
             to_el: el,
         };
         if executed {
-            let word = guest_word(pc).unwrap_or(0);
+            let word = st.word.unwrap_or(0);
             [
                 Some(Observed::Executed {
                     pc,
@@ -495,17 +503,12 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                 }
                 st.armed = true;
                 ARMED[arch::core_index()].store(true, Ordering::Relaxed);
-            }
-            if st.mdscr & (MDSCR_SS | MDSCR_MDE_KDE) != 0
-                && !UNVIRTUALISED_DEBUG.swap(true, Ordering::Relaxed)
-            {
-                log::warn!(
-                    "the guest uses its own debug (MDSCR_EL1 {:#x}) while EL2 steps it: not applied until trace stops",
-                    st.mdscr
-                );
+                warn_if_own_debug(st.mdscr);
             }
             let el = el_of(regs.spsr);
-            let exits = guest_word(regs.elr)
+            st.word = guest_word(regs.elr);
+            let exits = st
+                .word
                 .filter(|&w| exclusive(w) == Some(true))
                 .and_then(|_| exclusive_exits(regs.elr));
             let bps = breakpoints();
@@ -516,6 +519,7 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                 }
                 st.bp_set = true;
                 MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_MDE);
+                st.programmed = false;
                 regs.spsr &= !psr::SS;
                 st.exclusive = Some(Exclusive {
                     start: regs.elr,
@@ -528,12 +532,18 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                     }
                     st.bp_set = false;
                 }
-                // Written on every return: a warm boot loses both.
-                MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_SS);
+                if !st.programmed {
+                    MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_SS);
+                    MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
+                    arch::isb();
+                    st.programmed = true;
+                }
                 regs.spsr |= psr::SS;
             }
-            MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
-            arch::isb();
+            if st.exclusive.is_some() {
+                MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
+                arch::isb();
+            }
             st.expected = regs.elr;
             st.el = el_of(regs.spsr);
             st.elr_el1 = ELR_EL1.get();
@@ -547,11 +557,27 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
             }
             st.exclusive = None;
             st.bp_set = false;
+            st.programmed = false;
             MDSCR_EL1.set(st.mdscr);
             arch::isb();
             regs.spsr &= !psr::SS;
         }
     });
+}
+
+/// Every entry into the guest through `vcpu::enter` (cold boot, CPU_ON,
+/// warm boot): the debug registers may have lost EL2's stepping values.
+pub fn hardware_lost() {
+    with(|st| st.programmed = false);
+}
+
+fn warn_if_own_debug(mdscr: u64) {
+    if mdscr & (MDSCR_SS | MDSCR_MDE_KDE) != 0 && !UNVIRTUALISED_DEBUG.swap(true, Ordering::Relaxed)
+    {
+        log::warn!(
+            "the guest uses its own debug (MDSCR_EL1 {mdscr:#x}) while EL2 steps it: not applied until trace stops"
+        );
+    }
 }
 
 /// The guest's access to a debug register (op0 = 2) that trapped only
@@ -569,6 +595,9 @@ pub fn mdscr_access(reg: crate::esr::SysReg, write: Option<u64>) -> Option<u64> 
         if reg == MDSCR_EL1_REG {
             if let Some(v) = write {
                 st.mdscr = v;
+                warn_if_own_debug(v);
+                // TDCC is the guest's own and stays in the hardware.
+                st.programmed = false;
             }
             return Some(st.mdscr);
         }

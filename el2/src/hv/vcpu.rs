@@ -62,6 +62,7 @@ pub fn power_on() {
 pub fn enter(entry: u64, arg: u64) -> ! {
     flush_list_registers();
     let mut regs = GuestRegs::entry(entry, arg);
+    super::step::hardware_lost();
     super::step::on_guest_return(&mut regs);
     arch::enter_guest(&regs)
 }

@@ -247,11 +247,63 @@ fn all_to_all() -> Result<(), Msg> {
     Ok(())
 }
 
+/// Iterations of the fixed loop ([`fixed_loop`]).
+const LOOP_ITERS: u64 = 500;
+/// Runs of the fixed loop per variant.
+const LOOP_RUNS: u64 = 4;
+
+/// A fixed guest loop: arithmetic, a conditional branch per iteration, no
+/// memory traffic and no traps.
+#[inline(never)]
+fn fixed_loop() -> u64 {
+    let mut acc = 0u64;
+    for i in 0..LOOP_ITERS {
+        acc = acc.wrapping_mul(33) ^ core::hint::black_box(i);
+    }
+    acc
+}
+
+/// The cost of tracing: the fixed loop untraced and traced, and the null
+/// hypercall traced (its extra EL2 instructions are what one trap costs
+/// the exceptions-only source). With `trace.source=insn` the traced loop
+/// is stepped: its EL2 instructions per guest instruction are what the
+/// instruction source costs.
+fn trace_cost(me: usize) -> Result<(), Msg> {
+    let p = platform::get();
+    let mut untraced = Sample::default();
+    for _ in 0..LOOP_RUNS {
+        untraced.add(|| core::hint::black_box(fixed_loop()));
+    }
+    ok("TRACE_ENABLE", tc::enable(p.mpidr[me], CONFIG_EL1, 0, 0))?;
+    let mut traced = Sample::default();
+    for _ in 0..LOOP_RUNS {
+        traced.add(|| core::hint::black_box(fixed_loop()));
+    }
+    let mut null = Sample::default();
+    for _ in 0..ITERS / 4 {
+        let _ = null.add(|| calls::hyp(smccc::SMCCC_VERSION, 0));
+    }
+    ok("TRACE_DISABLE", tc::disable(p.mpidr[me]))?;
+    untraced.print("loop_untraced", "");
+    traced.print("loop_traced", "");
+    null.print("null_traced", "");
+    Ok(())
+}
+
 fn bench() -> Result<(), Msg> {
     let p = platform::get();
     let me = arch::core_index();
     pmu_init();
     println!("bench: cores={} freq={}", p.ncpus, timer::freq());
+    if p.bootargs
+        .unwrap_or("")
+        .split_whitespace()
+        .any(|w| w == "trace-cost-only")
+    {
+        trace_cost(me)?;
+        println!("bench: done");
+        return Ok(());
+    }
     let mut null = Sample::default();
     for _ in 0..ITERS {
         match null.add(|| calls::hyp(smccc::SMCCC_VERSION, 0)) {
@@ -294,6 +346,7 @@ fn bench() -> Result<(), Msg> {
         ok("TRACE_ENABLE", tc::enable(p.mpidr[me], CONFIG, 0, 0))?;
         suspend_cycles("suspend_trace_on")?;
         ok("TRACE_DISABLE", tc::disable(p.mpidr[me]))?;
+        trace_cost(me)?;
         all_to_all()?;
     }
     println!("bench: done");

@@ -95,6 +95,27 @@ fn bench_measures_every_operation_against_its_baseline() {
         let (b, all) = (backend(op), el2(op));
         assert!(b > 0.0 && b < all, "{op}: backend {b} of {all}");
     }
+    // The cost of tracing: the exceptions-only source leaves a loop that
+    // takes no trap alone; the instruction source steps every instruction
+    // of it (so costs EL2 instructions for each) and its encoder is part.
+    let cost = |k: &str| -> f64 {
+        let at = json
+            .find(&format!("\"{k}\": "))
+            .unwrap_or_else(|| panic!("no {k} in:\n{json}"));
+        json[at + k.len() + 4..]
+            .split([',', '}'])
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{k} is not a number"))
+    };
+    let loop_insns = cost("loop_guest_instructions");
+    assert!(loop_insns > 1000.0, "fixed loop: {loop_insns}");
+    assert_eq!(cost("exceptions_loop_instructions"), loop_insns);
+    assert!(cost("exceptions_el2_per_trap") > 0.0);
+    let per_insn = cost("insn_el2_per_instruction");
+    let encoder = cost("insn_backend_per_instruction");
+    assert!(per_insn > 50.0 && encoder > 0.0 && encoder < per_insn, "{per_insn} {encoder}");
+    assert!(cost("insn_slowdown") > per_insn / 2.0);
     assert!(json.contains("\"ours\": ") && json.contains("\"full_readback\": "));
     assert!(figure(&json, 2, "all_to_all", "requests") > 0.0);
 }

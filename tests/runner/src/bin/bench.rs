@@ -128,9 +128,18 @@ fn parse(out: &Outcome) -> Result<Boot, String> {
 }
 
 fn boot(hypervisor: PathBuf, cores: usize) -> Result<Boot, String> {
-    let mut cfg = Config::test_guest(cores, "test=bench");
+    boot_with(hypervisor, cores, "test=bench", "bench")
+}
+
+fn boot_with(
+    hypervisor: PathBuf,
+    cores: usize,
+    bootargs: &str,
+    switches: &str,
+) -> Result<Boot, String> {
+    let mut cfg = Config::test_guest(cores, bootargs);
     cfg.hypervisor = hypervisor;
-    cfg.hypervisor_switches = "bench".into();
+    cfg.hypervisor_switches = switches.into();
     cfg.icount = Some(SHIFT);
     cfg.timeout = Duration::from_secs(900);
     let out = runner::run(&cfg)?;
@@ -179,6 +188,73 @@ fn json_op(name: &str, v: PerOp) -> String {
         "\"{name}\": {{\"el2_instructions\": {:.1}, \"backend_el2_instructions\": {:.1}, \"guest_instructions\": {:.1}}}",
         v.el2, v.backend, v.insns
     )
+}
+
+/// What tracing costs (one core).
+struct TraceCost {
+    /// Guest instructions of the fixed loop, untraced (EL0/EL1 only).
+    loop_insns: f64,
+    /// Exceptions-only source: the loop traced (guest-visible
+    /// instructions), and the extra EL2 instructions of one trap traced.
+    exc_loop: f64,
+    exc_per_trap: f64,
+    /// Instruction source: EL2 instructions of the traced loop, of which
+    /// the backend (the model's encoder), and guest-visible instructions.
+    insn_el2: f64,
+    insn_backend: f64,
+    insn_visible: f64,
+}
+
+fn trace_cost(exc: &Boot, insn: &Boot) -> Result<TraceCost, String> {
+    let get = |b: &Boot, k: &str| b.per_op(k).ok_or(format!("no {k}"));
+    let untraced = get(insn, "loop_untraced")?;
+    let traced = get(insn, "loop_traced")?;
+    let (null, null_traced) = (get(exc, "null")?, get(exc, "null_traced")?);
+    Ok(TraceCost {
+        loop_insns: untraced.insns - untraced.el2,
+        exc_loop: get(exc, "loop_traced")?.insns,
+        exc_per_trap: null_traced.el2 - null.el2,
+        insn_el2: traced.el2,
+        insn_backend: traced.backend,
+        insn_visible: traced.insns,
+    })
+}
+
+impl TraceCost {
+    fn per_insn(&self) -> f64 {
+        self.insn_el2 / self.loop_insns
+    }
+
+    fn table(&self) -> String {
+        let n = self.loop_insns;
+        format!(
+            "\n### The cost of tracing (1 core)\n\n\
+             | source | fixed loop, guest-visible instructions | slowdown | EL2 instructions per traced guest instruction | of which backend (encoder) | per trap |\n\
+             |---|---|---|---|---|---|\n\
+             | untraced | {n:.0} | 1.00x | - | - | - |\n\
+             | exceptions only | {:.0} | {:.2}x | 0 (the loop takes no trap) | - | {:.0} |\n\
+             | instructions (`trace.source=insn`) | {:.0} | {:.1}x | **{:.0}** (target 400) | {:.0} | - |\n",
+            self.exc_loop,
+            self.exc_loop / n,
+            self.exc_per_trap,
+            self.insn_visible,
+            self.insn_visible / n,
+            self.per_insn(),
+            self.insn_backend / n,
+        )
+    }
+
+    fn json(&self) -> String {
+        format!(
+            "  \"trace_cost\": {{\"loop_guest_instructions\": {:.0}, \"exceptions_loop_instructions\": {:.0}, \"exceptions_el2_per_trap\": {:.1}, \"insn_el2_per_instruction\": {:.1}, \"insn_backend_per_instruction\": {:.1}, \"insn_slowdown\": {:.2}}}",
+            self.loop_insns,
+            self.exc_loop,
+            self.exc_per_trap,
+            self.per_insn(),
+            self.insn_backend / self.loop_insns,
+            self.insn_visible / self.loop_insns
+        )
+    }
 }
 
 fn main() -> ExitCode {
@@ -299,6 +375,19 @@ fn bench() -> Result<(), String> {
             b.insns(span as f64)
         ));
     }
+    // The cost of tracing, on one core: the exceptions-only source (the
+    // 1-core boot above) and the instruction source (a boot with
+    // trace.source=insn that measures only this).
+    eprintln!("bench: 1 core: the instruction source (trace.source=insn) ...");
+    let exc = boot(image.clone(), 1)?;
+    let insn = boot_with(
+        image.clone(),
+        1,
+        "test=bench trace-cost-only",
+        "bench trace.source=insn",
+    )?;
+    let cost = trace_cost(&exc, &insn)?;
+    table.push_str(&cost.table());
     let [stack, local, shared, buffer] = memory.ok_or("no memory-per-core line in the boot log")?;
     let mut head = String::new();
     let _ = writeln!(
@@ -320,7 +409,8 @@ fn bench() -> Result<(), String> {
 
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let results = format!(
-        "{{\n  \"icount_shift\": {SHIFT},\n  \"trace_register_accesses\": {{\"ours\": {ours}, \"full_readback\": {full}}},\n  \"image_bytes\": {image_bytes},\n  \"memory_per_core\": {{\"stack\": {stack}, \"core_local\": {local}, \"shared\": {shared}, \"trace_buffer\": {buffer}}},\n  \"runs\": [\n{}\n  ]\n}}\n",
+        "{{\n  \"icount_shift\": {SHIFT},\n  \"trace_register_accesses\": {{\"ours\": {ours}, \"full_readback\": {full}}},\n  \"image_bytes\": {image_bytes},\n  \"memory_per_core\": {{\"stack\": {stack}, \"core_local\": {local}, \"shared\": {shared}, \"trace_buffer\": {buffer}}},\n{},\n  \"runs\": [\n{}\n  ]\n}}\n",
+        cost.json(),
         json.join(",\n")
     );
     let path = out_dir.join("results.json");
