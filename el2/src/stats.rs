@@ -36,11 +36,14 @@ pub enum Event {
     /// A request posted to another core that did not answer within the
     /// bound (`guest_api::hyp::TARGET_ANSWER_BOUND_MS`).
     RequestTimeout,
+    /// A guest instruction EL2 observed by stepping it (the instruction
+    /// source, `trace.source=insn`).
+    Step,
 }
 
 impl Event {
     /// Every event, in the order the summary prints them.
-    pub const ALL: [Event; 12] = [
+    pub const ALL: [Event; 13] = [
         Event::GuestCall,
         Event::Suspend,
         Event::SuspendPowerDown,
@@ -53,6 +56,7 @@ impl Event {
         Event::RequestTargetOff,
         Event::RequestServed,
         Event::RequestTimeout,
+        Event::Step,
     ];
 
     /// The key in the summary line.
@@ -70,6 +74,7 @@ impl Event {
             Event::RequestTargetOff => "target_off",
             Event::RequestServed => "served_for_others",
             Event::RequestTimeout => "timeouts",
+            Event::Step => "stepped",
         }
     }
 }
@@ -172,7 +177,7 @@ mod tests {
         assert_eq!(
             t.to_string(),
             "guest_calls=2 cpu_suspend=0 powerdown=0 standby=0 warm_boots=0 cpu_on=0 \
-             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0"
+             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0 stepped=0"
         );
     }
 }

@@ -125,6 +125,9 @@ pub const STATE_SIZE: usize = core::mem::size_of::<Stepper>();
 
 static UNVIRTUALISED_DEBUG: AtomicBool = AtomicBool::new(false);
 
+/// Cores that have been stepped, one bit each (logged once per core).
+static FIRST_ARMED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// Each core's `Stepper::armed`, readable without borrowing [`STEP`]: with
 /// trace off, every trap and every return costs a load and a branch here.
 static ARMED: [AtomicBool; crate::dtb::MAX_CPUS] =
@@ -317,6 +320,7 @@ pub fn on_step(regs: &GuestRegs) {
     if !armed_fast() {
         return;
     }
+    state::count(crate::stats::Event::Step);
     let obs = with(|st| -> Observations {
         if !st.armed {
             return [None, None];
@@ -502,8 +506,14 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                     st.saved_bp[i] = get();
                 }
                 st.armed = true;
-                ARMED[arch::core_index()].store(true, Ordering::Relaxed);
+                let me = arch::core_index();
+                ARMED[me].store(true, Ordering::Relaxed);
                 warn_if_own_debug(st.mdscr);
+                if FIRST_ARMED.fetch_or(1 << me, Ordering::Relaxed) & (1 << me) == 0 {
+                    log::info!(
+                        "stepping this core's guest: its trace runs on the instruction source"
+                    );
+                }
             }
             let el = el_of(regs.spsr);
             st.word = guest_word(regs.elr);

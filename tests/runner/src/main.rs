@@ -1,7 +1,9 @@
 //! `make run`: boots the hypervisor with the bundled test guest on QEMU and
 //! tells what happened. By default the guest tells the trace manager's
 //! story (`test=story`), with power-down suspends simulated so the warm-boot
-//! path runs.
+//! path runs and the QEMU model fed by the instruction source
+//! (`trace.source=insn`: EL2 steps each traced core), then shows a traced
+//! program decoded instruction by instruction.
 //!
 //! Usage: `runner [--cores N] [--bootargs "..."] [--no-powerdown] [--switches "..."]`
 //! (`--switches` adds hypervisor switches, e.g. `trace.source=insn`)
@@ -38,8 +40,13 @@ fn main() -> ExitCode {
     if powerdown {
         cfg.hypervisor_switches = "test.powerdown".into();
     }
+    // The story traces with the instruction source (EL2 steps each traced
+    // core) unless the switches say otherwise.
+    if story && !switches.contains("trace.source=") {
+        switches.push_str(" trace.source=insn");
+    }
     if !switches.is_empty() {
-        cfg.hypervisor_switches = format!("{} {switches}", cfg.hypervisor_switches);
+        cfg.hypervisor_switches = format!("{} {}", cfg.hypervisor_switches, switches.trim());
     }
     println!("== booting the hypervisor with the test guest on QEMU virt, {cores} cores ==");
     let out = match runner::run(&cfg) {

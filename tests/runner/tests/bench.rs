@@ -114,7 +114,10 @@ fn bench_measures_every_operation_against_its_baseline() {
     assert!(cost("exceptions_el2_per_trap") > 0.0);
     let per_insn = cost("insn_el2_per_instruction");
     let encoder = cost("insn_backend_per_instruction");
-    assert!(per_insn > 50.0 && encoder > 0.0 && encoder < per_insn, "{per_insn} {encoder}");
+    assert!(
+        per_insn > 50.0 && encoder > 0.0 && encoder < per_insn,
+        "{per_insn} {encoder}"
+    );
     assert!(cost("insn_slowdown") > per_insn / 2.0);
     assert!(json.contains("\"ours\": ") && json.contains("\"full_readback\": "));
     assert!(figure(&json, 2, "all_to_all", "requests") > 0.0);

@@ -238,6 +238,38 @@ fn trace_stress(cores: usize) -> Outcome {
     out
 }
 
+/// The control plane while cores are stepped (`trace.source=insn`): the
+/// trace stress on 4 cores, with power-down suspends that lose power,
+/// CPU_OFF/CPU_ON of traced and untraced cores, remote enables and
+/// disables, and interrupts, keeps every invariant; every core was stepped
+/// at some point.
+#[test]
+fn trace_stress_4_cores_stepped() {
+    let mut cfg = Config::test_guest(4, "test=trace ops=100");
+    cfg.hypervisor_switches = "test.powerdown trace.source=insn".into();
+    let out = run(&cfg);
+    assert_passed(&out, &TRACE_CHECKS);
+    let n = |k| {
+        out.number_after("guest: trace-stress", k)
+            .unwrap_or_else(|| panic!("no {k}= in: {}", explain(&out)))
+    };
+    assert_eq!(n("violations"), 0, "{}", explain(&out));
+    assert_eq!(n("errors"), 0, "{}", explain(&out));
+    assert!(n("suspends") > 0 && n("offline") > 0, "{}", explain(&out));
+    assert_eq!(
+        out.lines_with("stepping this core's guest").count(),
+        4,
+        "every core is stepped while traced: {}",
+        explain(&out)
+    );
+    assert_eq!(
+        out.lines_with("did not answer").count(),
+        0,
+        "{}",
+        explain(&out)
+    );
+}
+
 #[test]
 fn trace_stress_2_cores() {
     trace_stress(2);
