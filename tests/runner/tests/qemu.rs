@@ -424,6 +424,77 @@ fn tracedata_decodes_with_opencsd() {
     check_tracedata(&out, 2);
 }
 
+/// The trace-data scenario on the instruction source: the same buffers, read
+/// out the same way, now decode into real instruction ranges over the guest
+/// image: every instruction core 0 ran between its TRACE_ENABLE and
+/// TRACE_DISABLE lies in the guest's code, with one Call exception per HVC
+/// (the PINGs and the TRACE_DISABLE), no decoder error and no address the
+/// image lacks; TRACE_STATS says the data is instruction trace; core 1's
+/// buffer and the wrapped buffer decode too.
+#[test]
+fn tracedata_decodes_instruction_ranges_on_the_instruction_source() {
+    use runner::snapshot::{self, MemoryDump};
+    let mut cfg = Config::test_guest(2, "test=tracedata");
+    cfg.hypervisor_switches = "trace.source=insn".into();
+    let out = run(&cfg);
+    assert_passed(&out, &["cpu-on", "tracedata"]);
+    let run = snapshot::parse_tracedata(&out.output, 2)
+        .unwrap_or_else(|e| panic!("{e}: {}", explain(&out)));
+    let (start, end) = run.image;
+    let image = runner::test_guest_image();
+    let memory = MemoryDump {
+        address: runner::GUEST_ENTRY,
+        bytes: std::fs::read(&image).unwrap(),
+    };
+    let mut captures = run.captures.clone();
+    captures.extend(run.wrapped.clone().map(|mut w| {
+        w.cpu = 2; // its own buffer in the snapshot
+        w
+    }));
+    let dir = runner::tempdir().unwrap();
+    snapshot::write_with_memory(&dir, &captures, &[memory]).unwrap();
+    for cpu in [0, 1, 2] {
+        let listing = snapshot::list(&dir, cpu, true).unwrap();
+        let addrs = snapshot::executed_addresses(&listing)
+            .unwrap_or_else(|e| panic!("cpu{cpu}: {e}\n{listing}"));
+        assert!(!addrs.is_empty(), "cpu{cpu}: nothing decoded\n{listing}");
+        assert!(
+            addrs.iter().all(|a| (start..end).contains(a)),
+            "cpu{cpu}: an instruction outside the guest image\n{listing}"
+        );
+        if cpu == 0 {
+            let calls = snapshot::decoded_exceptions(&listing)
+                .iter()
+                .filter(|(ret, kind)| *kind == 2 && (start..end).contains(ret))
+                .count();
+            assert_eq!(calls, run.calls + 1, "{listing}");
+            println!(
+                "tracedata on the instruction source: cpu0 {} instructions, {calls} calls",
+                addrs.len()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let stats = out
+        .lines_with("tracedata: cpu0 stats ")
+        .next()
+        .unwrap_or_else(|| panic!("no stats: {}", explain(&out)));
+    let flags = stats
+        .split("flags=0x")
+        .nth(1)
+        .and_then(|v| u64::from_str_radix(v.split_whitespace().next()?, 16).ok());
+    assert_eq!(
+        flags.map(|f| f & guest_api_stats_instructions()),
+        Some(guest_api_stats_instructions()),
+        "TRACE_STATS must flag instruction trace: {stats}"
+    );
+}
+
+/// `guest_api::trace::STATS_INSTRUCTIONS`, as el2 re-exports the ABI.
+fn guest_api_stats_instructions() -> u64 {
+    1 << 2
+}
+
 /// Decodes a `test=tracedata` run of `cpus` cores with OpenCSD and checks
 /// the packets against what the guest did (the QEMU model's trace).
 fn check_tracedata(out: &Outcome, cpus: usize) {
