@@ -129,7 +129,7 @@ test-host: deps
 	$(CARGO) test -p el2 -p guest-api --lib
 
 test-qemu: images
-	$(CARGO) test -p runner --release --test qemu
+	$(CARGO) test -p runner --release --test qemu --test insn_oracle
 
 # The trace-data scenario on FVP Base RevC AEMvA with ETE/TRBE/TRF under
 # TF-A's BL31 (paths from FVP_BASE, TFA_BL31, FVP_DTB; see tests/fvp/run.sh),
