@@ -83,11 +83,14 @@ struct Stepper {
     mdscr: u64,
     /// An exclusive sequence running unstepped.
     exclusive: Option<Exclusive>,
-    /// Breakpoints 0 and 1 hold an exclusive sequence's exits.
+    /// Breakpoints hold an exclusive sequence's exits.
     bp_set: bool,
-    /// The guest's breakpoints 0 and 1 (DBGBVR, DBGBCR), which EL2 borrows
+    /// The guest runs unstepped until its next trap to EL2 (an exclusive
+    /// sequence whose exits EL2 could not bound): the trace has a gap.
+    free_run: bool,
+    /// The guest's breakpoints 0 to 3 (DBGBVR, DBGBCR), which EL2 borrows
     /// for [`Exclusive`] while it steps.
-    saved_bp: [(u64, u64); 2],
+    saved_bp: [(u64, u64); BREAKPOINTS],
 }
 
 /// A load-exclusive ... store-exclusive sequence the guest runs unstepped,
@@ -111,7 +114,8 @@ static STEP: PerCore<Stepper> = PerCore::new(
             mdscr: 0,
             exclusive: None,
             bp_set: false,
-            saved_bp: [(0, 0); 2],
+            free_run: false,
+            saved_bp: [(0, 0); BREAKPOINTS],
         }))
     }; crate::dtb::MAX_CPUS],
 );
@@ -201,9 +205,12 @@ fn may_branch_to(word: u32, pc: u64, next: u64) -> bool {
 }
 
 /// Load/store exclusive (LDXR, LDAXR, LDXP, ... and their stores): bits
-/// \[29:24\] = 0b001000 with o2 (bit 23) = 0; bit 22 is L.
+/// \[29:24\] = 0b001000 with o2 (bit 23) = 0; bit 22 is L. CASP shares the
+/// pattern with o1 (bit 21) = 1 and bit 31 = 0 (the exclusive pairs have
+/// bit 31 = 1): not an exclusive.
 fn exclusive(word: u32) -> Option<bool> {
-    (word & 0x3f80_0000 == 0x0800_0000).then_some(word & (1 << 22) != 0)
+    let casp = word & (1 << 21) != 0 && word & (1 << 31) == 0;
+    (word & 0x3f80_0000 == 0x0800_0000 && !casp).then_some(word & (1 << 22) != 0)
 }
 
 /// The target of a conditional branch (B.cond, CBZ/CBNZ, TBZ/TBNZ) at
@@ -226,36 +233,83 @@ fn conditional_target(word: u32, pc: u64) -> Option<u64> {
 /// Longest exclusive sequence EL2 looks for, in instructions.
 const EXCLUSIVE_SCAN: u64 = 16;
 
-/// Where the exclusive sequence whose load is at `start` leaves: the
-/// instruction after the first conditional branch that follows its store
-/// (the retry), and the first target outside the sequence of a
-/// conditional branch before it (an early exit such as a failed compare).
-fn exclusive_exits(start: u64) -> Option<[u64; 2]> {
-    let mut early = None;
-    let mut stored = false;
-    for i in 1..EXCLUSIVE_SCAN {
-        let pc = start + 4 * i;
-        let word = guest_word(pc)?;
-        if exclusive(word) == Some(false) {
-            stored = true;
-            continue;
-        }
-        if let Some(t) = conditional_target(word, pc) {
-            if stored {
-                return Some([pc + 4, early.unwrap_or(pc + 4)]);
-            }
-            if !(start..=start + 4 * EXCLUSIVE_SCAN).contains(&t) {
-                early = early.or(Some(t));
-            }
-        } else if may_branch_to(word, pc, 0) || word & 0x7c00_0000 == 0x1400_0000 {
-            return None; // another branch: not a plain sequence
-        }
-    }
-    None
+/// Breakpoints EL2 may borrow for an exclusive sequence's exits (the
+/// architecture guarantees at least two).
+const BREAKPOINTS: usize = 4;
+
+/// How many of [`BREAKPOINTS`] this core has (ID_AA64DFR0_EL1.BRPs + 1).
+fn usable_breakpoints() -> usize {
+    (((ID_AA64DFR0_EL1.get() >> 12) & 0xf) as usize + 1).min(BREAKPOINTS)
 }
 
-/// DBGBCR: enabled, address match, all four bytes, EL0 and EL1.
-const BCR_EXEC_EL01: u64 = (0b1111 << 5) | (0b11 << 1) | 1;
+/// Where the exclusive sequence whose load is at `start` leaves, as at most
+/// [`usable_breakpoints`] addresses (the rest repeat the first): the sequence runs to the first conditional
+/// branch after its store (the retry); every successor of a conditional
+/// branch in it that is neither `start` (the retry's loop) nor inside it
+/// is an exit (an early exit such as a failed compare, the retry's
+/// success side). `None` when there is no such shape within
+/// [`EXCLUSIVE_SCAN`] instructions, another kind of branch comes first, or
+/// there are more exits than breakpoints.
+fn exclusive_exits(start: u64) -> Option<[u64; BREAKPOINTS]> {
+    use crate::trace::insn::{classify, Class};
+    let mut stored = false;
+    let mut retry = None;
+    for i in 1..EXCLUSIVE_SCAN {
+        let pc = start.wrapping_add(4 * i);
+        let word = guest_word(pc)?;
+        match classify(word, pc) {
+            Class::Other | Class::Isb => stored |= exclusive(word) == Some(false),
+            Class::Conditional { .. } if stored => {
+                retry = Some(pc);
+                break;
+            }
+            Class::Conditional { .. } => {}
+            _ => return None,
+        }
+    }
+    let retry = retry?;
+    let inside = |t: u64| t > start && t <= retry;
+    let mut exits = [0u64; BREAKPOINTS];
+    let mut n = 0;
+    let limit = usable_breakpoints();
+    let mut pc = start;
+    while pc < retry {
+        pc = pc.wrapping_add(4);
+        let Class::Conditional { target } = classify(guest_word(pc)?, pc) else {
+            continue;
+        };
+        let fall = pc.wrapping_add(4);
+        let successors = if pc == retry {
+            [target, fall]
+        } else {
+            [target, target]
+        };
+        for t in successors {
+            if t == start || inside(t) || exits[..n].contains(&t) {
+                continue;
+            }
+            if n == limit {
+                return None;
+            }
+            exits[n] = t;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    for i in n..BREAKPOINTS {
+        exits[i] = exits[0];
+    }
+    Some(exits)
+}
+
+/// DBGBCR: enabled, unlinked address match, all four bytes, at exception
+/// level `el` only (PMC 0b10 for EL0, 0b01 for EL1; HMC = 0, SSC = 0b00).
+const fn bcr_exec_at(el: u8) -> u64 {
+    let pmc = if el == 0 { 0b10 } else { 0b01 };
+    (0b1111 << 5) | (pmc << 1) | 1
+}
 
 macro_rules! dbg_pair {
     ($bvr:literal, $bcr:literal) => {{
@@ -284,11 +338,14 @@ macro_rules! dbg_pair {
 /// Reads and writes one breakpoint's (DBGBVR, DBGBCR).
 type BreakpointAccess = (fn() -> (u64, u64), fn(u64, u64));
 
-/// The accessors of breakpoints 0 and 1.
-fn breakpoints() -> [BreakpointAccess; 2] {
+/// The accessors of the breakpoints EL2 may borrow (only the first
+/// [`usable_breakpoints`] exist on every core: callers take that many).
+fn breakpoints() -> [BreakpointAccess; BREAKPOINTS] {
     [
         dbg_pair!("dbgbvr0_el1", "dbgbcr0_el1"),
         dbg_pair!("dbgbvr1_el1", "dbgbcr1_el1"),
+        dbg_pair!("dbgbvr2_el1", "dbgbcr2_el1"),
+        dbg_pair!("dbgbvr3_el1", "dbgbcr3_el1"),
     ]
 }
 
@@ -304,7 +361,7 @@ fn report_exclusive(start: u64, el: u8, stop: u64) {
         let word = guest_word(pc).unwrap_or(0);
         let next = match conditional_target(word, pc) {
             Some(t) if t == stop => stop,
-            _ => pc + 4,
+            _ => pc.wrapping_add(4),
         };
         tracing::observe(&Observed::Executed { pc, word, next, el }, &s);
         pc = next;
@@ -327,7 +384,11 @@ pub fn on_step(regs: &GuestRegs) {
         }
         let (pc, el, next) = (st.expected, st.el, regs.elr);
         let to_el = el_of(regs.spsr);
-        let word = st.word.unwrap_or(0);
+        let Some(word) = st.word else {
+            // Not an instruction EL2 could read (not in guest RAM): the
+            // decoder could not walk it either.
+            return [Some(Observed::Gap), None];
+        };
         let vbar = VBAR_EL1.get() & !0x7ff;
         let offset = next.wrapping_sub(vbar);
         let at_vector = offset < 0x800 && offset & 0x7f == 0 && to_el == 1;
@@ -375,11 +436,34 @@ pub fn on_breakpoint(regs: &GuestRegs) -> bool {
     if !armed_fast() {
         return false;
     }
-    let Some(x) = with(|st| st.exclusive.take()) else {
+    let Some((x, interrupted)) = with(|st| {
+        let interrupted = ELR_EL1.get() != st.elr_el1 || SPSR_EL1.get() != st.spsr_el1;
+        st.exclusive.take().map(|x| (x, interrupted))
+    }) else {
         return false;
     };
-    report_exclusive(x.start, x.el, regs.elr);
+    if interrupted {
+        // The guest took an exception to its own EL1 inside the unstepped
+        // sequence: what ran there is unknown.
+        warn_gap(
+            "an exception inside an unstepped exclusive sequence",
+            x.start,
+        );
+        emit([Some(Observed::Gap), None]);
+    } else {
+        report_exclusive(x.start, x.el, regs.elr);
+    }
     true
+}
+
+static GAP_WARNED: AtomicBool = AtomicBool::new(false);
+
+fn warn_gap(why: &str, at: u64) {
+    if !GAP_WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!("the instruction trace has a gap at {at:#x}: {why} (warned once)");
+    } else {
+        log::debug!("instruction trace gap at {at:#x}: {why}");
+    }
 }
 
 /// Any other exception from the guest to EL2 (`sync` for a synchronous
@@ -405,7 +489,10 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
             return [None, None];
         }
         let (pc, el) = (st.expected, st.el);
-        if sync == Some(ec::SYS64) && only_trapped_for_stepping(ESR_EL2.get()) {
+        // After an unstepped stretch EL2 does not know what ran before the
+        // trap (the trace already has its gap): only the trap itself.
+        let known = !core::mem::take(&mut st.free_run);
+        if known && sync == Some(ec::SYS64) && only_trapped_for_stepping(ESR_EL2.get()) {
             // Without the stepping it would not have trapped: to the
             // trace, the instruction simply ran (EL2 emulates it).
             let word = st.word.unwrap_or(0);
@@ -413,7 +500,7 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
                 Some(Observed::Executed {
                     pc,
                     word,
-                    next: pc + 4,
+                    next: pc.wrapping_add(4),
                     el,
                 }),
                 None,
@@ -426,6 +513,7 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
             Some(ec::SMC64) => (ExceptionType::Call, false),
             Some(ec::DABT_LOW) => (ExceptionType::DataFault, false),
             Some(ec::IABT_LOW) => (ExceptionType::InstFault, false),
+            Some(ec::SERROR) => (ExceptionType::SystemError, false),
             Some(_) => (ExceptionType::Trap, false),
             None => (ExceptionType::Irq, false),
         };
@@ -437,8 +525,12 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
         // next instruction somewhere else and gives its address.
         let ret = regs.elr;
         let target = match kind {
-            ExceptionType::Call | ExceptionType::Irq if sync != Some(ec::SMC64) => ret,
-            _ => ret + 4,
+            ExceptionType::Call | ExceptionType::Irq | ExceptionType::SystemError
+                if sync != Some(ec::SMC64) =>
+            {
+                ret
+            }
+            _ => ret.wrapping_add(4),
         };
         let exception = Observed::Exception {
             kind,
@@ -447,7 +539,7 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
             from_el: el,
             to_el: el,
         };
-        if executed {
+        if executed && known {
             let word = st.word.unwrap_or(0);
             [
                 Some(Observed::Executed {
@@ -472,7 +564,10 @@ fn only_trapped_for_stepping(esr: u64) -> bool {
     use crate::debug_view::{DBGPRCR_EL1, OSDLR_EL1, OSLAR_EL1, OSLSR_EL1};
     match crate::esr::decode(esr) {
         crate::esr::Trap::SysReg { reg, .. } => {
-            reg.op0 == 2 && ![OSLAR_EL1, OSLSR_EL1, OSDLR_EL1, DBGPRCR_EL1].contains(&reg)
+            // op1 = 1 is the trace unit's (trapped anyway, CPTR_EL2.TTA).
+            reg.op0 == 2
+                && reg.op1 != 1
+                && ![OSLAR_EL1, OSLSR_EL1, OSDLR_EL1, DBGPRCR_EL1].contains(&reg)
         }
         _ => false,
     }
@@ -498,11 +593,12 @@ pub fn on_guest_return(regs: &mut GuestRegs) {
 
 #[inline(never)]
 fn guest_return(regs: &mut GuestRegs, stepping: bool) {
+    let mut gap = false;
     with(|st| {
         if stepping {
             if !st.armed {
                 st.mdscr = MDSCR_EL1.get();
-                for (i, (get, _)) in breakpoints().iter().enumerate() {
+                for (i, (get, _)) in breakpoints().iter().take(usable_breakpoints()).enumerate() {
                     st.saved_bp[i] = get();
                 }
                 st.armed = true;
@@ -517,15 +613,36 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
             }
             let el = el_of(regs.spsr);
             st.word = guest_word(regs.elr);
-            let exits = st
-                .word
-                .filter(|&w| exclusive(w) == Some(true))
-                .and_then(|_| exclusive_exits(regs.elr));
+            let load_exclusive = st.word.is_some_and(|w| exclusive(w) == Some(true))
+                // An interrupt EL2 just offered would be taken before the
+                // load runs: step that one instruction (the exception comes
+                // first) rather than run the sequence blind.
+                && !(regs.spsr & psr::I == 0 && interrupt_offered());
+            let exits = if load_exclusive {
+                exclusive_exits(regs.elr)
+            } else {
+                None
+            };
             let bps = breakpoints();
-            if let Some(exits) = exits {
+            if load_exclusive && exits.is_none() {
+                // No bounded shape: run free to the next trap, with a gap.
+                if st.bp_set {
+                    for (_, set) in bps.iter().take(usable_breakpoints()) {
+                        set(0, 0);
+                    }
+                    st.bp_set = false;
+                }
+                MDSCR_EL1.set(st.mdscr & MDSCR_TDCC);
+                MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
+                arch::isb();
+                st.programmed = false;
+                st.free_run = true;
+                regs.spsr &= !psr::SS;
+                gap = true;
+            } else if let Some(exits) = exits {
                 // Unstepped to its exits (see the module documentation).
-                for (i, (_, set)) in bps.iter().enumerate() {
-                    set(exits[i], BCR_EXEC_EL01);
+                for (i, (_, set)) in bps.iter().take(usable_breakpoints()).enumerate() {
+                    set(exits[i], bcr_exec_at(el));
                 }
                 st.bp_set = true;
                 MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_MDE);
@@ -537,7 +654,7 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                 });
             } else {
                 if st.bp_set {
-                    for (_, set) in bps.iter() {
+                    for (_, set) in bps.iter().take(usable_breakpoints()) {
                         set(0, 0);
                     }
                     st.bp_set = false;
@@ -562,7 +679,7 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
             st.armed = false;
             ARMED[arch::core_index()].store(false, Ordering::Relaxed);
             MDCR_EL2.set(MDCR_EL2.get() & !MDCR_TDE);
-            for (i, (_, set)) in breakpoints().iter().enumerate() {
+            for (i, (_, set)) in breakpoints().iter().take(usable_breakpoints()).enumerate() {
                 set(st.saved_bp[i].0, st.saved_bp[i].1);
             }
             st.exclusive = None;
@@ -572,6 +689,32 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
             arch::isb();
             regs.spsr &= !psr::SS;
         }
+    });
+    if gap {
+        warn_gap(
+            "an exclusive sequence EL2 could not bound ran unstepped to the next trap",
+            regs.elr,
+        );
+        emit([Some(Observed::Gap), None]);
+    }
+}
+
+/// Whether a list register holds an interrupt pending for the guest.
+fn interrupt_offered() -> bool {
+    (0..machine().list_registers).any(|n| arch::ich_lr_read(n) & (1 << 62) != 0)
+}
+
+/// CPU_ON: the core starts with nothing stepped and nothing to put back
+/// (what the step state held belonged to the core before it went off).
+pub fn power_on() {
+    ARMED[arch::core_index()].store(false, Ordering::Relaxed);
+    with(|st| {
+        st.armed = false;
+        st.programmed = false;
+        st.exclusive = None;
+        st.bp_set = false;
+        st.free_run = false;
+        st.word = None;
     });
 }
 
@@ -599,7 +742,9 @@ pub fn mdscr_access(reg: crate::esr::SysReg, write: Option<u64>) -> Option<u64> 
         return None;
     }
     with(|st| {
-        if !st.armed || reg.op0 != 2 {
+        // op1 = 1: the trace unit's registers, which trap (and are refused)
+        // whether or not EL2 steps the guest.
+        if !st.armed || reg.op0 != 2 || reg.op1 == 1 {
             return None;
         }
         if reg == MDSCR_EL1_REG {

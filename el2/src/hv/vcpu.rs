@@ -56,6 +56,7 @@ pub fn power_on() {
     VGIC.redist[me].reset();
     CORES[me].pending_sgi.store(0, Ordering::Relaxed);
     with(|v| v.oslock = OsLock::new());
+    super::step::power_on();
 }
 
 /// Enters the guest at `entry` with `arg` in x0.

@@ -338,6 +338,11 @@ impl InsnEncoder {
             Observed::Executed { pc, word, next, el } => {
                 self.executed(pc, word, next, el, s, cfg, &mut out)
             }
+            Observed::Gap => {
+                // Whatever comes next is traced as after filtered-out code:
+                // Trace On, context, address.
+                self.active = false;
+            }
             Observed::Exception {
                 kind,
                 ret,

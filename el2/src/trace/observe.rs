@@ -67,6 +67,11 @@ pub enum Observed {
         /// The level the guest resumed at (0 or 1).
         to_el: u8,
     },
+    /// The observer lost sight of the guest from here (it ran a stretch
+    /// unstepped: an exclusive sequence EL2 could not bound, or one an
+    /// exception interrupted, or an instruction it could not read): what
+    /// follows starts afresh, as after code that was not traced.
+    Gap,
 }
 
 /// The context observations carry alongside: sampled by the observer at

@@ -200,6 +200,25 @@ insntrace_loop:
     mov     x0, x24
     bl      insntrace_leaf
     mov     x24, x0
+    // 3b. Exclusive sequences, which EL2 runs unstepped to a breakpoint at
+    // their exit (a step would clear the monitor): an increment of a stack
+    // word with its retry loop, then a compare-and-store whose compare
+    // fails (the early exit).
+    sub     sp, sp, #16
+    str     xzr, [sp]
+insntrace_excl:
+    ldaxr   x13, [sp]
+    add     x13, x13, #1
+    stlxr   w14, x13, [sp]
+    cbnz    w14, insntrace_excl
+insntrace_cas:
+    ldaxr   x13, [sp]
+    cmp     x13, #5
+    b.ne    1f
+    stlxr   w14, xzr, [sp]
+    cbnz    w14, insntrace_cas
+1:  clrex
+    add     sp, sp, #16
     // 4. BR through a table.
     adr     x10, insntrace_table
     mov     x11, #0
