@@ -95,6 +95,8 @@ pub const MODEL_TRBIDR: u64 = 6;
 pub const START_BYTES: u64 = (packet::ASYNC_LEN + 3 + 1) as u64;
 /// Capacity of the unit's internal FIFO.
 pub const FIFO_BYTES: usize = 256;
+// One observation of the instruction encoder fits the FIFO after a flush.
+const _: () = assert!(MAX_OBSERVATION_BYTES <= FIFO_BYTES);
 
 /// TRBSR_EL1.S: collection stopped.
 pub const TRBSR_S: u64 = 1 << 17;
@@ -199,6 +201,9 @@ pub struct TraceModel {
     last: Option<Violation>,
     power_cycles: u32,
     fifo: Bytes<FIFO_BYTES>,
+    /// What the registers ask the instruction encoder for, computed at the
+    /// first observation after any register write.
+    view: Option<TraceConfig>,
     /// Bytes emitted since the last sync point.
     since_sync: u64,
     /// The context last traced, if any since the last sync point.
@@ -271,6 +276,7 @@ impl TraceModel {
             last: None,
             power_cycles: 0,
             fifo: Bytes::new(),
+            view: None,
             since_sync: 0,
             last_context: None,
             insn: InsnEncoder::new(),
@@ -388,13 +394,30 @@ impl TraceModel {
         if !self.tracing() {
             return;
         }
-        let cfg = self.programmed_view();
-        self.insn
-            .set_sync_period(1 << (self.regs[Reg::TrcSyncPR.index()] & 0x1f).clamp(8, 20));
-        let mut group = Bytes::<MAX_OBSERVATION_BYTES>::new();
-        self.insn.observe(ev, s, &cfg, &mut group);
-        if !group.is_empty() {
-            self.emit(group.as_slice());
+        // What the registers ask for cannot change while the unit runs
+        // (the model refuses programming then) but for TRFCR_EL1: every
+        // register write drops the copy ([`TraceModel::write`]).
+        let cfg = match self.view {
+            Some(v) => v,
+            None => {
+                let v = self.programmed_view();
+                self.insn
+                    .set_sync_period(1 << (self.regs[Reg::TrcSyncPR.index()] & 0x1f).clamp(8, 20));
+                self.view = Some(v);
+                v
+            }
+        };
+        // Straight into the FIFO (as `emit` would copy it), with room for
+        // the most one observation writes.
+        if self.fifo.room() < MAX_OBSERVATION_BYTES {
+            self.flush();
+        }
+        let before = self.fifo.len();
+        self.insn.observe(ev, s, &cfg, &mut self.fifo);
+        let n = self.fifo.len() - before;
+        if n > 0 {
+            self.tsb_armed = false;
+            self.since_sync += n as u64;
         }
     }
 
@@ -501,6 +524,7 @@ impl TraceModel {
         self.fifo.clear();
         self.last_context = None;
         self.insn.reset();
+        self.view = None;
         self.tsb_armed = false;
         self.dropping = false;
         self.dropping_tsb = false;
@@ -691,6 +715,7 @@ impl SysRegs for TraceModel {
     }
 
     fn write(&mut self, r: Reg, v: u64) {
+        self.view = None;
         if !r.writable() {
             self.violate(Violation::Undefined(r));
             return;

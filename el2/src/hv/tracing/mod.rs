@@ -408,7 +408,13 @@ pub fn observe(ev: &crate::trace::observe::Observed, s: &crate::trace::observe::
     if !stepping() {
         return;
     }
-    with_trace(|t| {
+    // Trace is enabled (STEPPED), so the state exists, and an observation
+    // changes no mode: the plain borrow, without `with_trace`'s ACTIVE
+    // update (this runs for every instruction of a stepped guest).
+    state::with(&TRACE, |t| {
+        let Some(t) = t.as_mut() else {
+            return;
+        };
         let Mode::Enabled(cfg) = t.mode() else {
             return;
         };
