@@ -109,16 +109,8 @@ fn instruction_trace() -> Result<(), String> {
         ));
     }
     let data = snapshot::printed_dump(&out.output, "insn")?;
-    let regs = EteRegs {
-        // EL1 with an address filter: no timestamps, no context ID.
-        configr: 1,
-        traceidr: 1,
-        idr0: el2::trace::MODEL_TRCIDR0,
-        idr1: snapshot::DEFAULT_TRCIDR1,
-        idr2: el2::trace::MODEL_TRCIDR2,
-        idr8: 0,
-        devarch: snapshot::ETE_DEVARCH,
-    };
+    // EL1 with an address filter: no timestamps, no context ID.
+    let regs = EteRegs::model(1, 1);
     let image = runner::test_guest_image();
     let memory = MemoryDump {
         address: runner::GUEST_ENTRY,

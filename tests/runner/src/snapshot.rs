@@ -56,6 +56,22 @@ pub struct EteRegs {
     pub devarch: u64,
 }
 
+impl EteRegs {
+    /// The QEMU model's trace unit with trace ID `traceid`, programmed with
+    /// `configr`: the ID registers the model reports.
+    pub const fn model(configr: u64, traceid: u64) -> EteRegs {
+        EteRegs {
+            configr,
+            traceidr: traceid,
+            idr0: el2::trace::MODEL_TRCIDR0,
+            idr1: DEFAULT_TRCIDR1,
+            idr2: el2::trace::MODEL_TRCIDR2,
+            idr8: 0,
+            devarch: ETE_DEVARCH,
+        }
+    }
+}
+
 /// One core's captured trace.
 #[derive(Clone, Debug)]
 pub struct Capture {
@@ -360,18 +376,8 @@ pub fn parse_tracedata(output: &str, cpus: usize) -> Result<TraceDataRun, String
     let mut from_hardware = cpus > 0;
     for cpu in 0..cpus {
         let data = printed_dump(output, &format!("cpu{cpu}"))?;
-        let (regs, hardware) = decoder_ids(output, cpu).unwrap_or((
-            EteRegs {
-                configr: TRACEDATA_CONFIGR,
-                traceidr: cpu as u64 + 1,
-                idr0: el2::trace::MODEL_TRCIDR0,
-                idr1: DEFAULT_TRCIDR1,
-                idr2: el2::trace::MODEL_TRCIDR2,
-                idr8: 0,
-                devarch: ETE_DEVARCH,
-            },
-            false,
-        ));
+        let (regs, hardware) = decoder_ids(output, cpu)
+            .unwrap_or((EteRegs::model(TRACEDATA_CONFIGR, cpu as u64 + 1), false));
         from_hardware &= hardware;
         captures.push(Capture { cpu, regs, data });
     }

@@ -4,19 +4,10 @@
 //! decoder reads, packet by packet, address by address.
 
 use el2::trace::packet::{self, Context, ExceptionType};
-use el2::trace::{MODEL_TRCIDR0, MODEL_TRCIDR2};
 use runner::snapshot::{self, Capture, EteRegs, Packet};
 
 fn regs(configr: u64) -> EteRegs {
-    EteRegs {
-        configr,
-        traceidr: 3,
-        idr0: MODEL_TRCIDR0,
-        idr1: snapshot::DEFAULT_TRCIDR1,
-        idr2: MODEL_TRCIDR2,
-        idr8: 0,
-        devarch: snapshot::ETE_DEVARCH,
-    }
+    EteRegs::model(configr, 3)
 }
 
 fn decode(data: Vec<u8>, full: bool) -> (String, Vec<Packet>) {

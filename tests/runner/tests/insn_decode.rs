@@ -9,7 +9,6 @@
 use el2::trace::insn::{Class, InsnEncoder, TraceConfig};
 use el2::trace::observe::{Observed, Sample};
 use el2::trace::packet::{ExceptionType, Sink};
-use el2::trace::{MODEL_TRCIDR0, MODEL_TRCIDR2};
 use runner::snapshot::{self, Capture, EteRegs, MemoryDump};
 
 /// Where the program is loaded (and VBAR_EL1).
@@ -339,15 +338,7 @@ fn decode(data: &[u8], img: &[u8], cfg: &TraceConfig) -> String {
         "trc_pkt_lister missing: make deps installs libopencsd-bin"
     );
     let dir = runner::tempdir().unwrap();
-    let regs = EteRegs {
-        configr: configr(cfg),
-        traceidr: 2,
-        idr0: MODEL_TRCIDR0,
-        idr1: snapshot::DEFAULT_TRCIDR1,
-        idr2: MODEL_TRCIDR2,
-        idr8: 0,
-        devarch: snapshot::ETE_DEVARCH,
-    };
+    let regs = EteRegs::model(configr(cfg), 2);
     snapshot::write_with_memory(
         &dir,
         &[Capture {

@@ -70,15 +70,7 @@ fn regs(output: &str, cpu: usize) -> EteRegs {
     let regs = snapshot::decoder_ids(output, cpu).map(|(r, _)| r);
     EteRegs {
         configr: INSN_CONFIGR,
-        ..regs.unwrap_or(EteRegs {
-            configr: INSN_CONFIGR,
-            traceidr: cpu as u64 + 1,
-            idr0: el2::trace::MODEL_TRCIDR0,
-            idr1: snapshot::DEFAULT_TRCIDR1,
-            idr2: el2::trace::MODEL_TRCIDR2,
-            idr8: 0,
-            devarch: snapshot::ETE_DEVARCH,
-        })
+        ..regs.unwrap_or(EteRegs::model(INSN_CONFIGR, cpu as u64 + 1))
     }
 }
 

@@ -257,15 +257,7 @@ fn decode_linux_trace(out: &Outcome) -> Option<bool> {
     }
     let capture = Capture {
         cpu: 0,
-        regs: EteRegs {
-            configr: snapshot::TRACEDATA_CONFIGR,
-            traceidr: 1,
-            idr0: el2::trace::MODEL_TRCIDR0,
-            idr1: snapshot::DEFAULT_TRCIDR1,
-            idr2: el2::trace::MODEL_TRCIDR2,
-            idr8: 0,
-            devarch: snapshot::ETE_DEVARCH,
-        },
+        regs: EteRegs::model(snapshot::TRACEDATA_CONFIGR, 1),
         data,
     };
     let len = capture.data.len();
