@@ -128,6 +128,8 @@ fn with<R>(f: impl FnOnce(&mut Stepper) -> R) -> R {
 pub const STATE_SIZE: usize = core::mem::size_of::<Stepper>();
 
 static UNVIRTUALISED_DEBUG: AtomicBool = AtomicBool::new(false);
+/// The guest's own MDE/KDE/SS seen while stepped (warned once).
+static OWN_DEBUG_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Cores that have been stepped, one bit each (logged once per core).
 static FIRST_ARMED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
@@ -725,8 +727,7 @@ pub fn hardware_lost() {
 }
 
 fn warn_if_own_debug(mdscr: u64) {
-    if mdscr & (MDSCR_SS | MDSCR_MDE_KDE) != 0 && !UNVIRTUALISED_DEBUG.swap(true, Ordering::Relaxed)
-    {
+    if mdscr & (MDSCR_SS | MDSCR_MDE_KDE) != 0 && !OWN_DEBUG_WARNED.swap(true, Ordering::Relaxed) {
         log::warn!(
             "the guest uses its own debug (MDSCR_EL1 {mdscr:#x}) while EL2 steps it: not applied until trace stops"
         );

@@ -390,7 +390,10 @@ fn story() {
 /// While the hypervisor single-steps a tracing core (`trace.source=insn`),
 /// the guest keeps its own debug: MDSCR_EL1 reads back what it wrote, its
 /// BRK reaches its own vector as EC 0x3C with the comment, and a loop with
-/// hypercalls computes what it does untraced (tests/guest/src/stepdebug.rs).
+/// hypercalls computes what it does untraced; hostile while stepped (a
+/// breakpoint armed on that loop, its own MDE/KDE/SS, a branch into the
+/// hypervisor's memory) it gets an instruction abort, its debug settings
+/// are not applied, and nothing stops (tests/guest/src/stepdebug.rs).
 #[test]
 fn stepped_guest_keeps_its_own_debug() {
     let mut cfg = Config::test_guest(1, "test=stepdebug");
@@ -398,11 +401,19 @@ fn stepped_guest_keeps_its_own_debug() {
     let out = run(&cfg);
     assert_passed(&out, &["stepdebug"]);
     assert_eq!(
-        out.lines_with("while EL2 steps it").count(),
-        0,
+        out.lines_with("stepdebug: stepped=true").count(),
+        1,
         "{}",
         explain(&out)
     );
+    // The hostile part is noticed, once each: its breakpoint write and its
+    // own MDE/KDE/SS.
+    for warning in [
+        "the guest's debug registers read as zero while EL2 steps it",
+        "the guest uses its own debug",
+    ] {
+        assert_eq!(out.lines_with(warning).count(), 1, "{}", explain(&out));
+    }
 }
 
 /// The same checks with the exceptions-only source: nothing traps, the
@@ -411,6 +422,12 @@ fn stepped_guest_keeps_its_own_debug() {
 fn stepdebug_baseline_unstepped() {
     let out = run(&Config::test_guest(1, "test=stepdebug"));
     assert_passed(&out, &["stepdebug"]);
+    assert_eq!(
+        out.lines_with("stepdebug: stepped=false").count(),
+        1,
+        "{}",
+        explain(&out)
+    );
 }
 
 /// Trace data end to end: the guest enables trace, traps, disables, reads
