@@ -61,7 +61,46 @@ pub enum Fault {
     /// 0x3C, IL = 1, ISS = the instruction's 16-bit comment, as the
     /// hardware would have reported it to EL1. FAR_EL1 is left unchanged.
     Breakpoint { comment: u16 },
+    /// A debug exception of the guest's own debug (a hardware breakpoint,
+    /// a watchpoint or its software step) that EL2 took only because it
+    /// steps the guest (MDCR_EL2.TDE): EC 0x30/0x31, 0x34/0x35 or
+    /// 0x32/0x33 (lower/current EL), IL = 1, `iss` as the hardware gives
+    /// it (IFSC/DFSC 0x22 and, for a watchpoint, WnR and CM; for a step,
+    /// ISV and EX), FAR_EL1 = `far` (`None`: unchanged).
+    Debug {
+        kind: DebugKind,
+        iss: u32,
+        far: Option<u64>,
+    },
 }
+
+/// The debug exceptions [`Fault::Debug`] delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugKind {
+    Breakpoint,
+    SoftwareStep,
+    Watchpoint,
+}
+
+impl DebugKind {
+    /// The exception class from a lower Exception level (from the current
+    /// one: plus 1).
+    pub const fn lower_class(self) -> u8 {
+        match self {
+            Self::Breakpoint => ec::BREAKPT_LOW,
+            Self::SoftwareStep => ec::SOFTSTP_LOW,
+            Self::Watchpoint => ec::WATCHPT_LOW,
+        }
+    }
+}
+
+/// The fault status code of a debug exception (IFSC/DFSC).
+pub const FSC_DEBUG: u32 = 0x22;
+/// ESR_ELx.ISS.ISV of a software step exception: EX is valid.
+pub const STEP_ISV: u32 = 1 << 24;
+/// ESR_ELx.ISS.EX of a software step exception: the stepped instruction
+/// was a load-exclusive.
+pub const STEP_EX: u32 = 1 << 6;
 
 /// The guest's state at the trap to EL2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +220,10 @@ pub const fn syndrome(fault: Fault, origin: Origin) -> u64 {
     match fault {
         Fault::Undefined => ((ec::UNKNOWN as u64) << 26) | ESR_IL,
         Fault::Breakpoint { comment } => ((ec::BRK64 as u64) << 26) | ESR_IL | comment as u64,
+        Fault::Debug { kind, iss, .. } => {
+            let class = kind.lower_class() + if lower { 0 } else { 1 };
+            ((class as u64) << 26) | ESR_IL | (iss as u64 & 0x1ff_ffff)
+        }
         Fault::DataAbort { write, .. } => {
             let class = if lower { ec::DABT_LOW } else { ec::DABT_CUR };
             let wnr = if write { ESR_WNR } else { 0 };
@@ -211,15 +254,14 @@ pub const fn entry_pstate(old: u64, sctlr_el1: u64) -> u64 {
 /// Compute the registers that deliver `fault` to the guest's EL1.
 pub const fn inject(fault: Fault, guest: GuestState) -> Injection {
     let origin = Origin::from_pstate(guest.pstate);
-    let far_el1 = match fault {
+    let far = match fault {
         Fault::Undefined | Fault::Breakpoint { .. } => None,
-        Fault::DataAbort { far, .. } | Fault::InstructionAbort { far } => {
-            if matches!(origin, Origin::LowerAArch32) {
-                Some(far & 0xffff_ffff)
-            } else {
-                Some(far)
-            }
-        }
+        Fault::Debug { far, .. } => far,
+        Fault::DataAbort { far, .. } | Fault::InstructionAbort { far } => Some(far),
+    };
+    let far_el1 = match far {
+        Some(far) if matches!(origin, Origin::LowerAArch32) => Some(far & 0xffff_ffff),
+        far => far,
     };
     Injection {
         esr_el1: syndrome(fault, origin),
@@ -504,6 +546,21 @@ mod tests {
                 },
                 Fault::InstructionAbort { far: u64::MAX },
                 Fault::Breakpoint { comment: 0x5a7 },
+                Fault::Debug {
+                    kind: DebugKind::Breakpoint,
+                    iss: FSC_DEBUG,
+                    far: Some(0),
+                },
+                Fault::Debug {
+                    kind: DebugKind::Watchpoint,
+                    iss: (1 << 6) | FSC_DEBUG,
+                    far: Some(0x4400_1238),
+                },
+                Fault::Debug {
+                    kind: DebugKind::SoftwareStep,
+                    iss: STEP_ISV | STEP_EX | FSC_DEBUG,
+                    far: None,
+                },
             ] {
                 let inj = inject(fault, guest(m));
                 assert_eq!(inj.pc, (VBAR & !0x7ff) + origin.vector_offset());
@@ -525,6 +582,18 @@ mod tests {
                         // FAR_EL1 is not written for a breakpoint.
                         assert_eq!(inj.far_el1, None);
                         // The preferred return address is the BRK itself.
+                        assert_eq!(inj.elr_el1, guest(m).pc);
+                    }
+                    Fault::Debug { kind, iss, far } => {
+                        let expected = match kind {
+                            DebugKind::Breakpoint => 0x30,
+                            DebugKind::SoftwareStep => 0x32,
+                            DebugKind::Watchpoint => 0x34,
+                        } + u8::from(!lower);
+                        assert_eq!(class, expected, "{kind:?} m {m:#x}");
+                        assert_eq!(inj.esr_el1 & 0x1ff_ffff, iss as u64);
+                        let far = far.map(|f| if m & 0x10 != 0 { f & 0xffff_ffff } else { f });
+                        assert_eq!(inj.far_el1, far);
                         assert_eq!(inj.elr_el1, guest(m).pc);
                     }
                 }

@@ -18,8 +18,10 @@ use super::fatal::fatal;
 use crate::arch;
 use crate::dtb::{GuestLayout, Platform, Range, MAX_CPUS};
 use crate::gic_mmio::{Layout, VirtGic};
+use crate::inject::{self, Fault, GuestState};
 use crate::mailbox::Mailbox;
 use crate::power::CorePower;
+use crate::regs::GuestRegs;
 use crate::stage2::Stage2;
 use crate::stats::{Counters, Event};
 use guest_api::psci::PowerStateFormat;
@@ -171,4 +173,34 @@ impl Machine {
         let phys = self.platform.cpus()[idx];
         self.guest.cpus().contains(&phys).then_some(idx)
     }
+}
+
+/// Makes the guest take `fault` at its EL1 (the registers
+/// `inject::inject` computes), from the state in `regs`; `ss`, when given,
+/// is the SPSR_EL1.SS to save instead of the one in `regs.spsr` (EL2's own
+/// stepping sets that one while it steps the guest).
+pub fn deliver(regs: &mut GuestRegs, fault: Fault, ss: Option<bool>) {
+    use crate::arch::*;
+    let inj = inject::inject(
+        fault,
+        GuestState {
+            pc: regs.elr,
+            pstate: regs.spsr,
+            vbar_el1: VBAR_EL1.get(),
+            sctlr_el1: SCTLR_EL1.get(),
+        },
+    );
+    ESR_EL1.set(inj.esr_el1);
+    if let Some(far) = inj.far_el1 {
+        FAR_EL1.set(far);
+    }
+    let spsr = match ss {
+        Some(true) => inj.spsr_el1 | inject::psr::SS,
+        Some(false) => inj.spsr_el1 & !inject::psr::SS,
+        None => inj.spsr_el1,
+    };
+    ELR_EL1.set(inj.elr_el1);
+    SPSR_EL1.set(spsr);
+    regs.elr = inj.pc;
+    regs.spsr = inj.pstate;
 }

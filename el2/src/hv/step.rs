@@ -29,12 +29,35 @@
 //! it is reported where it came, and stepping resumes there)
 //! ([`Exclusive`]).
 //!
-//! The guest's own BRK, which TDE also routes here, is handed back to its
-//! EL1 as the hardware would have (`trap.rs`). Not yet virtualised while a
-//! core is stepped: the guest's breakpoints, watchpoints and its own
-//! single-step (its MDSCR_EL1.MDE and .SS are kept, not applied) and its
-//! other debug registers (reads as zero, writes ignored); a warning says
-//! so once.
+//! The guest's own debug stays its own while it is stepped:
+//!
+//! - its BRK, which TDE also routes here, is handed back to its EL1 as the
+//!   hardware would have (`trap.rs`);
+//! - its breakpoints and watchpoints are in the hardware (its writes to
+//!   DBGB*/DBGW* go through; the first four breakpoints are kept aside
+//!   while EL2 borrows them for an exclusive sequence) and MDSCR_EL1.MDE
+//!   is its own: each hit comes to EL2 (TDE), which delivers it to the
+//!   guest's EL1 as EC 0x30/0x31 or 0x34/0x35 if the guest would have
+//!   taken it (from EL0, or from EL1 with its KDE set and PSTATE.D clear),
+//!   and otherwise steps over it with them off for that instruction
+//!   ([`on_debug`]);
+//! - its own software step is emulated: EL2 keeps the guest's PSTATE.SS
+//!   (what its ERET restores from SPSR_EL1.SS and its exception entries
+//!   save) and, at each instruction, applies the architecture's step
+//!   state machine: active-not-pending, the step exception (EC 0x32/0x33,
+//!   ISV = 1) follows the instruction; active-pending, it is taken before
+//!   it (ISV = 0). An ERET with SPSR_EL1.SS set is stepped with it clear
+//!   (else the hardware would run a second instruction before EL2's step
+//!   exception) and the bit is put back after.
+//! - MDSCR_EL1 reads back as it wrote it; its other debug registers (DCC,
+//!   claim tags, ...) read as zero and ignore writes, and a warning says
+//!   so once.
+//!
+//! The OS lock plays no part: the guest's is virtual (`vcpu`) and does not
+//! reach the hardware, stepped or not. Inside an exclusive sequence EL2
+//! runs unstepped, the guest's first four breakpoints are EL2's; a
+//! watchpoint the guest would not take on its store-exclusive makes the
+//! sequence be stepped, which fails it each time.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -54,8 +77,8 @@ const MDSCR_SS: u64 = 1 << 0;
 const MDSCR_TDCC: u64 = 1 << 12;
 /// MDSCR_EL1.MDE: breakpoints and watchpoints enabled.
 const MDSCR_MDE: u64 = 1 << 15;
-/// MDSCR_EL1.MDE and .KDE: the guest's breakpoints and watchpoints.
-const MDSCR_MDE_KDE: u64 = (1 << 15) | (1 << 13);
+/// MDSCR_EL1.KDE: debug exceptions at EL1 (to EL1).
+const MDSCR_KDE: u64 = 1 << 13;
 /// MDCR_EL2.TDE.
 const MDCR_TDE: u64 = 1 << 8;
 
@@ -81,6 +104,26 @@ struct Stepper {
     spsr_el1: u64,
     /// The guest's own MDSCR_EL1 while EL2's stepping holds the register.
     mdscr: u64,
+    /// What EL2 last wrote to MDSCR_EL1 for stepping (valid with
+    /// `programmed`).
+    hw_mdscr: u64,
+    /// The guest's own PSTATE.SS: what its ERET set from SPSR_EL1.SS, and
+    /// what an exception it takes saves there.
+    gss: bool,
+    /// The guest's own software step is active-not-pending for the
+    /// instruction at `expected`: its step exception follows it.
+    gstep: bool,
+    /// The guest's ERET at `expected` had SPSR_EL1.SS set, which EL2
+    /// cleared for the step and puts back after it.
+    eret_ss: bool,
+    /// The guest's own step exception is due where it resumes: an
+    /// instruction completed while its step was active (ISV = 1).
+    step_due: bool,
+    /// The instruction at `expected` runs with the guest's breakpoints and
+    /// watchpoints off: one the guest would not have taken stopped it.
+    suppress: bool,
+    /// The guest trapped to EL2 since the last return.
+    trapped: bool,
     /// An exclusive sequence running unstepped.
     exclusive: Option<Exclusive>,
     /// Breakpoints hold an exclusive sequence's exits.
@@ -99,6 +142,7 @@ struct Stepper {
 struct Exclusive {
     start: u64,
     el: u8,
+    exits: [u64; BREAKPOINTS],
 }
 
 static STEP: PerCore<Stepper> = PerCore::new(
@@ -112,6 +156,13 @@ static STEP: PerCore<Stepper> = PerCore::new(
             elr_el1: 0,
             spsr_el1: 0,
             mdscr: 0,
+            hw_mdscr: 0,
+            gss: false,
+            gstep: false,
+            eret_ss: false,
+            step_due: false,
+            suppress: false,
+            trapped: false,
             exclusive: None,
             bp_set: false,
             free_run: false,
@@ -128,8 +179,50 @@ fn with<R>(f: impl FnOnce(&mut Stepper) -> R) -> R {
 pub const STATE_SIZE: usize = core::mem::size_of::<Stepper>();
 
 static UNVIRTUALISED_DEBUG: AtomicBool = AtomicBool::new(false);
-/// The guest's own MDE/KDE/SS seen while stepped (warned once).
-static OWN_DEBUG_WARNED: AtomicBool = AtomicBool::new(false);
+
+impl Stepper {
+    /// Puts back the SPSR_EL1.SS EL2 cleared to step the guest's ERET, if
+    /// it did and the ERET has not run.
+    /// Gives the guest back its first breakpoints if EL2 borrowed them.
+    fn restore_guest_breakpoints(&mut self) {
+        if core::mem::take(&mut self.bp_set) {
+            for (i, bp) in self.saved_bp.iter().take(usable_breakpoints()).enumerate() {
+                set_breakpoint(i, *bp);
+            }
+        }
+    }
+
+    fn put_back_eret_ss(&mut self) {
+        if core::mem::take(&mut self.eret_ss) {
+            SPSR_EL1.set(SPSR_EL1.get() | psr::SS);
+        }
+    }
+}
+
+/// Whether the guest's debug exceptions to its EL1 are enabled at `el`
+/// with PSTATE `spsr`, as they would be without EL2: from EL0 always, from
+/// EL1 with MDSCR_EL1.KDE set and PSTATE.D clear.
+fn own_debug_enabled(mdscr: u64, el: u8, spsr: u64) -> bool {
+    el == 0 || (mdscr & MDSCR_KDE != 0 && spsr & psr::D == 0)
+}
+
+/// Whether the guest's own software step is enabled there.
+fn own_step_enabled(mdscr: u64, el: u8, spsr: u64) -> bool {
+    mdscr & MDSCR_SS != 0 && own_debug_enabled(mdscr, el, spsr)
+}
+
+/// ERET, ERETAA, ERETAB.
+fn is_eret(word: u32) -> bool {
+    matches!(word, 0xd69f_03e0 | 0xd69f_0bff | 0xd69f_0fff)
+}
+
+fn with_ss(spsr: u64, ss: bool) -> u64 {
+    if ss {
+        spsr | psr::SS
+    } else {
+        spsr & !psr::SS
+    }
+}
 
 /// Cores that have been stepped, one bit each (logged once per core).
 static FIRST_ARMED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
@@ -313,42 +406,79 @@ const fn bcr_exec_at(el: u8) -> u64 {
     (0b1111 << 5) | (pmc << 1) | 1
 }
 
-macro_rules! dbg_pair {
-    ($bvr:literal, $bcr:literal) => {{
-        fn get() -> (u64, u64) {
-            let (v, c): (u64, u64);
-            // SAFETY: reads a breakpoint register pair; no memory effect.
+/// DBGBVRn_EL1, DBGBCRn_EL1, DBGWVRn_EL1 and DBGWCRn_EL1 are op0 2, op1
+/// 0, CRn 0, CRm n with these op2.
+const DBGBVR: u8 = 4;
+const DBGBCR: u8 = 5;
+const DBGWVR: u8 = 6;
+const DBGWCR: u8 = 7;
+
+macro_rules! debug_registers {
+    ($($n:literal)*) => {
+        /// Reads breakpoint or watchpoint register `op2` ([`DBGBVR`] ...
+        /// [`DBGWCR`]) number `n`; the caller checks that it exists.
+        fn read_debug_register(op2: u8, n: usize) -> u64 {
+            let mut v = 0u64;
+            // SAFETY: reads a breakpoint or watchpoint register; no memory
+            // is touched.
             unsafe {
-                core::arch::asm!(concat!("mrs {}, ", $bvr), concat!("mrs {}, ", $bcr),
-                    out(reg) v, out(reg) c, options(nomem, nostack, preserves_flags))
-            };
-            (v, c)
+                match (op2, n) {
+                    $(
+                    (DBGBVR, $n) => core::arch::asm!(concat!("mrs {}, dbgbvr", $n, "_el1"), out(reg) v, options(nomem, nostack, preserves_flags)),
+                    (DBGBCR, $n) => core::arch::asm!(concat!("mrs {}, dbgbcr", $n, "_el1"), out(reg) v, options(nomem, nostack, preserves_flags)),
+                    (DBGWVR, $n) => core::arch::asm!(concat!("mrs {}, dbgwvr", $n, "_el1"), out(reg) v, options(nomem, nostack, preserves_flags)),
+                    (DBGWCR, $n) => core::arch::asm!(concat!("mrs {}, dbgwcr", $n, "_el1"), out(reg) v, options(nomem, nostack, preserves_flags)),
+                    )*
+                    _ => {}
+                }
+            }
+            v
         }
-        fn set(v: u64, c: u64) {
-            // SAFETY: programs a breakpoint register pair; a breakpoint
-            // only raises debug exceptions, which TDE routes to EL2 while
-            // it steps the guest.
+
+        /// Writes breakpoint or watchpoint register `op2` number `n`; the
+        /// caller checks that it exists.
+        fn write_debug_register(op2: u8, n: usize, v: u64) {
+            // SAFETY: programs a breakpoint or watchpoint register. What
+            // it arms raises debug exceptions only: from the guest, TDE
+            // takes them to EL2 while EL2 steps it (and to its own EL1
+            // otherwise, as without EL2); EL2 itself never takes one, as
+            // MDSCR_EL1.KDE is clear whenever EL2 runs with TDE set.
             unsafe {
-                core::arch::asm!(concat!("msr ", $bvr, ", {}"), concat!("msr ", $bcr, ", {}"),
-                    in(reg) v, in(reg) c, options(nomem, nostack, preserves_flags))
-            };
+                match (op2, n) {
+                    $(
+                    (DBGBVR, $n) => core::arch::asm!(concat!("msr dbgbvr", $n, "_el1, {}"), in(reg) v, options(nomem, nostack, preserves_flags)),
+                    (DBGBCR, $n) => core::arch::asm!(concat!("msr dbgbcr", $n, "_el1, {}"), in(reg) v, options(nomem, nostack, preserves_flags)),
+                    (DBGWVR, $n) => core::arch::asm!(concat!("msr dbgwvr", $n, "_el1, {}"), in(reg) v, options(nomem, nostack, preserves_flags)),
+                    (DBGWCR, $n) => core::arch::asm!(concat!("msr dbgwcr", $n, "_el1, {}"), in(reg) v, options(nomem, nostack, preserves_flags)),
+                    )*
+                    _ => {}
+                }
+            }
         }
-        (get as fn() -> (u64, u64), set as fn(u64, u64))
-    }};
+    };
 }
 
-/// Reads and writes one breakpoint's (DBGBVR, DBGBCR).
-type BreakpointAccess = (fn() -> (u64, u64), fn(u64, u64));
+debug_registers!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 
-/// The accessors of the breakpoints EL2 may borrow (only the first
-/// [`usable_breakpoints`] exist on every core: callers take that many).
-fn breakpoints() -> [BreakpointAccess; BREAKPOINTS] {
-    [
-        dbg_pair!("dbgbvr0_el1", "dbgbcr0_el1"),
-        dbg_pair!("dbgbvr1_el1", "dbgbcr1_el1"),
-        dbg_pair!("dbgbvr2_el1", "dbgbcr2_el1"),
-        dbg_pair!("dbgbvr3_el1", "dbgbcr3_el1"),
-    ]
+/// This core's breakpoints and watchpoints (ID_AA64DFR0_EL1.BRPs + 1,
+/// .WRPs + 1).
+fn debug_register_count(op2: u8) -> usize {
+    let dfr0 = ID_AA64DFR0_EL1.get();
+    let field = if op2 <= DBGBCR { 12 } else { 20 };
+    ((dfr0 >> field) & 0xf) as usize + 1
+}
+
+/// Breakpoint `n`'s (DBGBVR, DBGBCR).
+fn breakpoint(n: usize) -> (u64, u64) {
+    (
+        read_debug_register(DBGBVR, n),
+        read_debug_register(DBGBCR, n),
+    )
+}
+
+fn set_breakpoint(n: usize, (value, control): (u64, u64)) {
+    write_debug_register(DBGBVR, n, value);
+    write_debug_register(DBGBCR, n, control);
 }
 
 /// Reports the exclusive sequence from `start` as run once up to (not
@@ -384,6 +514,7 @@ pub fn on_step(regs: &GuestRegs) {
         if !st.armed {
             return [None, None];
         }
+        st.suppress = false;
         let (pc, el, next) = (st.expected, st.el, regs.elr);
         let to_el = el_of(regs.spsr);
         let Some(word) = st.word else {
@@ -397,7 +528,20 @@ pub fn on_step(regs: &GuestRegs) {
         let (elr1, spsr1) = (ELR_EL1.get(), SPSR_EL1.get());
         let rewritten = elr1 != st.elr_el1 || spsr1 != st.spsr_el1;
         let exception = at_vector && (rewritten || !may_branch_to(word, pc, next));
+        let eret_ss = core::mem::take(&mut st.eret_ss);
         if !exception {
+            if is_eret(word) {
+                // Its ERET set its PSTATE.SS from SPSR_EL1.SS (which EL2
+                // cleared for the step: put back).
+                if eret_ss {
+                    SPSR_EL1.set(spsr1 | psr::SS);
+                }
+                st.gss = eret_ss;
+            } else if st.gstep {
+                // Its own step completed with this instruction.
+                st.gss = false;
+                st.step_due = true;
+            }
             return [Some(Observed::Executed { pc, word, next, el }), None];
         }
         let kind = vector_kind(offset);
@@ -408,7 +552,13 @@ pub fn on_step(regs: &GuestRegs) {
             from_el,
             to_el,
         };
-        if elr1 == pc && kind != ExceptionType::Call {
+        let ran = !(elr1 == pc && kind != ExceptionType::Call);
+        // The exception entry saved the hardware's PSTATE.SS (EL2's
+        // stepping); the guest's own was its PSTATE.SS, cleared if its own
+        // step completed with the instruction that ran.
+        SPSR_EL1.set(with_ss(spsr1, st.gss && !(ran && st.gstep)));
+        st.gss = false;
+        if !ran {
             // Taken before the instruction at `pc` ran (an interrupt, an
             // abort on it).
             [Some(exc(el)), None]
@@ -431,31 +581,103 @@ pub fn on_step(regs: &GuestRegs) {
     emit(obs);
 }
 
-/// A breakpoint exception (EC 0x30) from the guest: the end of an
-/// exclusive sequence EL2 let run unstepped (the guest's own breakpoints
-/// are not applied while it is stepped). False if EL2 did not expect it.
-pub fn on_breakpoint(regs: &GuestRegs) -> bool {
+/// A breakpoint (EC 0x30) or watchpoint (EC 0x34) exception from the
+/// guest while EL2 steps it: the end of an exclusive sequence EL2 let run
+/// unstepped, or the guest's own. False if EL2 does not step the guest.
+pub fn on_debug(regs: &mut GuestRegs, class: u8) -> bool {
     if !armed_fast() {
         return false;
     }
-    let Some((x, interrupted)) = with(|st| {
+    let exclusive = with(|st| {
+        let x = st.exclusive.take()?;
         let interrupted = ELR_EL1.get() != st.elr_el1 || SPSR_EL1.get() != st.spsr_el1;
-        st.exclusive.take().map(|x| (x, interrupted))
-    }) else {
-        return false;
-    };
-    if interrupted {
-        // The guest took an exception to its own EL1 inside the unstepped
-        // sequence: what ran there is unknown.
-        warn_gap(
-            "an exception inside an unstepped exclusive sequence",
-            x.start,
-        );
-        emit([Some(Observed::Gap), None]);
-    } else {
-        report_exclusive(x.start, x.el, regs.elr);
+        Some((x, interrupted))
+    });
+    if let Some((x, interrupted)) = exclusive {
+        if interrupted {
+            // The guest took an exception to its own EL1 inside the
+            // unstepped sequence: what ran there is unknown.
+            warn_gap(
+                "an exception inside an unstepped exclusive sequence",
+                x.start,
+            );
+            emit([Some(Observed::Gap), None]);
+        } else {
+            report_exclusive(x.start, x.el, regs.elr);
+        }
+        if class == ec::BREAKPT_LOW && x.exits.contains(&regs.elr) {
+            return true;
+        }
+        // The guest's own breakpoint or watchpoint inside the sequence.
+        with(|st| st.expected = regs.elr);
     }
+    own_debug(regs, class);
     true
+}
+
+/// The guest's own breakpoint or watchpoint hit the instruction at
+/// `regs.elr` before it ran: delivered to its EL1 if it would have taken
+/// it without EL2, else stepped over with breakpoints and watchpoints off.
+fn own_debug(regs: &mut GuestRegs, class: u8) {
+    use crate::inject::{DebugKind, Fault, FSC_DEBUG};
+    let (pc, el) = (regs.elr, el_of(regs.spsr));
+    let taken = with(|st| {
+        st.put_back_eret_ss();
+        let taken = st.mdscr & MDSCR_MDE != 0 && own_debug_enabled(st.mdscr, el, regs.spsr);
+        st.suppress = !taken;
+        taken
+    });
+    if !taken {
+        return;
+    }
+    let (kind, fault) = if class == ec::WATCHPT_LOW {
+        let iss = (ESR_EL2.get() & 0x1ff_ffff) as u32;
+        (
+            ExceptionType::DataDebug,
+            Fault::Debug {
+                kind: DebugKind::Watchpoint,
+                iss,
+                far: Some(FAR_EL2.get()),
+            },
+        )
+    } else {
+        (
+            ExceptionType::InstDebug,
+            Fault::Debug {
+                kind: DebugKind::Breakpoint,
+                iss: FSC_DEBUG,
+                far: Some(FAR_EL2.get()),
+            },
+        )
+    };
+    let ss = exception_entry();
+    state::deliver(regs, fault, ss);
+    emit([
+        Some(Observed::Exception {
+            kind,
+            ret: pc,
+            target: regs.elr,
+            from_el: el,
+            to_el: 1,
+        }),
+        None,
+    ]);
+}
+
+/// An exception EL2 makes the guest take at its EL1 (an injected fault):
+/// the PSTATE.SS its SPSR_EL1 saves, the guest's own while EL2 steps it
+/// (exception entry then clears it); `None` when EL2 does not step it.
+pub fn exception_entry() -> Option<bool> {
+    if !armed_fast() {
+        return None;
+    }
+    with(|st| {
+        if !st.armed {
+            return None;
+        }
+        st.put_back_eret_ss();
+        Some(core::mem::take(&mut st.gss))
+    })
 }
 
 static GAP_WARNED: AtomicBool = AtomicBool::new(false);
@@ -491,12 +713,20 @@ fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
             return [None, None];
         }
         let (pc, el) = (st.expected, st.el);
+        st.suppress = false;
+        st.put_back_eret_ss();
+        st.trapped = true;
         // After an unstepped stretch EL2 does not know what ran before the
         // trap (the trace already has its gap): only the trap itself.
         let known = !core::mem::take(&mut st.free_run);
         if known && sync == Some(ec::SYS64) && only_trapped_for_stepping(ESR_EL2.get()) {
             // Without the stepping it would not have trapped: to the
-            // trace, the instruction simply ran (EL2 emulates it).
+            // trace, the instruction simply ran (EL2 emulates it), and so
+            // does the guest's own step.
+            if st.gstep {
+                st.gss = false;
+                st.step_due = true;
+            }
             let word = st.word.unwrap_or(0);
             return [
                 Some(Observed::Executed {
@@ -596,44 +826,86 @@ pub fn on_guest_return(regs: &mut GuestRegs) {
 #[inline(never)]
 fn guest_return(regs: &mut GuestRegs, stepping: bool) {
     let mut gap = false;
+    let mut own_step = None;
     with(|st| {
         if stepping {
             if !st.armed {
                 st.mdscr = MDSCR_EL1.get();
-                for (i, (get, _)) in breakpoints().iter().take(usable_breakpoints()).enumerate() {
-                    st.saved_bp[i] = get();
+                for (i, bp) in st
+                    .saved_bp
+                    .iter_mut()
+                    .take(usable_breakpoints())
+                    .enumerate()
+                {
+                    *bp = breakpoint(i);
                 }
+                st.gss = regs.spsr & psr::SS != 0;
+                st.gstep = false;
+                st.step_due = false;
+                st.trapped = false;
                 st.armed = true;
                 let me = arch::core_index();
                 ARMED[me].store(true, Ordering::Relaxed);
-                warn_if_own_debug(st.mdscr);
                 if FIRST_ARMED.fetch_or(1 << me, Ordering::Relaxed) & (1 << me) == 0 {
                     log::info!(
                         "stepping this core's guest: its trace runs on the instruction source"
                     );
                 }
             }
+            // An instruction EL2 completed for the guest (an HVC, an
+            // emulated access: SPSR_EL2.SS clear) completed its own step.
+            if core::mem::take(&mut st.trapped) && st.gstep && regs.spsr & psr::SS == 0 {
+                st.gss = false;
+            }
+            let due = core::mem::take(&mut st.step_due);
+            if due || (own_step_enabled(st.mdscr, el_of(regs.spsr), regs.spsr) && !st.gss) {
+                // The guest's own step exception, taken here: after the
+                // instruction that completed it (ISV = 1), or active-pending
+                // before this one (ISV = 0).
+                use crate::inject::{DebugKind, Fault, FSC_DEBUG, STEP_EX, STEP_ISV};
+                let ex = due && st.word.is_some_and(|w| exclusive(w) == Some(true));
+                let iss = if due { STEP_ISV } else { 0 } | if ex { STEP_EX } else { 0 };
+                let (ret, from_el) = (regs.elr, el_of(regs.spsr));
+                st.gss = false;
+                let fault = Fault::Debug {
+                    kind: DebugKind::SoftwareStep,
+                    iss: iss | FSC_DEBUG,
+                    far: None,
+                };
+                state::deliver(regs, fault, Some(false));
+                own_step = Some(Observed::Exception {
+                    kind: ExceptionType::InstDebug,
+                    ret,
+                    target: regs.elr,
+                    from_el,
+                    to_el: 1,
+                });
+            }
             let el = el_of(regs.spsr);
             st.word = guest_word(regs.elr);
-            let load_exclusive = st.word.is_some_and(|w| exclusive(w) == Some(true))
-                // An interrupt EL2 just offered would be taken before the
-                // load runs: step that one instruction (the exception comes
-                // first) rather than run the sequence blind.
-                && !(regs.spsr & psr::I == 0 && interrupt_offered());
+            st.gstep = own_step_enabled(st.mdscr, el, regs.spsr) && st.gss;
+            if el == 1 && st.word.is_some_and(is_eret) {
+                let spsr1 = SPSR_EL1.get();
+                if spsr1 & psr::SS != 0 {
+                    SPSR_EL1.set(spsr1 & !psr::SS);
+                    st.eret_ss = true;
+                }
+            }
+            // Stepped one instruction rather than run unstepped: one with
+            // the guest's breakpoints off, one the guest steps itself, or
+            // one before which an interrupt EL2 just offered will be taken
+            // (the exception comes first: step it rather than run the
+            // sequence blind).
+            let one = st.suppress || st.gstep || (regs.spsr & psr::I == 0 && interrupt_offered());
+            let load_exclusive = !one && st.word.is_some_and(|w| exclusive(w) == Some(true));
             let exits = if load_exclusive {
                 exclusive_exits(regs.elr)
             } else {
                 None
             };
-            let bps = breakpoints();
             if load_exclusive && exits.is_none() {
                 // No bounded shape: run free to the next trap, with a gap.
-                if st.bp_set {
-                    for (_, set) in bps.iter().take(usable_breakpoints()) {
-                        set(0, 0);
-                    }
-                    st.bp_set = false;
-                }
+                st.restore_guest_breakpoints();
                 MDSCR_EL1.set(st.mdscr & MDSCR_TDCC);
                 MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
                 arch::isb();
@@ -643,55 +915,58 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                 gap = true;
             } else if let Some(exits) = exits {
                 // Unstepped to its exits (see the module documentation).
-                for (i, (_, set)) in bps.iter().take(usable_breakpoints()).enumerate() {
-                    set(exits[i], bcr_exec_at(el));
+                for (i, exit) in exits.iter().take(usable_breakpoints()).enumerate() {
+                    set_breakpoint(i, (*exit, bcr_exec_at(el)));
                 }
                 st.bp_set = true;
                 MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_MDE);
+                MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
+                arch::isb();
                 st.programmed = false;
                 regs.spsr &= !psr::SS;
                 st.exclusive = Some(Exclusive {
                     start: regs.elr,
                     el,
+                    exits,
                 });
             } else {
-                if st.bp_set {
-                    for (_, set) in bps.iter().take(usable_breakpoints()) {
-                        set(0, 0);
-                    }
-                    st.bp_set = false;
-                }
-                if !st.programmed {
-                    MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_SS);
+                st.restore_guest_breakpoints();
+                // The guest's own MDE applies its breakpoints and
+                // watchpoints (their hits come here: TDE).
+                let mde = if st.suppress { 0 } else { st.mdscr & MDSCR_MDE };
+                let want = (st.mdscr & MDSCR_TDCC) | MDSCR_SS | mde;
+                if !st.programmed || st.hw_mdscr != want {
+                    MDSCR_EL1.set(want);
                     MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
                     arch::isb();
                     st.programmed = true;
+                    st.hw_mdscr = want;
                 }
                 regs.spsr |= psr::SS;
             }
-            if st.exclusive.is_some() {
-                MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
-                arch::isb();
-            }
             st.expected = regs.elr;
-            st.el = el_of(regs.spsr);
+            st.el = el;
             st.elr_el1 = ELR_EL1.get();
             st.spsr_el1 = SPSR_EL1.get();
         } else if st.armed {
             st.armed = false;
             ARMED[arch::core_index()].store(false, Ordering::Relaxed);
             MDCR_EL2.set(MDCR_EL2.get() & !MDCR_TDE);
-            for (i, (_, set)) in breakpoints().iter().take(usable_breakpoints()).enumerate() {
-                set(st.saved_bp[i].0, st.saved_bp[i].1);
-            }
+            st.bp_set = true;
+            st.restore_guest_breakpoints();
+            st.put_back_eret_ss();
             st.exclusive = None;
-            st.bp_set = false;
             st.programmed = false;
+            st.suppress = false;
             MDSCR_EL1.set(st.mdscr);
             arch::isb();
-            regs.spsr &= !psr::SS;
+            // Its own PSTATE.SS, for the hardware's step from here.
+            regs.spsr = with_ss(regs.spsr, st.gss);
         }
     });
+    if own_step.is_some() {
+        emit([own_step, None]);
+    }
     if gap {
         warn_gap(
             "an exclusive sequence EL2 could not bound ran unstepped to the next trap",
@@ -717,6 +992,12 @@ pub fn power_on() {
         st.bp_set = false;
         st.free_run = false;
         st.word = None;
+        st.gss = false;
+        st.gstep = false;
+        st.eret_ss = false;
+        st.step_due = false;
+        st.suppress = false;
+        st.trapped = false;
     });
 }
 
@@ -726,18 +1007,13 @@ pub fn hardware_lost() {
     with(|st| st.programmed = false);
 }
 
-fn warn_if_own_debug(mdscr: u64) {
-    if mdscr & (MDSCR_SS | MDSCR_MDE_KDE) != 0 && !OWN_DEBUG_WARNED.swap(true, Ordering::Relaxed) {
-        log::warn!(
-            "the guest uses its own debug (MDSCR_EL1 {mdscr:#x}) while EL2 steps it: not applied until trace stops"
-        );
-    }
-}
-
 /// The guest's access to a debug register (op0 = 2) that trapped only
-/// because EL2 steps it (TDE): its own MDSCR_EL1 is kept here; the others
+/// because EL2 steps it (TDE): its own MDSCR_EL1 is kept here, its
+/// breakpoint and watchpoint registers go to the hardware (the first
+/// breakpoints to their saved values while EL2 borrows them), the others
 /// read as zero and ignore writes (see the module documentation). `None`
-/// when EL2 does not step the guest.
+/// when EL2 does not step the guest, or for a breakpoint or watchpoint
+/// this core does not have (UNDEFINED, as in the hardware).
 pub fn mdscr_access(reg: crate::esr::SysReg, write: Option<u64>) -> Option<u64> {
     if !armed_fast() {
         return None;
@@ -751,14 +1027,38 @@ pub fn mdscr_access(reg: crate::esr::SysReg, write: Option<u64>) -> Option<u64> 
         if reg == MDSCR_EL1_REG {
             if let Some(v) = write {
                 st.mdscr = v;
-                warn_if_own_debug(v);
-                // TDCC is the guest's own and stays in the hardware.
+                // TDCC and MDE are the guest's own, in the hardware too.
                 st.programmed = false;
             }
             return Some(st.mdscr);
         }
+        if reg.op1 == 0 && reg.crn == 0 && (DBGBVR..=DBGWCR).contains(&reg.op2) {
+            let n = reg.crm as usize;
+            if n >= debug_register_count(reg.op2) {
+                return None;
+            }
+            if reg.op2 <= DBGBCR && n < usable_breakpoints() {
+                let bp = &mut st.saved_bp[n];
+                let field = if reg.op2 == DBGBVR {
+                    &mut bp.0
+                } else {
+                    &mut bp.1
+                };
+                if let Some(v) = write {
+                    *field = v;
+                    if !st.bp_set {
+                        write_debug_register(reg.op2, n, v);
+                    }
+                }
+                return Some(*field);
+            }
+            if let Some(v) = write {
+                write_debug_register(reg.op2, n, v);
+            }
+            return Some(read_debug_register(reg.op2, n));
+        }
         if !UNVIRTUALISED_DEBUG.swap(true, Ordering::Relaxed) {
-            log::warn!("the guest's debug registers read as zero while EL2 steps it");
+            log::warn!("the guest's other debug registers (DCC, claim tags) read as zero while EL2 steps it");
         }
         Some(0)
     })

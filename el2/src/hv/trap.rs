@@ -31,13 +31,24 @@ fn guest_sync(regs: &mut GuestRegs) {
         // EL2 steps this guest (trace.source=insn): one instruction done.
         return step::on_step(regs);
     }
-    if class == esr::ec::BREAKPT_LOW && step::on_breakpoint(regs) {
-        return; // the end of an exclusive sequence EL2 ran unstepped
+    if (class == esr::ec::BREAKPT_LOW || class == esr::ec::WATCHPT_LOW)
+        && step::on_debug(regs, class)
+    {
+        // Only while EL2 steps the guest: the end of an exclusive sequence
+        // EL2 ran unstepped, or the guest's own breakpoint or watchpoint.
+        return;
     }
     step::on_trap(regs, Some(class));
     let trap = esr::decode(esr);
     // Emulated instructions are skipped by the length the syndrome gives.
-    let skip = |regs: &mut GuestRegs| regs.elr = esr::next_instruction(regs.elr, esr);
+    // That completes the instruction, and with it a software step the
+    // guest may have had active on it (PSTATE.SS cleared, as the hardware
+    // does for an instruction that completes: its step exception is then
+    // taken where it resumes).
+    let skip = |regs: &mut GuestRegs| {
+        regs.elr = esr::next_instruction(regs.elr, esr);
+        regs.spsr &= !crate::inject::psr::SS;
+    };
     {
         use crate::trace::packet::ExceptionType as E;
         let kind = match trap {

@@ -13,7 +13,7 @@ use super::state::{self, machine, PerCore, CORES, VGIC};
 use crate::arch::{self, *};
 use crate::debug_view::OsLock;
 use crate::esr::SysReg;
-use crate::inject::{self, Fault, GuestState};
+use crate::inject::Fault;
 use crate::regs::GuestRegs;
 use crate::sgi;
 use crate::vgic::{self, ListRegisters, Pending, Refill};
@@ -83,25 +83,11 @@ pub fn os_lock_access(reg: SysReg, write: Option<u64>) -> Option<u64> {
     with(|v| v.oslock.access(reg, write))
 }
 
-/// Injects the architectural exception for `fault` into the guest.
+/// Injects the architectural exception for `fault` into the guest (while
+/// EL2 steps it, SPSR_EL1.SS gets the guest's own PSTATE.SS, not EL2's).
 pub fn inject_fault(regs: &mut GuestRegs, fault: Fault) {
-    let inj = inject::inject(
-        fault,
-        GuestState {
-            pc: regs.elr,
-            pstate: regs.spsr,
-            vbar_el1: VBAR_EL1.get(),
-            sctlr_el1: SCTLR_EL1.get(),
-        },
-    );
-    ESR_EL1.set(inj.esr_el1);
-    if let Some(far) = inj.far_el1 {
-        FAR_EL1.set(far);
-    }
-    ELR_EL1.set(inj.elr_el1);
-    SPSR_EL1.set(inj.spsr_el1);
-    regs.elr = inj.pc;
-    regs.spsr = inj.pstate;
+    let ss = super::step::exception_entry();
+    state::deliver(regs, fault, ss);
 }
 
 fn list_registers() -> HwListRegisters {

@@ -117,6 +117,10 @@ pub enum ExceptionType {
     Trap = 0x3,
     /// SError.
     SystemError = 0x4,
+    /// A breakpoint or software step exception: "Inst debug".
+    InstDebug = 0x6,
+    /// A watchpoint exception: "Data debug".
+    DataDebug = 0x7,
     /// Instruction abort.
     InstFault = 0xb,
     /// Data abort.

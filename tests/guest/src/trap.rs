@@ -51,6 +51,7 @@ struct Slot {
     /// An instruction fetch is probed: resume at the link register (x30)
     /// instead of after the faulting instruction, which is the target.
     fetch: AtomicBool,
+    step: AtomicBool,
     hit: AtomicBool,
     esr: AtomicU64,
     far: AtomicU64,
@@ -61,6 +62,7 @@ static SLOTS: [Slot; MAX_CPUS] = [const {
     Slot {
         armed: AtomicBool::new(false),
         fetch: AtomicBool::new(false),
+        step: AtomicBool::new(false),
         hit: AtomicBool::new(false),
         esr: AtomicU64::new(0),
         far: AtomicU64::new(0),
@@ -100,6 +102,17 @@ pub fn catching_fetch<R>(f: impl FnOnce() -> R) -> (R, Option<Caught>) {
     r
 }
 
+/// Like [`catching`], for `f` that single-steps itself: a software step
+/// exception from EL1 (EC 0x33) turns the step off (MDSCR_EL1.SS) and
+/// resumes where it was taken, which is where the next instruction is.
+pub fn catching_step<R>(f: impl FnOnce() -> R) -> (R, Option<Caught>) {
+    let slot = &SLOTS[arch::core_index()];
+    slot.step.store(true, Ordering::Relaxed);
+    let r = catching(f);
+    slot.step.store(false, Ordering::Relaxed);
+    r
+}
+
 /// Called by the synchronous vector: takes the exception if a catch is
 /// armed on this core (recording it and stepping over the instruction).
 pub fn on_sync(frame: &mut Frame) -> bool {
@@ -112,8 +125,22 @@ pub fn on_sync(frame: &mut Frame) -> bool {
     slot.elr.store(frame.elr, Ordering::Relaxed);
     slot.hit.store(true, Ordering::Relaxed);
     // EC 0x21: instruction abort taken without a change in exception level.
-    if slot.fetch.load(Ordering::Relaxed) && (arch::esr_el1() >> 26) & 0x3f == 0x21 {
+    let ec = (arch::esr_el1() >> 26) & 0x3f;
+    if slot.fetch.load(Ordering::Relaxed) && ec == 0x21 {
         frame.elr = frame.x[30];
+    } else if slot.step.load(Ordering::Relaxed) && ec == 0x33 {
+        // SAFETY: clears MDSCR_EL1.SS (the step this catch was armed
+        // for); no memory is touched.
+        unsafe {
+            core::arch::asm!(
+                "mrs {t}, mdscr_el1",
+                "bic {t}, {t}, #1",
+                "msr mdscr_el1, {t}",
+                "isb",
+                t = out(reg) _,
+                options(nomem, nostack, preserves_flags)
+            )
+        };
     } else {
         frame.elr += 4;
     }
