@@ -891,13 +891,8 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                     st.eret_ss = true;
                 }
             }
-            // Stepped one instruction rather than run unstepped: one with
-            // the guest's breakpoints off, one the guest steps itself, or
-            // one before which an interrupt EL2 just offered will be taken
-            // (the exception comes first: step it rather than run the
-            // sequence blind).
-            let one = st.suppress || st.gstep || (regs.spsr & psr::I == 0 && interrupt_offered());
-            let load_exclusive = !one && st.word.is_some_and(|w| exclusive(w) == Some(true));
+            let load_exclusive = st.word.is_some_and(|w| exclusive(w) == Some(true))
+                && !step_just_one(st, regs.spsr);
             let exits = if load_exclusive {
                 exclusive_exits(regs.elr)
             } else {
@@ -974,6 +969,15 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
         );
         emit([Some(Observed::Gap), None]);
     }
+}
+
+/// Whether the load-exclusive the guest resumes at is stepped as one
+/// instruction rather than its sequence run unstepped: it runs with the
+/// guest's breakpoints off, the guest steps it itself, or an interrupt EL2
+/// just offered will be taken before it (the exception comes first: step
+/// that rather than run the sequence blind).
+fn step_just_one(st: &Stepper, spsr: u64) -> bool {
+    st.suppress || st.gstep || (spsr & psr::I == 0 && interrupt_offered())
 }
 
 /// Whether a list register holds an interrupt pending for the guest.
