@@ -114,7 +114,7 @@ linux-guest: deps
 	aarch64-linux-gnu-gcc $(WORKLOAD_CFLAGS) -o $(LINUX_DIR)/workload tests/linux/workload/workload.c
 	@ko=; [ -f $(LINUX_DIR)/tracemgr.ko ] && ko=$(LINUX_DIR)/tracemgr.ko:lib/modules/tracemgr.ko; \
 	python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox/bin/busybox \
-	    tests/linux/init.sh $(LINUX_DIR)/initramfs.cpio.gz $$ko \
+	    tests/linux/init.sh $(LINUX_DIR)/initramfs.cpio $$ko \
 	    $(LINUX_DIR)/perf-root:/ $(LINUX_DIR)/kmod-root:/ $(LINUX_DIR)/workload:bin/workload
 
 run-linux: images linux-guest

@@ -275,6 +275,12 @@ perf_test() {
     hot=0
     case "$top" in *hot_loop*) awk -v p="${pct:-0}" 'BEGIN { exit !(p > 90) }' && hot=1 ;; esac
     check "perf report (status $r, $r2): the hottest symbol of the workload's user time is hot_loop, over 90% ($pct%)" [ "$hot" = 1 ]
+    # What perf says of cs_etm itself while no CoreSight source or sink has
+    # registered (nothing probes one here): reported, not a check.
+    perf record -e cs_etm//u -o /tmp/etm.data /bin/workload > /tmp/etm 2>&1; r=$?
+    say "perf record -e cs_etm//u workload: status $r (no trace source or sink registered)"
+    head -6 /tmp/etm > /tmp/etm-top
+    perf_out /tmp/etm-top "perf record cs_etm"
     cd /
 }
 

@@ -430,7 +430,7 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| runner::build_dir().join("linux"));
     let image = dir.join("kernel/Image");
-    let initrd = dir.join("initramfs.cpio.gz");
+    let initrd = dir.join("initramfs.cpio");
     for f in [&image, &initrd] {
         if !f.exists() {
             return Err(format!("{} is missing: run `make run-linux`", f.display()));
