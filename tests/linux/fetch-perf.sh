@@ -107,7 +107,7 @@ done
 # /lib/aarch64-linux-gnu and /usr/lib/aarch64-linux-gnu, then /lib, /usr/lib.
 x=$out/perf.x
 r=$out/perf-root
-copy() { # copy <path inside x>: the file, and a link with its target
+copy() ( # copy <path inside x>: the file, and a link with its target
     p=$1
     [ -e "$r/$p" ] || [ -L "$r/$p" ] && return 0
     mkdir -p "$r/$(dirname "$p")"
@@ -121,7 +121,7 @@ copy() { # copy <path inside x>: the file, and a link with its target
     else
         cp -p "$x/$p" "$r/$p"
     fi
-}
+)
 find_lib() { # find_lib <soname>: its path inside x
     for d in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu lib usr/lib; do
         if [ -e "$x/$d/$1" ]; then echo "$d/$1"; return 0; fi
