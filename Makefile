@@ -90,6 +90,13 @@ LINUX_FLAVOUR ?= cloud-arm64
 LINUX_DIR := $(BUILD)/linux$(if $(filter cloud-arm64,$(LINUX_FLAVOUR)),,-$(LINUX_FLAVOUR))
 # The runner and the Linux tests find the kernel and initramfs here.
 LINUX_ENV := LINUX_FLAVOUR=$(LINUX_FLAVOUR) TM_LINUX_DIR=$(abspath $(LINUX_DIR))
+# Debian's perf (linux-perf:arm64) with its shared objects, the CoreSight
+# modules and a workload with one hot function (tests/linux/workload) go
+# into the initramfs too; LINUX_ARGS=--perf runs perf in the guest. The
+# workload is freestanding and static (no arm64 libc needed) and keeps its
+# symbols for perf report.
+WORKLOAD_CFLAGS := -O2 -g -static -nostdlib -ffreestanding -fno-builtin \
+                   -fno-tree-loop-distribute-patterns -fno-stack-protector -no-pie -Wall -Wextra
 linux-guest: deps
 	@command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || { \
 	    echo "linux-guest: installing gcc-aarch64-linux-gnu (to build the Linux module)"; \
@@ -101,9 +108,14 @@ linux-guest: deps
 	    || { tail -20 $(LINUX_DIR)/build-module.log; exit 1; }; \
 	 else echo "linux-guest: no aarch64-linux-gnu-gcc, tracemgr.ko not built"; \
 	    rm -f $(LINUX_DIR)/tracemgr.ko; fi
+	@$(LINUX_ENV) tests/linux/fetch-perf.sh $(LINUX_DIR) >$(LINUX_DIR)/fetch-perf.log 2>&1 \
+	    || { tail -20 $(LINUX_DIR)/fetch-perf.log; exit 1; }
+	@tail -1 $(LINUX_DIR)/fetch-perf.log
+	aarch64-linux-gnu-gcc $(WORKLOAD_CFLAGS) -o $(LINUX_DIR)/workload tests/linux/workload/workload.c
 	@ko=; [ -f $(LINUX_DIR)/tracemgr.ko ] && ko=$(LINUX_DIR)/tracemgr.ko:lib/modules/tracemgr.ko; \
 	python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox/bin/busybox \
-	    tests/linux/init.sh $(LINUX_DIR)/initramfs.cpio.gz $$ko
+	    tests/linux/init.sh $(LINUX_DIR)/initramfs.cpio $$ko \
+	    $(LINUX_DIR)/perf-root:/ $(LINUX_DIR)/kmod-root:/ $(LINUX_DIR)/workload:bin/workload
 
 run-linux: images linux-guest
 	$(LINUX_ENV) $(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)
@@ -113,7 +125,8 @@ run-linux: images linux-guest
 # CPU0 trace enabled and disabled on every CPU while the others idle through
 # CPU_SUSPEND and are unplugged and replugged 5 times each, mode == hardware
 # after every step; once with firmware returning from each power-down, once
-# with each power-down a real warm boot (test.powerdown).
+# with each power-down a real warm boot (test.powerdown); and once with
+# Debian's perf (--perf: cs_etm PMU, perf list, perf record/report).
 test-linux: images linux-guest
 	$(LINUX_ENV) $(CARGO) test -p runner --release --test linux -- --test-threads 1 --nocapture
 

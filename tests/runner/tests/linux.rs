@@ -3,7 +3,7 @@
 //! controls on every CPU, then trace enabled and disabled from CPU0 on every
 //! CPU while the others idle through CPU_SUSPEND and are unplugged and
 //! replugged a fixed number of times, mode == hardware checked after every
-//! step, and a clean power-off.
+//! step, and a clean power-off; and Debian's perf in the guest.
 //!
 //! Each test runs the `linux` runner binary and decides from its exit
 //! status, which is success only if QEMU powered off cleanly (exit status 0)
@@ -94,4 +94,40 @@ fn linux_idle_hotplug_tracemgr_with_power_loss() {
         count(&summary, "stats:", "warm_boots"),
     );
     assert_eq!(warm, down, "every power-down is a warm boot:\n{summary}");
+}
+
+/// Debian's perf in the guest (`--perf`): the CoreSight core module loads
+/// and registers its cs_etm PMU, `perf list` shows `cs_etm//`, and `perf
+/// record` with a software clock on the workload gives a `perf report`
+/// whose hottest user-space symbol is the workload's `hot_loop`.
+#[test]
+fn linux_perf() {
+    let out = Command::new(env!("CARGO_BIN_EXE_linux"))
+        .args(["--cores", "4", "--perf", "--timeout", "900"])
+        .output()
+        .expect("run the linux runner");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let perf: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("linux-init: PASS") || l.contains("linux-init: FAIL"))
+        .filter(|l| l.contains("perf") || l.contains("cs_etm") || l.contains("coresight"))
+        .collect();
+    println!("{}", perf.join("\n"));
+    assert!(
+        out.status.success(),
+        "the Linux run failed ({}):\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "PASS modprobe coresight",
+        "PASS cs_etm PMU registered",
+        "PASS perf list shows cs_etm//",
+        "is hot_loop, over 90%",
+    ] {
+        assert!(
+            perf.iter().any(|l| l.contains(want) && l.contains("PASS")),
+            "no `{want}` line:\n{text}"
+        );
+    }
 }

@@ -11,14 +11,16 @@
 //! hotplug as `linux-init: PASS|FAIL ...` lines and powers off.
 //!
 //! Usage: `linux [--cores N] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr]
-//!         [--cpu FEATURES] [--hypervisor el2.bin] [--switches "..."]
+//!         [--perf] [--cpu FEATURES] [--hypervisor el2.bin] [--switches "..."]
 //!         [--bootargs "..."] [--timeout S]`
 //!
 //! `--bare` runs the same kernel on QEMU without the hypervisor, for
 //! comparison; `--shell` gives an interactive busybox shell instead of the
 //! scripted run; `--debug` passes `log=debug` to the hypervisor;
 //! `--tracemgr` has /init load the tracemgr module (guest-api/linux, put in
-//! the initramfs by `make linux-guest`) and exercise its sysfs files.
+//! the initramfs by `make linux-guest`) and exercise its sysfs files;
+//! `--perf` has /init load the CoreSight core module and run Debian's perf
+//! (`perf list`, `perf stat`, `perf record`/`perf report` on a workload).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -46,6 +48,7 @@ struct Args {
     idle: bool,
     debug: bool,
     tracemgr: bool,
+    perf: bool,
     cpu: String,
     switches: String,
     bootargs: String,
@@ -65,6 +68,7 @@ fn parse() -> Result<Args, String> {
         idle: true,
         debug: false,
         tracemgr: false,
+        perf: false,
         cpu: String::new(),
         switches: String::new(),
         bootargs: String::new(),
@@ -85,6 +89,7 @@ fn parse() -> Result<Args, String> {
             "--no-idle" => a.idle = false,
             "--debug" => a.debug = true,
             "--tracemgr" => a.tracemgr = true,
+            "--perf" => a.perf = true,
             "--cpu" => a.cpu = it.next().unwrap_or_default(),
             "--switches" => a.switches = it.next().unwrap_or_default(),
             "--bootargs" => a.bootargs = it.next().unwrap_or_default(),
@@ -398,7 +403,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("linux: {e}");
             eprintln!(
-                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr] \
+                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr] [--perf] \
                  [--cpu sme=off] [--hypervisor el2.bin] [--switches \"...\"] [--bootargs \"...\"] [--timeout S]"
             );
             return ExitCode::from(2);
@@ -425,7 +430,7 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| runner::build_dir().join("linux"));
     let image = dir.join("kernel/Image");
-    let initrd = dir.join("initramfs.cpio.gz");
+    let initrd = dir.join("initramfs.cpio");
     for f in [&image, &initrd] {
         if !f.exists() {
             return Err(format!("{} is missing: run `make run-linux`", f.display()));
@@ -452,6 +457,9 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
     if a.tracemgr {
         bootargs.push_str(" linuxtest.tracemgr");
     }
+    if a.perf {
+        bootargs.push_str(" linuxtest.perfcheck");
+    }
     if let Some(c) = a.cycles {
         bootargs.push_str(&format!(
             " linuxtest.cycles={c} linuxtest.rounds={}",
@@ -464,6 +472,18 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
     }
 
     let mut cfg = Config::test_guest(a.cores, &bootargs);
+    // The initrd must end inside RAM (the guest's RAM ends where QEMU's
+    // does); the kernel unpacks it into free memory at boot.
+    let ram_end = runner::RAM_BASE + cfg.memory_mib * 1024 * 1024;
+    if INITRD + initrd_len > ram_end {
+        return Err(format!(
+            "the initramfs ({initrd_len} bytes at {INITRD:#x}) runs past the end of RAM at {ram_end:#x}"
+        ));
+    }
+    println!(
+        "initramfs: {initrd_len} bytes at {INITRD:#x}..{:#x} (RAM ends at {ram_end:#x})",
+        INITRD + initrd_len
+    );
     cfg.guest = image.clone();
     if let Some(h) = &a.hypervisor {
         cfg.hypervisor = h.clone();
@@ -548,6 +568,7 @@ fn boot_time(a: &Args) -> Result<bool, String> {
             bare,
             idle: false,
             tracemgr: false,
+            perf: false,
             cycles: None,
             shell: false,
             icount: Some(shift),
