@@ -297,7 +297,11 @@ fn decode_linux_trace(out: &Outcome) -> Option<bool> {
         "trace data from Linux: {len} bytes (TRACE_STATS: {available}), {packets} packets, {exceptions} exceptions decoded by trc_pkt_lister (by exception number {}), {errors} decoder errors",
         kinds.join(", ")
     );
-    for l in snapshot::errors(&listing).iter().take(5) {
+    for l in snapshot::errors(&listing)
+        .iter()
+        .chain(snapshot::errors(&full).iter())
+        .take(5)
+    {
         println!("  decoder: {l}");
     }
     Some(len == available && len > 0 && errors == 0 && exceptions > 0)
