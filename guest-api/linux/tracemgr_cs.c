@@ -28,10 +28,14 @@
  * CONTEXT_ID. The hypervisor then programs TRCCONFIGR with exactly the bits
  * perf writes into its metadata for those options (TS bit 11, CCI bit 4,
  * CID bit 6) and the trace ID perf assumes for CPU N (0x10 + 2 * N).
- * Options the hypervisor does not offer (return stack, branch broadcast,
- * CONTEXTIDR_EL2, address filters, a cycle threshold, configurations from
- * configfs) are not applied: the data then simply lacks them. A snapshot
- * (overwrite) AUX buffer is refused.
+ * One address range filter (perf's --filter 'filter ...') on user space
+ * becomes the ABI's ADDR_FILTER; other filters (start/stop, several
+ * ranges, kernel addresses, which the ABI's 2^48 bound excludes) keep the
+ * event from starting rather than trace more than asked. Options the
+ * hypervisor does not offer (return stack, branch broadcast,
+ * CONTEXTIDR_EL2, a cycle threshold, configurations from configfs) are not
+ * applied: the data then simply lacks them. A snapshot (overwrite) AUX
+ * buffer is refused.
  *
  * The data is the raw ETE packet stream, so every AUX record carries
  * PERF_AUX_FLAG_CORESIGHT_FORMAT_RAW, as TRBE's do. Each start of the event
@@ -102,6 +106,12 @@ struct tmcs_cpu {
 	struct coresight_device *source;
 	struct coresight_device *sink;
 	bool linked;
+	/*
+	 * The current perf start enabled the core (false while an address
+	 * filter's object is not mapped yet: nothing to trace, nothing to
+	 * copy). Only this CPU touches it, in start, stop, update order.
+	 */
+	bool enabled;
 	/* TRACE_READ's target: one page, used by this CPU's sink only. */
 	void *bounce;
 };
@@ -160,6 +170,45 @@ static u64 tmcs_config(struct perf_event *event)
 	return config;
 }
 
+/*
+ * The event's address filters as the ABI's filter: 0 for none; 1 and
+ * [start, end) (rounded out to whole instructions) for a single range
+ * filter ("filter" in perf's --filter) that perf has resolved to an address
+ * below 2^48 (user space); -EOPNOTSUPP for anything else (start/stop
+ * filters, several ranges, kernel addresses), which keeps the event from
+ * starting; -ENOENT for a range whose object is not mapped (yet): nothing
+ * is traced until perf resolves it and restarts the event.
+ */
+static int tmcs_filter(struct perf_event *event, u64 *start, u64 *end)
+{
+	struct perf_addr_filters_head *head = perf_event_addr_filters(event);
+	struct perf_addr_filter *f;
+	unsigned long flags;
+	int n = 0, ret = 0;
+
+	raw_spin_lock_irqsave(&head->lock, flags);
+	list_for_each_entry(f, &head->list, entry) {
+		if (f->action != PERF_ADDR_FILTER_ACTION_FILTER || n++) {
+			ret = -EOPNOTSUPP;
+			break;
+		}
+	}
+	if (!ret && n) {
+		if (!event->addr_filter_ranges || !event->addr_filter_ranges[0].size) {
+			ret = -ENOENT;
+		} else {
+			u64 s = event->addr_filter_ranges[0].start;
+			u64 e = s + event->addr_filter_ranges[0].size;
+
+			*start = ALIGN_DOWN(s, TRACEMGR_FILTER_ALIGN);
+			*end = ALIGN(e, TRACEMGR_FILTER_ALIGN);
+			ret = *end <= TRACEMGR_FILTER_END_MAX && *start < *end ? 1 : -EOPNOTSUPP;
+		}
+	}
+	raw_spin_unlock_irqrestore(&head->lock, flags);
+	return ret;
+}
+
 /* Source operations: on the traced CPU, from perf's event start/stop. */
 
 static int tmcs_source_cpu_id(struct coresight_device *csdev)
@@ -177,8 +226,9 @@ static int tmcs_source_enable(struct coresight_device *csdev,
 {
 	struct tmcs_cpu *tc = tmcs_of(csdev);
 	struct arm_smccc_1_2_regs res;
-	u64 config;
+	u64 config, start = 0, end = 0;
 	long err;
+	int filter;
 
 	/* The sysfs mode is tracemgr.ko's (/sys/kernel/tracemgr). */
 	if (mode != TMCS_MODE_PERF || !event)
@@ -188,12 +238,24 @@ static int tmcs_source_enable(struct coresight_device *csdev,
 	config = tmcs_config(event);
 	if (!config)
 		return -EINVAL;
-	err = tmcs_call(TRACEMGR_TRACE_ENABLE, tmcs_self(), config, 0, 0, &res);
+	tc->enabled = false;
+	filter = tmcs_filter(event, &start, &end);
+	if (filter == -ENOENT)
+		return 0;
+	if (filter < 0) {
+		pr_warn_ratelimited("cpu%u: address filters not supported as given (%d): not tracing\n",
+				    tc->cpu, filter);
+		return filter;
+	}
+	if (filter)
+		config |= TRACEMGR_CONFIG_ADDR_FILTER;
+	err = tmcs_call(TRACEMGR_TRACE_ENABLE, tmcs_self(), config, start, end, &res);
 	if (err) {
 		pr_warn_ratelimited("cpu%u: TRACE_ENABLE(%#llx): error %ld\n",
 				    tc->cpu, config, err);
 		return -EIO;
 	}
+	tc->enabled = true;
 	return 0;
 }
 
@@ -204,6 +266,8 @@ static void tmcs_source_disable(struct coresight_device *csdev,
 	struct arm_smccc_1_2_regs res;
 	long err;
 
+	if (!tc->enabled)
+		return;
 	err = tmcs_call(TRACEMGR_TRACE_DISABLE, tmcs_self(), 0, 0, 0, &res);
 	if (err)
 		pr_warn_ratelimited("cpu%u: TRACE_DISABLE: error %ld\n", tc->cpu, err);
@@ -272,6 +336,10 @@ static unsigned long tmcs_update_buffer(struct coresight_device *csdev,
 	u64 avail, lost, wraps, flags;
 	bool truncated;
 
+	perf_aux_output_flag(handle, PERF_AUX_FLAG_CORESIGHT_FORMAT_RAW);
+	if (!tc->enabled)
+		return 0;
+	tc->enabled = false;
 	if (tmcs_call(TRACEMGR_TRACE_STATS, mpidr, 0, 0, 0, &res)) {
 		perf_aux_output_flag(handle, PERF_AUX_FLAG_TRUNCATED);
 		return 0;
@@ -302,7 +370,6 @@ static unsigned long tmcs_update_buffer(struct coresight_device *csdev,
 	if (done < want)
 		truncated = true;
 
-	perf_aux_output_flag(handle, PERF_AUX_FLAG_CORESIGHT_FORMAT_RAW);
 	if (truncated) {
 		atomic64_inc(&tmcs_lost_records);
 		perf_aux_output_flag(handle, PERF_AUX_FLAG_TRUNCATED);
