@@ -96,8 +96,24 @@ csperf_decode_test() {
     perf record -e cs_etm//u -o /tmp/csperf4.data -- /bin/busybox true >/tmp/csperf4.log 2>&1; r=$?
     check "perf record -e cs_etm//u -- busybox true (status $r: $(tail -1 /tmp/csperf4.log))" [ "$r" = 0 ]
     perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
-    n=$(sed -n "s/^# Samples: \([0-9.]*K*\) of event 'branches.*/\1/p" /tmp/csperf4.txt)
+    n=$(sed -n "s/^# Samples: *\([0-9.]*K*\)  *of event 'branches.*/\1/p" /tmp/csperf4.txt)
     grep -E '%' /tmp/csperf4.txt | head -5 | while read -r l; do say "perf report: $l"; done
     check "perf report decodes branch samples of busybox from the trace (${n:-none})" [ -n "$n" -a "$n" != 0 ]
+    # An address range filter on the page of the hottest address: every
+    # sample in busybox then lies in that page.
+    top=$(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt | head -1)
+    if [ -n "$top" ]; then
+        lo=$(( 0x$top & ~0xfff )); hi=$((lo + 0x1000))
+        f=$(printf 'filter 0x%x/0x1000@/bin/busybox' $lo)
+        perf record -e cs_etm//u --filter "$f" -o /tmp/csperf4.data -- /bin/busybox true >/tmp/csperf4.log 2>&1; r=$?
+        perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
+        in=0; out=0
+        for a in $(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt); do
+            if [ $((0x$a)) -ge $lo -a $((0x$a)) -lt $hi ]; then in=$((in + 1)); else out=$((out + 1)); fi
+        done
+        check "perf --filter '$f' (status $r): $in sampled addresses inside, $out outside" [ "$r" = 0 -a "$in" -gt 0 -a "$out" = 0 ]
+        [ "$in" -gt 0 ] || grep -vE '^#|^$' /tmp/csperf4.txt /tmp/csperf4.log | head -8 | while read -r l; do say "filtered: $l"; done
+        perf report -i /tmp/csperf4.data -D 2>/dev/null | grep 'PERF_RECORD_AUX ' | head -4 | while read -r l; do say "filtered: $l"; done
+    fi
     rm -f /tmp/csperf4.*
 }
