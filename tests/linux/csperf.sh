@@ -89,12 +89,16 @@ csperf_test() {
 
 # With the hypervisor's instruction source (trace.source=insn; tracemgr_cs
 # loaded): perf records a short user program and perf report decodes its
-# branches from the trace. Slow (EL2 steps the traced CPU): one small program.
+# branches from the trace. Slow (EL2 steps the traced CPU): one small program
+# (`busybox seq`, whose loop runs long after the exec, when perf has mapped
+# the address filter: code that runs before, while the filter's object is
+# not mapped, is not traced).
+csperf_workload='/bin/busybox seq 1 300'
 csperf_decode_test() {
     [ -x /usr/bin/perf ] || { say "FAIL perf not in the initramfs"; return; }
     export HOME=/tmp PERF_PAGER=cat PAGER=cat
-    perf record -e cs_etm//u -o /tmp/csperf4.data -- /bin/busybox true >/tmp/csperf4.log 2>&1; r=$?
-    check "perf record -e cs_etm//u -- busybox true (status $r: $(tail -1 /tmp/csperf4.log))" [ "$r" = 0 ]
+    perf record -e cs_etm//u -o /tmp/csperf4.data -- $csperf_workload >/tmp/csperf4.log 2>&1; r=$?
+    check "perf record -e cs_etm//u -- $csperf_workload (status $r: $(grep -h Captured /tmp/csperf4.log))" [ "$r" = 0 ]
     perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
     n=$(sed -n "s/^# Samples: *\([0-9.]*K*\)  *of event 'branches.*/\1/p" /tmp/csperf4.txt)
     grep -E '%' /tmp/csperf4.txt | head -5 | while read -r l; do say "perf report: $l"; done
@@ -105,7 +109,7 @@ csperf_decode_test() {
     if [ -n "$top" ]; then
         lo=$(( 0x$top & ~0xfff )); hi=$((lo + 0x1000))
         f=$(printf 'filter 0x%x/0x1000@/bin/busybox' $lo)
-        perf record -e cs_etm//u --filter "$f" -o /tmp/csperf4.data -- /bin/busybox true >/tmp/csperf4.log 2>&1; r=$?
+        perf record -e cs_etm//u --filter "$f" -o /tmp/csperf4.data -- $csperf_workload >/tmp/csperf4.log 2>&1; r=$?
         perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
         in=0; out=0
         for a in $(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt); do
