@@ -26,6 +26,8 @@ pub enum Request {
     TraceRead { offset: u64, ipa: u64, size: u64 },
     /// TRACE_STATS.
     TraceStats,
+    /// TRACE_IDREGS: the unit's ID registers, read by its own core.
+    TraceIdRegs,
 }
 
 const PING: u64 = 1;
@@ -34,6 +36,7 @@ const DISABLE: u64 = 3;
 const STATUS: u64 = 4;
 const READ: u64 = 5;
 const STATS: u64 = 6;
+const IDREGS: u64 = 7;
 
 impl Request {
     /// The guest call's name, for logs.
@@ -45,6 +48,7 @@ impl Request {
             Request::TraceStatus => "TRACE_STATUS",
             Request::TraceRead { .. } => "TRACE_READ",
             Request::TraceStats => "TRACE_STATS",
+            Request::TraceIdRegs => "TRACE_IDREGS",
         }
     }
 
@@ -60,6 +64,7 @@ impl Request {
             Request::TraceStatus => [STATUS, 0, 0, 0],
             Request::TraceRead { offset, ipa, size } => [READ, offset, ipa, size],
             Request::TraceStats => [STATS, 0, 0, 0],
+            Request::TraceIdRegs => [IDREGS, 0, 0, 0],
         }
     }
 
@@ -78,6 +83,7 @@ impl Request {
                 size: w[3],
             },
             STATS => Request::TraceStats,
+            IDREGS => Request::TraceIdRegs,
             _ => return Err(Error::NotSupported),
         })
     }
@@ -109,6 +115,7 @@ mod tests {
             Request::TraceDisable,
             Request::TraceStatus,
             Request::TraceStats,
+            Request::TraceIdRegs,
             Request::TraceRead {
                 offset: 0x100,
                 ipa: 0x4800_0000,

@@ -397,9 +397,10 @@ fn request_from_words() {
                             prop_assert_eq!((w0, offset, ipa, size), (5, w1, w2, w3))
                         }
                         Request::TraceStats => prop_assert_eq!(w0, 6),
+                        Request::TraceIdRegs => prop_assert_eq!(w0, 7),
                     }
                 }
-                Err(Error::NotSupported) => prop_assert!(!(1..=6).contains(&w0)),
+                Err(Error::NotSupported) => prop_assert!(!(1..=7).contains(&w0)),
                 Err(Error::InvalidParameter) => {
                     prop_assert_eq!(w0, 2);
                     prop_assert!(TraceConfig::decode(w1, w2, w3).is_err());

@@ -29,6 +29,13 @@
  *                      x3 = bytes lost, x4 = flags (STATS_FULL, STATS_ERROR,
  *                      STATS_INSTRUCTIONS, EC in STATS_EC_MASK), x5 = bytes
  *                      TRACE_READ can return
+ *   TRACE_IDREGS  in:  x1 = target MPIDR
+ *                 out: x0 = 0 or error, x1 = TRCIDR0 | TRCIDR1 << 32,
+ *                      x2 = TRCIDR2 | TRCIDR8 << 32,
+ *                      x3 = TRCAUTHSTATUS | TRCDEVARCH << 32,
+ *                      x4 = TRCTRACEIDR (the trace ID EL2 programs:
+ *                      TRACE_ID_BASE + TRACE_ID_STRIDE * n for the n-th
+ *                      cpu node, CoreSight's legacy per-CPU trace ID)
  *
  * Trace data is the raw ETE packet stream the core's TRBE wrote (no
  * formatter frames), oldest byte at offset 0; a TRACE_ENABLE starts a new
@@ -75,6 +82,11 @@ typedef uint64_t tracemgr_u64;
 #define TRACEMGR_TRACE_STATUS (0xc6000012U)
 #define TRACEMGR_TRACE_READ (0xc6000013U)
 #define TRACEMGR_TRACE_STATS (0xc6000014U)
+#define TRACEMGR_TRACE_IDREGS (0xc6000015U)
+
+/* Trace IDs (TRCTRACEIDR): BASE + STRIDE * n for the n-th cpu node. */
+#define TRACEMGR_TRACE_ID_BASE (0x10ULL)
+#define TRACEMGR_TRACE_ID_STRIDE (2ULL)
 
 /* TRACE_READ limits and TRACE_STATS flags (x4). */
 #define TRACEMGR_READ_MAX (0x100000ULL)
@@ -88,8 +100,8 @@ typedef uint64_t tracemgr_u64;
 /* ABI revision: REVISION returns major in x0 and minor in x1;
  * ABI_VERSION returns (major << 16) | minor. */
 #define TRACEMGR_ABI_MAJOR (1ULL)
-#define TRACEMGR_ABI_MINOR (1ULL)
-#define TRACEMGR_ABI_VERSION_VALUE (0x10001ULL)
+#define TRACEMGR_ABI_MINOR (2ULL)
+#define TRACEMGR_ABI_VERSION_VALUE (0x10002ULL)
 
 /* Config word (x2 of TRACE_ENABLE, x3 of TRACE_STATUS). EL0 or EL1 is
  * required; EL2 is never traced. Any other bit is INVALID_PARAMETER. */
@@ -164,6 +176,17 @@ static inline int tracemgr_state_valid(tracemgr_u64 state)
 	       tracemgr_state_mode(state) <= TRACEMGR_MODE_ENABLED &&
 	       tracemgr_state_hw(state) <= TRACEMGR_HW_TRACING &&
 	       tracemgr_state_backend(state) <= TRACEMGR_BACKEND_ETE_TRBE;
+}
+
+/* TRACE_IDREGS: the register in bits [31:0] / [63:32] of a result. */
+static inline unsigned int tracemgr_idregs_lo(tracemgr_u64 x)
+{
+	return (unsigned int)(x & 0xffffffffULL);
+}
+
+static inline unsigned int tracemgr_idregs_hi(tracemgr_u64 x)
+{
+	return (unsigned int)(x >> 32);
 }
 
 /* The invariant: mode ENABLED <=> hardware TRACING. */

@@ -19,7 +19,7 @@
  * refuses to load with -ENODEV.
  *
  * sysfs, /sys/kernel/tracemgr/:
- *   abi_version            "1.1"
+ *   abi_version            "1.2" (major.minor of ABI_VERSION)
  *   requests, errors       hypervisor calls made / calls that returned an error
  *   id_aa64dfr0            ID_AA64DFR0_EL1 as read on the reading CPU: the
  *                          trace fields are 0 (the hypervisor hides its units)

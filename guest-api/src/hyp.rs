@@ -22,7 +22,7 @@ pub const FEATURES: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0001).encod
 pub const PING: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0002).encode();
 
 /// The calls of the service, for CALL_COUNT and FEATURES.
-pub const CALLS: [u32; 8] = [
+pub const CALLS: [u32; 9] = [
     ABI_VERSION,
     FEATURES,
     PING,
@@ -31,6 +31,7 @@ pub const CALLS: [u32; 8] = [
     trace::TRACE_STATUS,
     trace::TRACE_READ,
     trace::TRACE_STATS,
+    trace::TRACE_IDREGS,
 ];
 
 /// This hypervisor's identity: 08f433e7-b7bf-4fc8-b7aa-ccd84170f67c.
@@ -41,9 +42,10 @@ pub const UID: Uid = Uid([
 /// Service revision reported by REVISION.
 pub const REVISION_MAJOR: u64 = 1;
 /// Service revision reported by REVISION.
-pub const REVISION_MINOR: u64 = 1;
-/// ABI_VERSION's answer: major 1, minor 1 (1.1 added TRACE_READ,
-/// TRACE_STATS and CONFIG_WRAP).
+pub const REVISION_MINOR: u64 = 2;
+/// ABI_VERSION's answer: major 1, minor 2 (1.2 added TRACE_IDREGS and the
+/// legacy per-CPU trace IDs; 1.1 added TRACE_READ, TRACE_STATS and
+/// CONFIG_WRAP).
 pub const ABI_VERSION_VALUE: u64 = (REVISION_MAJOR << 16) | REVISION_MINOR;
 
 /// How long, in milliseconds of the generic counter, a call about another
@@ -135,6 +137,8 @@ pub enum Call {
     },
     /// TRACE_STATS(target MPIDR).
     TraceStats { target: u64 },
+    /// TRACE_IDREGS(target MPIDR).
+    TraceIdRegs { target: u64 },
 }
 
 impl Call {
@@ -168,6 +172,7 @@ impl Call {
                 size: x[4],
             },
             trace::TRACE_STATS => Call::TraceStats { target: x[1] },
+            trace::TRACE_IDREGS => Call::TraceIdRegs { target: x[1] },
             _ => return None,
         })
     }
@@ -187,11 +192,13 @@ impl Call {
             Call::TraceEnable { config: Err(_), .. } => 1,
             Call::TraceEnable { .. } | Call::TraceDisable { .. } => 2,
             Call::Ping { .. } | Call::TraceRead { .. } if ok => 4,
+            Call::TraceIdRegs { .. } if ok => 5,
             Call::TraceStatus { .. } | Call::TraceStats { .. } if ok => 6,
             Call::Ping { .. }
             | Call::TraceRead { .. }
             | Call::TraceStatus { .. }
-            | Call::TraceStats { .. } => 1,
+            | Call::TraceStats { .. }
+            | Call::TraceIdRegs { .. } => 1,
         }
     }
 }
@@ -217,7 +224,8 @@ mod tests {
                 0xC600_0011,
                 0xC600_0012,
                 0xC600_0013,
-                0xC600_0014
+                0xC600_0014,
+                0xC600_0015
             ]
         );
     }
@@ -248,6 +256,10 @@ mod tests {
         assert_eq!(
             (ok(id(trace::TRACE_STATS)), err(id(trace::TRACE_STATS))),
             (6, 1)
+        );
+        assert_eq!(
+            (ok(id(trace::TRACE_IDREGS)), err(id(trace::TRACE_IDREGS))),
+            (5, 1)
         );
         assert_eq!(
             (ok(id(trace::TRACE_DISABLE)), err(id(trace::TRACE_DISABLE))),
@@ -358,8 +370,12 @@ mod tests {
             Call::decode([trace::TRACE_STATUS as u64, 3, 0, 0, 0, 0]),
             Some(Call::TraceStatus { target: 3 })
         );
+        assert_eq!(
+            Call::decode([trace::TRACE_IDREGS as u64, 0x101, 7, 7, 7, 7]),
+            Some(Call::TraceIdRegs { target: 0x101 })
+        );
         // Neighbours of the trace IDs, and the 32-bit forms, are not calls.
-        for id in [0xC600_000Fu64, 0xC600_0015, 0x8600_0010, 0x8600_0012] {
+        for id in [0xC600_000Fu64, 0xC600_0016, 0x8600_0010, 0x8600_0015] {
             assert_eq!(Call::decode([id, 0, CONFIG_EL1, 0, 0, 0]), None, "{id:#x}");
         }
         assert_eq!(
@@ -385,10 +401,10 @@ mod tests {
     }
 
     #[test]
-    fn revision_is_1_0() {
-        assert_eq!((REVISION_MAJOR, REVISION_MINOR), (1, 1));
-        assert_eq!(ABI_VERSION_VALUE, 0x1_0001);
-        assert_eq!(CALLS.len(), 8);
+    fn revision_is_1_2() {
+        assert_eq!((REVISION_MAJOR, REVISION_MINOR), (1, 2));
+        assert_eq!(ABI_VERSION_VALUE, 0x1_0002);
+        assert_eq!(CALLS.len(), 9);
     }
 
     #[test]

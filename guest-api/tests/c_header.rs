@@ -32,6 +32,9 @@ fn table() -> Vec<(&'static str, i128)> {
         ("TRACEMGR_TRACE_STATUS", trace::TRACE_STATUS as i128),
         ("TRACEMGR_TRACE_READ", trace::TRACE_READ as i128),
         ("TRACEMGR_TRACE_STATS", trace::TRACE_STATS as i128),
+        ("TRACEMGR_TRACE_IDREGS", trace::TRACE_IDREGS as i128),
+        ("TRACEMGR_TRACE_ID_BASE", trace::TRACE_ID_BASE as i128),
+        ("TRACEMGR_TRACE_ID_STRIDE", trace::TRACE_ID_STRIDE as i128),
         ("TRACEMGR_READ_MAX", trace::READ_MAX as i128),
         ("TRACEMGR_READ_ALIGN", trace::READ_ALIGN as i128),
         ("TRACEMGR_STATS_FULL", trace::STATS_FULL as i128),
@@ -405,6 +408,8 @@ _Static_assert(TRACEMGR_TRACE_DISABLE == 0xC6000011u, "TRACE_DISABLE");
 _Static_assert(TRACEMGR_TRACE_STATUS == 0xC6000012u, "TRACE_STATUS");
 _Static_assert(TRACEMGR_TRACE_READ == 0xC6000013u, "TRACE_READ");
 _Static_assert(TRACEMGR_TRACE_STATS == 0xC6000014u, "TRACE_STATS");
+_Static_assert(TRACEMGR_TRACE_IDREGS == 0xC6000015u, "TRACE_IDREGS");
+_Static_assert(TRACEMGR_TRACE_ID_BASE + 3 * TRACEMGR_TRACE_ID_STRIDE == 0x16u, "cpu3's trace ID");
 _Static_assert(TRACEMGR_UID_0 == 0xe733f408u, "UID w0");
 _Static_assert(TRACEMGR_CONFIG_ALL == (TRACEMGR_CONFIG_EL0 | TRACEMGR_CONFIG_EL1 |
     TRACEMGR_CONFIG_TIMESTAMPS | TRACEMGR_CONFIG_CYCLES | TRACEMGR_CONFIG_CONTEXT_ID |
@@ -422,7 +427,8 @@ int tracemgr_header_test(void);
 int tracemgr_header_test(void)
 {
 	return tracemgr_state_consistent(0) + tracemgr_state_valid(0) +
-	       tracemgr_state_powered(0);
+	       tracemgr_state_powered(0) + (int)tracemgr_idregs_lo(0) +
+	       (int)tracemgr_idregs_hi(0);
 }
 "#;
     c
@@ -529,6 +535,33 @@ fn c_helpers_decode_state_words_like_rust() {
             .consistent();
             assert_eq!(status_consistent, consistent);
         }
+    }
+    // TRACE_IDREGS' halves, as the Rust codec packs them.
+    let ids = trace::IdRegs {
+        idr0: 0x2800_02a1,
+        idr1: 0x4100_f403,
+        idr2: 0x8000_1088,
+        idr8: 0xffff_fffe,
+        authstatus: 0xc,
+        devarch: 0x4770_5a13,
+        traceid: 0x14,
+    };
+    let r = ids.to_registers();
+    for (f, x, expect) in [
+        ("tracemgr_idregs_lo", r[1], ids.idr0),
+        ("tracemgr_idregs_hi", r[1], ids.idr1),
+        ("tracemgr_idregs_lo", r[2], ids.idr2),
+        ("tracemgr_idregs_hi", r[2], ids.idr8),
+        ("tracemgr_idregs_lo", r[3], ids.authstatus),
+        ("tracemgr_idregs_hi", r[3], ids.devarch),
+        ("tracemgr_idregs_lo", r[4], ids.traceid),
+        ("tracemgr_idregs_hi", r[4], 0),
+    ] {
+        c += &format!(
+            "\tif ({f}({x:#x}ULL) != {expect:#x}U) {{\n\
+             \t\tprintf(\"{f}({x:#x}) = %#x, Rust says {expect:#x}\\n\", {f}({x:#x}ULL));\n\
+             \t\tbad = 1;\n\t}}\n"
+        );
     }
     c += "\treturn bad;\n}\n";
     let dir = scratch("run");

@@ -549,6 +549,7 @@ fn hyp_call_decode() {
                     size: x4,
                 },
                 trace::TRACE_STATS => hyp::Call::TraceStats { target: x1 },
+                trace::TRACE_IDREGS => hyp::Call::TraceIdRegs { target: x1 },
                 id => return Err(TestCaseError::fail(format!("{id:#x} decoded to {c:?}"))),
             };
             prop_assert_eq!(c, expected);
@@ -576,6 +577,7 @@ fn hyp_call() -> impl Strategy<Value = hyp::Call> + Clone {
         reg().prop_map(|target| TraceDisable { target }),
         reg().prop_map(|target| TraceStatus { target }),
         reg().prop_map(|target| TraceStats { target }),
+        reg().prop_map(|target| TraceIdRegs { target }),
         (reg(), reg(), reg(), reg()).prop_map(|(target, offset, ipa, size)| TraceRead {
             target,
             offset,
@@ -610,6 +612,7 @@ fn hyp_encode(c: hyp::Call, junk: [u64; 5]) -> [u64; 6] {
         TraceDisable { target } => with_target(trace::TRACE_DISABLE, target),
         TraceStatus { target } => with_target(trace::TRACE_STATUS, target),
         TraceStats { target } => with_target(trace::TRACE_STATS, target),
+        TraceIdRegs { target } => with_target(trace::TRACE_IDREGS, target),
         TraceRead {
             target,
             offset,

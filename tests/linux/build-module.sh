@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the tracemgr kernel module (guest-api/linux/) for the Debian arm64
+# Builds the tracemgr kernel modules (guest-api/linux/) for the Debian arm64
 # cloud kernel that fetch.sh fetched, on this (x86-64 or arm64) machine.
 #
 # Through the same project-local apt state as fetch.sh (build/linux/apt; the
@@ -11,7 +11,8 @@
 # extracts them under build/linux/headers/, points the headers' `scripts` and
 # `tools` links at the extracted kbuild, and runs
 #   make -C <headers> M=<module dir> ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-
-# The module is copied to build/linux/tracemgr.ko. Needs aarch64-linux-gnu-gcc
+# The modules are copied to build/linux/tracemgr.ko and tracemgr_cs.ko (which
+# needs the kernel's coresight.ko loaded first). Needs aarch64-linux-gnu-gcc
 # (Debian: apt-get install gcc-aarch64-linux-gnu) unless the host is arm64.
 # Idempotent: skips downloads and extraction already done.
 #
@@ -78,8 +79,10 @@ fi
 # the source tree.
 mod=$out/module
 mkdir -p "$mod"
-cp "$src/tracemgr.c" "$src/Kbuild" "$mod/"
+cp "$src/tracemgr.c" "$src/tracemgr_cs.c" "$src/Kbuild" "$mod/"
 cp "$root/guest-api/include/tracemgr.h" "$mod/"
-make -C "$kdir" M="$mod" ARCH=arm64 CROSS_COMPILE=$cross modules
-cp "$mod/tracemgr.ko" "$out/tracemgr.ko"
-echo "build-module: $out/tracemgr.ko ($(modinfo -F vermagic "$out/tracemgr.ko" 2>/dev/null || echo "vermagic unknown"))"
+make -C "$kdir" M="$mod" ARCH=arm64 CROSS_COMPILE=$cross W=1 modules
+for ko in tracemgr tracemgr_cs; do
+    cp "$mod/$ko.ko" "$out/$ko.ko"
+    echo "build-module: $out/$ko.ko ($(modinfo -F vermagic "$out/$ko.ko" 2>/dev/null || echo "vermagic unknown"))"
+done

@@ -97,6 +97,7 @@ fn vendor(call: hyp::Call) -> [u64; 6] {
             }
         }
         hyp::Call::TraceStats { target } => tracing::call(target, Request::TraceStats),
+        hyp::Call::TraceIdRegs { target } => tracing::call(target, Request::TraceIdRegs),
         // An invalid MPIDR is refused before anything is sent.
         hyp::Call::TraceStatus { target } => tracing::call(target, Request::TraceStatus),
     }

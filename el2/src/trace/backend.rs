@@ -117,10 +117,17 @@ impl BufferEvent {
     }
 }
 
-/// The trace ID of core `idx`: unique per core, never 0.
+/// The trace ID of core `idx`: CoreSight's legacy per-CPU ID, `0x10 +
+/// 2 * idx` (`guest_api::trace::trace_id`), which perf assumes for CPU
+/// `idx`; unique per core and valid (never 0, below 0x70) for every core
+/// the hypervisor supports.
 pub const fn trace_id(idx: usize) -> u8 {
-    (idx as u8 & 0x3f) + 1
+    guest_api::trace::trace_id(idx) as u8
 }
+
+const _: () = assert!(super::valid_trace_id(trace_id(
+    crate::platform::MAX_CPUS - 1
+)));
 
 /// Runs `f` on the driver, with the trace-unit trap opened on hardware.
 macro_rules! with_ete {
@@ -274,6 +281,22 @@ impl Backend {
     /// The unit's ID registers a decoder needs (see `tracing::power_on`).
     pub fn decoder_ids(&mut self) -> super::DecoderIds {
         with_ete!(self, |ete, buffer| ete.decoder_ids())
+    }
+
+    /// TRACE_IDREGS' answer: the decoder's ID registers, read now, and the
+    /// trace ID this core's enables program. Runs on the core itself.
+    pub fn id_regs(&mut self) -> guest_api::trace::IdRegs {
+        let (ids, traceid) = with_ete!(self, |ete, buffer| (ete.decoder_ids(), ete.trace_id()));
+        // The registers are 32 bits wide (MRS zero-extends them).
+        guest_api::trace::IdRegs {
+            idr0: ids.idr0 as u32,
+            idr1: ids.idr1 as u32,
+            idr2: ids.idr2 as u32,
+            idr8: ids.idr8 as u32,
+            authstatus: ids.authstatus as u32,
+            devarch: ids.devarch as u32,
+            traceid: traceid.into(),
+        }
     }
 
     /// What a core power-down does to the trace hardware. Real hardware
@@ -552,6 +575,42 @@ mod tests {
                 assert_ne!(trace_id(i), trace_id(j));
             }
         }
+        // What perf 6.1 records for CPU n (coresight_get_trace_id).
+        assert_eq!(trace_id(0), 0x10);
+        assert_eq!(trace_id(3), 0x16);
+    }
+
+    #[test]
+    fn trace_backend_id_regs_are_the_models_and_the_programmed_trace_id() {
+        use super::super::model::*;
+        let mut t = core();
+        let before = t.backend.id_regs();
+        assert_eq!(
+            before,
+            guest_api::trace::IdRegs {
+                idr0: MODEL_TRCIDR0 as u32,
+                idr1: MODEL_TRCIDR1 as u32,
+                idr2: MODEL_TRCIDR2 as u32,
+                idr8: 0,
+                authstatus: MODEL_TRCAUTHSTATUS as u32,
+                devarch: MODEL_TRCDEVARCH as u32,
+                traceid: 0x16,
+            }
+        );
+        assert!(before.is_ete(), "perf must take the model for an ETE");
+        // The trace ID it reports is the one an enable writes.
+        t.enable(TraceConfig {
+            el1: true,
+            ..TraceConfig::default()
+        })
+        .unwrap();
+        let Backend::Model { ete, .. } = &t.backend else {
+            unreachable!()
+        };
+        assert_eq!(ete.regs.peek(super::super::regs::Reg::TrcTraceIdR), 0x16);
+        // Asking changes nothing, and answers the same while tracing.
+        assert_eq!(t.backend.id_regs(), before);
+        assert!(matches!(t.mode(), Mode::Enabled(_)));
     }
 
     #[test]

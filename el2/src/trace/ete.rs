@@ -231,6 +231,8 @@ pub struct DecoderIds {
     pub idr8: u64,
     /// TRCDEVARCH.
     pub devarch: u64,
+    /// TRCAUTHSTATUS.
+    pub authstatus: u64,
 }
 
 const fn field(v: u64, lsb: u32, width: u32) -> u64 {
@@ -651,7 +653,7 @@ impl<S: SysRegs> Ete<S> {
         c
     }
 
-    /// The ID registers a decoder needs, read now (five reads). ID
+    /// The ID registers a decoder needs, read now (six reads). ID
     /// registers are readable whatever the OS lock and the unit's state.
     pub fn decoder_ids(&mut self) -> DecoderIds {
         DecoderIds {
@@ -660,6 +662,7 @@ impl<S: SysRegs> Ete<S> {
             idr2: self.rd(Reg::TrcIdR(2)),
             idr8: self.rd(Reg::TrcIdR(8)),
             devarch: self.rd(Reg::TrcDevArch),
+            authstatus: self.rd(Reg::TrcAuthStatus),
         }
     }
 

@@ -73,9 +73,20 @@ use super::regs::{Reg, SysRegs};
 /// ARCHID 0x5a13 (ETE).
 pub const MODEL_TRCDEVARCH: u64 = 0x4770_5a13;
 
+/// TRCAUTHSTATUS of the modelled unit: NSNID [3:2] = 0b11 (Non-secure
+/// non-invasive debug, trace, implemented and enabled); invasive debug is
+/// not the trace unit's (NSID 0b00), and QEMU's `virt` without
+/// `secure=on` has no Secure state (SID, SNID 0b00).
+pub const MODEL_TRCAUTHSTATUS: u64 = 0b11 << 2;
+
 /// TRCIDR0 of the modelled unit: bit 0 RES1, TRCBB (5), TRCCCI (7),
 /// RETSTACK (9), TSSIZE [28:24] = 0b01000 (64-bit timestamps).
 pub const MODEL_TRCIDR0: u64 = 1 | (1 << 5) | (1 << 7) | (1 << 9) | (0b01000 << 24);
+/// TRCIDR1 of the modelled unit: DESIGNER [31:24] Arm (0x41), RES1
+/// [15:12], TRCARCHMAJ 4, TRCARCHMIN 0, REVISION 3: the value OpenCSD
+/// (and so perf's decoder, which takes it from TRACE_IDREGS) is known to
+/// decode the model's packets with (tests/runner's snapshots use it).
+pub const MODEL_TRCIDR1: u64 = 0x4100_f403;
 /// TRCIDR2: IASIZE 64-bit, CIDSIZE [9:5] = 32-bit, VMIDSIZE [14:10] = 32-bit.
 pub const MODEL_TRCIDR2: u64 = 0b01000 | (0b00100 << 5) | (0b00100 << 10);
 /// TRCIDR3: CCITMIN 4, EXLEVEL_S [19:16] = EL0, EL1, EL3 (no Secure EL2),
@@ -245,7 +256,7 @@ const fn power_on_regs(cycle: u32) -> [u64; Reg::COUNT] {
     regs[Reg::TrbLimitR.index()] &= !1;
     regs[Reg::TrcClaimSet.index()] = 0;
     regs[Reg::TrcIdR(0).index()] = MODEL_TRCIDR0;
-    regs[Reg::TrcIdR(1).index()] = 0;
+    regs[Reg::TrcIdR(1).index()] = MODEL_TRCIDR1;
     regs[Reg::TrcIdR(2).index()] = MODEL_TRCIDR2;
     regs[Reg::TrcIdR(3).index()] = MODEL_TRCIDR3;
     regs[Reg::TrcIdR(4).index()] = MODEL_TRCIDR4;
@@ -257,6 +268,7 @@ const fn power_on_regs(cycle: u32) -> [u64; Reg::COUNT] {
     }
     regs[Reg::TrbIdR.index()] = MODEL_TRBIDR;
     regs[Reg::TrcDevArch.index()] = MODEL_TRCDEVARCH;
+    regs[Reg::TrcAuthStatus.index()] = MODEL_TRCAUTHSTATUS;
     regs
 }
 

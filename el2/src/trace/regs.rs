@@ -126,6 +126,9 @@ pub enum Reg {
     /// TRCDEVARCH: the unit's architecture (ETE: ARCHID 0x5a13, with its
     /// revision), which a trace decoder needs. Read-only.
     TrcDevArch,
+    /// TRCAUTHSTATUS: the debug and trace the authentication interface
+    /// allows, which perf records for a decoder. Read-only.
+    TrcAuthStatus,
 }
 
 /// Whether a register can be read, written, or both.
@@ -384,6 +387,7 @@ macro_rules! trace_reg_table {
             rw TrbTrgR => "S3_0_C9_C11_6",
             ro TrbIdR => "S3_0_C9_C11_7",
             ro TrcDevArch => "S2_1_C7_C15_6",
+            ro TrcAuthStatus => "S2_1_C7_C14_6",
         }
     };
 }
@@ -428,7 +432,7 @@ const fn trc(crn: u8, crm: u8, op2: u8) -> (u8, u8, u8, u8, u8) {
 
 impl Reg {
     /// Number of registers (valid `Reg` values).
-    pub const COUNT: usize = 173;
+    pub const COUNT: usize = 174;
 
     /// Whether an indexed variant's number names an architected register.
     pub const fn is_valid(self) -> bool {
@@ -538,6 +542,7 @@ impl Reg {
             Reg::TrbTrgR => (3, 0, 9, 11, 6),
             Reg::TrbIdR => (3, 0, 9, 11, 7),
             Reg::TrcDevArch => trc(7, 15, 6),
+            Reg::TrcAuthStatus => trc(7, 14, 6),
         }
     }
 
@@ -604,6 +609,7 @@ impl Reg {
             Reg::TrbTrgR => 170,
             Reg::TrbIdR => 171,
             Reg::TrcDevArch => 172,
+            Reg::TrcAuthStatus => 173,
         }
     }
 }
@@ -654,6 +660,7 @@ mod tests {
         assert_eq!(Reg::TrbTrgR.encoding(), s(3, 0, 9, 11, 6));
         assert_eq!(Reg::TrbIdR.encoding(), s(3, 0, 9, 11, 7));
         assert_eq!(Reg::TrcDevArch.encoding(), s(2, 1, 7, 15, 6));
+        assert_eq!(Reg::TrcAuthStatus.encoding(), s(2, 1, 7, 14, 6));
         assert_eq!(Reg::TrcPrgCtlr.encoding(), s(2, 1, 0, 1, 0));
         assert_eq!(Reg::TrcStatR.encoding(), s(2, 1, 0, 3, 0));
         assert_eq!(Reg::TrcConfigR.encoding(), s(2, 1, 0, 4, 0));

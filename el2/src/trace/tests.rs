@@ -989,3 +989,37 @@ fn trace_a_pointer_at_limit_is_out_of_range() {
     };
     assert_eq!(e.restore(&cfg(true, true), BUF, &below), Ok(()));
 }
+
+/// perf 6.1 records, for an ETE, the TRCCONFIGR it expects the kernel to
+/// have programmed for the event's options (tools/perf's
+/// `cs_etmv4_get_config`: ETM_OPT_CYCACC -> bit 4, ETM_OPT_CTXTID -> bit
+/// 6, ETM_OPT_TS -> bit 11), and the decoder reads the trace by it. The
+/// guest's driver maps those options to CYCLES, CONTEXT_ID and TIMESTAMPS:
+/// what EL2 programs must be perf's value plus RES1 bit 0, nothing else,
+/// for every combination (written out here from perf's mapping, not from
+/// the driver's constants).
+#[test]
+fn trace_configr_is_what_perf_records_for_the_same_options() {
+    for bits in 0..8u32 {
+        let (cycles, context_id, timestamps) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
+        let perf = (cycles as u64) << 4 | (context_id as u64) << 6 | (timestamps as u64) << 11;
+        let mut e = probed();
+        let c = TraceConfig {
+            cycles,
+            context_id,
+            timestamps,
+            ..cfg(true, true)
+        };
+        assert_eq!(e.start(&c, BUF), Ok(()));
+        let written: Vec<u64> = e
+            .regs
+            .take()
+            .into_iter()
+            .filter_map(|a| match a {
+                Write(Reg::TrcConfigR, v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(written, [perf | 1], "{c:?}");
+    }
+}

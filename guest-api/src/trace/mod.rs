@@ -9,6 +9,7 @@
 use crate::smccc::{FunctionId, Owner};
 
 mod config;
+mod idregs;
 mod read;
 mod stats;
 mod status;
@@ -18,6 +19,7 @@ pub use config::{
     CONFIG_CYCLES, CONFIG_EL0, CONFIG_EL1, CONFIG_TIMESTAMPS, CONFIG_WRAP, FILTER_ALIGN,
     FILTER_END_MAX,
 };
+pub use idregs::{trace_id, IdRegs, TRACE_ID_BASE, TRACE_ID_STRIDE};
 pub use read::{ReadResult, READ_ALIGN, READ_MAX};
 pub use stats::{
     Stats, STATS_EC_MASK, STATS_EC_SHIFT, STATS_ERROR, STATS_FULL, STATS_INSTRUCTIONS,
@@ -39,6 +41,8 @@ pub const TRACE_STATUS: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0012).e
 pub const TRACE_READ: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0013).encode();
 /// TRACE_STATS(x1 = target MPIDR).
 pub const TRACE_STATS: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0014).encode();
+/// TRACE_IDREGS(x1 = target MPIDR).
+pub const TRACE_IDREGS: u32 = FunctionId::fast(true, Owner::VendorHyp, 0x0015).encode();
 
 #[cfg(test)]
 mod tests {
@@ -60,7 +64,8 @@ mod tests {
     fn trace_data_ids() {
         assert_eq!(TRACE_READ, 0xC600_0013);
         assert_eq!(TRACE_STATS, 0xC600_0014);
-        for id in [TRACE_READ, TRACE_STATS] {
+        assert_eq!(TRACE_IDREGS, 0xC600_0015);
+        for id in [TRACE_READ, TRACE_STATS, TRACE_IDREGS] {
             let f = FunctionId::decode(id as u64).unwrap();
             assert!(f.fast && f.is_64);
             assert_eq!(f.owner, Owner::VendorHyp);

@@ -331,6 +331,16 @@ pub fn expected(x: [u64; 6], r: [u64; 6]) -> Result<(), Msg> {
             None => want(invalid, "TRACE_STATS(bad target)"),
             Some(_) => want(0, "TRACE_STATS"),
         },
+        hyp::Call::TraceIdRegs { target } => match target_index(target) {
+            None => want(invalid, "TRACE_IDREGS(bad target)"),
+            Some(i) => {
+                want(0, "TRACE_IDREGS")?;
+                if r[4] != abi::trace_id(i) {
+                    fail!("TRACE_IDREGS(cpu{i}): trace ID {:#x}", r[4]);
+                }
+                Ok(())
+            }
+        },
         hyp::Call::TraceDisable { target } => match target_index(target) {
             None => want(invalid, "TRACE_DISABLE(bad target)"),
             Some(_) => want(0, "TRACE_DISABLE"),
@@ -508,6 +518,7 @@ fn generate(rng: &mut Rng) -> (usize, bool, [u64; 6]) {
                 abi::TRACE_STATUS,
                 abi::TRACE_READ,
                 abi::TRACE_STATS,
+                abi::TRACE_IDREGS,
             ]) as u64;
             match rng.below(32) {
                 0 => id | (1 << 32),

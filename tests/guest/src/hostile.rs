@@ -835,6 +835,7 @@ fn hostile_args() -> Result<(), Msg> {
             ("TRACE_DISABLE", tc::disable(t)),
             ("TRACE_STATUS", tc::status(t)),
             ("TRACE_STATS", calls::hyp6(abi::TRACE_STATS, [t, 0, 0, 0])),
+            ("TRACE_IDREGS", calls::hyp6(abi::TRACE_IDREGS, [t, 0, 0, 0])),
             ("PING", calls::hyp6(hyp::PING, [t, 0, 0, 0])),
         ] {
             refused += expect_psci(

@@ -22,7 +22,7 @@ const WAIT_MS: u64 = 5000;
 /// An MPIDR that names no core.
 const NO_CORE: u64 = 0xff00;
 /// The function ID right after the trace calls: not a call of the service.
-const UNKNOWN_ID: u32 = 0xC600_0015;
+const UNKNOWN_ID: u32 = 0xC600_0016;
 /// The address filter of the reconfiguration: the guest's first MiB.
 const FILTER: (u64, u64) = (platform::LOAD_ADDRESS, platform::LOAD_ADDRESS + 0x10_0000);
 
@@ -92,6 +92,7 @@ fn trace_abi() -> Result<(), Msg> {
         (abi::TRACE_ENABLE, "TRACE_ENABLE"),
         (abi::TRACE_DISABLE, "TRACE_DISABLE"),
         (abi::TRACE_STATUS, "TRACE_STATUS"),
+        (abi::TRACE_IDREGS, "TRACE_IDREGS"),
     ] {
         match calls::hyp(hyp::FEATURES, id as u64) {
             Ok(r) if r[0] == 0 => {}
@@ -162,6 +163,61 @@ fn trace_abi() -> Result<(), Msg> {
         calls::hyp6(UNKNOWN_ID, [me, el1, 0, 0]),
         NOT_SUPPORTED,
     );
+
+    expect_code(
+        &mut s,
+        format_args!("TRACE_IDREGS(MPIDR {NO_CORE:#x})"),
+        calls::hyp6(abi::TRACE_IDREGS, [NO_CORE, 0, 0, 0]),
+        INVALID_PARAMETER,
+    );
+    // Every core's unit: an ETE (what perf checks), the legacy per-CPU
+    // trace ID perf assumes for it, timestamps and context IDs that the
+    // configs below use. Asked of each core by another (and itself), at
+    // boot: nothing may change (the status check below wants generation 0).
+    for i in (0..p.ncpus).filter(|&i| smp::online(i)) {
+        match calls::hyp6(abi::TRACE_IDREGS, [p.mpidr[i], 0, 0, 0]) {
+            Ok(r) => match abi::IdRegs::from_registers(r) {
+                Ok(ids) => {
+                    println!(
+                        "trace-abi: TRACE_IDREGS cpu{i}: TRCIDR0={:#x} TRCIDR1={:#x} TRCIDR2={:#x} TRCIDR8={:#x} TRCAUTHSTATUS={:#x} TRCDEVARCH={:#x} TRCTRACEIDR={:#x}",
+                        ids.idr0, ids.idr1, ids.idr2, ids.idr8, ids.authstatus, ids.devarch, ids.traceid
+                    );
+                    if u64::from(ids.traceid) != abi::trace_id(i) {
+                        s.fail(format_args!(
+                            "TRACE_IDREGS(cpu{i}): trace ID {:#x}, want {:#x}",
+                            ids.traceid,
+                            abi::trace_id(i)
+                        ));
+                    }
+                    if !ids.is_ete() {
+                        s.fail(format_args!(
+                            "TRACE_IDREGS(cpu{i}): TRCDEVARCH {:#x} is not an ETE's",
+                            ids.devarch
+                        ));
+                    }
+                    // TRCIDR0.TSSIZE and TRCIDR2.CIDSIZE: the unit has them.
+                    if (ids.idr0 >> 24) & 0x1f == 0 || (ids.idr2 >> 5) & 0x1f == 0 {
+                        s.fail(format_args!(
+                            "TRACE_IDREGS(cpu{i}): TRCIDR0 {:#x} / TRCIDR2 {:#x} lack timestamps or context IDs",
+                            ids.idr0, ids.idr2
+                        ));
+                    }
+                    // TRCIDR1 bits [15:12] are RES1.
+                    if (ids.idr1 >> 12) & 0xf != 0xf {
+                        s.fail(format_args!(
+                            "TRACE_IDREGS(cpu{i}): TRCIDR1 {:#x}",
+                            ids.idr1
+                        ));
+                    }
+                    if r[4] >> 32 != 0 {
+                        s.fail(format_args!("TRACE_IDREGS(cpu{i}): x4 = {:#x}", r[4]));
+                    }
+                }
+                Err(e) => s.fail(format_args!("TRACE_IDREGS(cpu{i}): {e:?}")),
+            },
+            Err(c) => s.fail(format_args!("TRACE_IDREGS(cpu{i}): {c}")),
+        }
+    }
 
     // At boot (and after the refusals): every core disabled, generation 0.
     for i in (0..p.ncpus).filter(|&i| smp::online(i)) {

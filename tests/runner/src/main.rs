@@ -110,7 +110,7 @@ fn instruction_trace() -> Result<(), String> {
     }
     let data = snapshot::printed_dump(&out.output, "insn")?;
     // EL1 with an address filter: no timestamps, no context ID.
-    let regs = EteRegs::model(1, 1);
+    let regs = EteRegs::model(1, el2::trace::trace_id(0).into());
     let image = runner::test_guest_image();
     let memory = MemoryDump {
         address: runner::GUEST_ENTRY,

@@ -34,8 +34,10 @@ pub const TRC_PKT_LISTER: &str = "trc_pkt_lister";
 
 /// TRCDEVARCH of an ETE (ARCHITECT Arm, PRESENT, ARCHID 0x5a13 = ETE).
 pub const ETE_DEVARCH: u64 = 0x4770_5a13;
-/// TRCIDR1 default OpenCSD assumes (designer Arm, ETE/ETMv4.x revision).
-pub const DEFAULT_TRCIDR1: u64 = 0x4100_f403;
+/// TRCIDR1 default OpenCSD assumes (designer Arm, ETE/ETMv4.x revision),
+/// which the QEMU model reports; used for a log line from a hypervisor
+/// whose model reported 0.
+pub const DEFAULT_TRCIDR1: u64 = el2::trace::MODEL_TRCIDR1;
 
 /// The ETE programming the decoder needs to parse one unit's packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -316,8 +318,8 @@ pub const TRACEDATA_CONFIGR: u64 = 1 | (1 << 6) | (1 << 11);
 /// `el2[cpuN] trace unit ids: backend=ete traceid=T TRCIDR0=0x.. TRCIDR1=0x.. TRCIDR2=0x.. TRCIDR8=0x.. TRCDEVARCH=0x..`
 ///
 /// Returns the registers and whether the backend is the real ETE, or `None`
-/// without such a line. The QEMU model implements no TRCIDR1 (it reads 0,
-/// which a real unit never does: its bits [15:12] are RES1), so a 0 there
+/// without such a line. A TRCIDR1 of 0 (which a real unit never reads: its
+/// bits [15:12] are RES1; the QEMU model reported it before it had one)
 /// becomes OpenCSD's default.
 pub fn decoder_ids(output: &str, cpu: usize) -> Option<(EteRegs, bool)> {
     let prefix = format!("el2[cpu{cpu}] ");
@@ -376,8 +378,10 @@ pub fn parse_tracedata(output: &str, cpus: usize) -> Result<TraceDataRun, String
     let mut from_hardware = cpus > 0;
     for cpu in 0..cpus {
         let data = printed_dump(output, &format!("cpu{cpu}"))?;
-        let (regs, hardware) = decoder_ids(output, cpu)
-            .unwrap_or((EteRegs::model(TRACEDATA_CONFIGR, cpu as u64 + 1), false));
+        let (regs, hardware) = decoder_ids(output, cpu).unwrap_or((
+            EteRegs::model(TRACEDATA_CONFIGR, el2::trace::trace_id(cpu).into()),
+            false,
+        ));
         from_hardware &= hardware;
         captures.push(Capture { cpu, regs, data });
     }
@@ -554,7 +558,7 @@ mod tests {
     #[test]
     fn decoder_ids_come_from_the_hypervisor_log() {
         let out = "el2[cpu0] trace-manager hypervisor\n\
-                   el2[cpu1] trace unit ids: backend=ete traceid=2 TRCIDR0=0x28c1 TRCIDR1=0x4100fff0 \
+                   el2[cpu1] trace unit ids: backend=ete traceid=18 TRCIDR0=0x28c1 TRCIDR1=0x4100fff0 \
                    TRCIDR2=0x20001088 TRCIDR8=0x4 TRCDEVARCH=0x47715a13\n";
         let (r, hw) = decoder_ids(out, 1).unwrap();
         assert!(hw);
@@ -562,7 +566,7 @@ mod tests {
             r,
             EteRegs {
                 configr: TRACEDATA_CONFIGR,
-                traceidr: 2,
+                traceidr: 0x12,
                 idr0: 0x28c1,
                 idr1: 0x4100_fff0,
                 idr2: 0x2000_1088,
@@ -572,11 +576,12 @@ mod tests {
         );
         assert!(decoder_ids(out, 0).is_none());
         let model =
-            "el2[cpu0] DEBUG trace unit ids: backend=model traceid=1 TRCIDR0=0x1 TRCIDR1=0x0 \
+            "el2[cpu0] DEBUG trace unit ids: backend=model traceid=16 TRCIDR0=0x1 TRCIDR1=0x0 \
                      TRCIDR2=0x2 TRCIDR8=0x0 TRCDEVARCH=0x47705a13";
         let (r, hw) = decoder_ids(model, 0).unwrap();
         assert!(!hw);
-        assert_eq!(r.idr1, DEFAULT_TRCIDR1, "the model's TRCIDR1 reads 0");
+        assert_eq!(r.idr1, DEFAULT_TRCIDR1, "a TRCIDR1 of 0 is replaced");
+        assert_eq!(r.traceidr, 0x10);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use el2::trace::packet::{self, Context, ExceptionType};
 use runner::snapshot::{self, Capture, EteRegs, Packet};
 
 fn regs(configr: u64) -> EteRegs {
-    EteRegs::model(configr, 3)
+    EteRegs::model(configr, el2::trace::trace_id(3).into())
 }
 
 fn decode(data: Vec<u8>, full: bool) -> (String, Vec<Packet>) {

@@ -338,7 +338,7 @@ fn decode(data: &[u8], img: &[u8], cfg: &TraceConfig) -> String {
         "trc_pkt_lister missing: make deps installs libopencsd-bin"
     );
     let dir = runner::tempdir().unwrap();
-    let regs = EteRegs::model(configr(cfg), 2);
+    let regs = EteRegs::model(configr(cfg), el2::trace::trace_id(2).into());
     snapshot::write_with_memory(
         &dir,
         &[Capture {

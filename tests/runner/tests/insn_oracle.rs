@@ -70,7 +70,10 @@ fn regs(output: &str, cpu: usize) -> EteRegs {
     let regs = snapshot::decoder_ids(output, cpu).map(|(r, _)| r);
     EteRegs {
         configr: INSN_CONFIGR,
-        ..regs.unwrap_or(EteRegs::model(INSN_CONFIGR, cpu as u64 + 1))
+        ..regs.unwrap_or(EteRegs::model(
+            INSN_CONFIGR,
+            el2::trace::trace_id(cpu).into(),
+        ))
     }
 }
 

@@ -327,6 +327,8 @@ pub fn serve(req: Request) -> [u64; 6] {
             }
             stats.to_registers()
         }
+        // The ID registers are per core: only the core itself reads its own.
+        Request::TraceIdRegs => with_trace(|t| t.backend.id_regs()).to_registers(),
         Request::TraceStatus => {
             let (snap, kind) = with_trace(|t| (t.snapshot(), t.backend.kind()));
             #[cfg(feature = "naive-strategy")]

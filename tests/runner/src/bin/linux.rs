@@ -262,7 +262,7 @@ fn decode_linux_trace(out: &Outcome) -> Option<bool> {
     }
     let capture = Capture {
         cpu: 0,
-        regs: EteRegs::model(snapshot::TRACEDATA_CONFIGR, 1),
+        regs: EteRegs::model(snapshot::TRACEDATA_CONFIGR, el2::trace::trace_id(0).into()),
         data,
     };
     let len = capture.data.len();

@@ -1,0 +1,123 @@
+# Sourced by the initramfs's /init (tests/linux/init.sh), which defines
+# say and check: csperf_test checks tracemgr_cs.ko (guest-api/linux) with
+# the kernel's coresight.ko and Debian's perf, and prints every check as
+# `linux-init: PASS ...` / `linux-init: FAIL ...`.
+#
+# Expects in the initramfs: /lib/modules/tracemgr_cs.ko, the kernel's
+# configfs.ko and coresight/*.ko under /lib/modules/$(uname -r)/kernel, and
+# /usr/bin/perf with its libraries (perf's checks are skipped without it).
+#
+# What it shows: every online CPU is a cs_etm source (cs_etm/cpuN, its
+# trcidr/ and mgmt/ files say ETE with trace ID 0x10 + 2N) with its per-CPU
+# sink; the stock ETE/TRBE drivers bind nothing; perf record -a writes one
+# raw-format AUX record per CPU that perf's own decoder reads as ETE
+# packets; neither module can be removed while a session holds the path,
+# both can afterwards, in either order, with no oops or warning.
+csperf_users() { lsmod | sed -n "s/^$1 *[0-9]* *\([0-9]*\).*/\1/p"; }
+csperf_oops() { dmesg | grep -cE 'Oops|BUG:|WARNING:|Call trace'; }
+
+csperf_test() {
+    km=/lib/modules/$(uname -r)/kernel
+    cs=/sys/bus/event_source/devices/cs_etm
+    [ -f /lib/modules/tracemgr_cs.ko ] || { say "FAIL tracemgr_cs.ko not in the initramfs"; return; }
+    [ -f $km/drivers/hwtracing/coresight/coresight.ko ] || { say "FAIL coresight.ko not in the initramfs"; return; }
+    oops0=$(csperf_oops)
+    [ -f $km/fs/configfs/configfs.ko ] && insmod $km/fs/configfs/configfs.ko 2>/dev/null
+    insmod $km/drivers/hwtracing/coresight/coresight.ko; r=$?
+    check "insmod coresight.ko (status $r)" [ "$r" = 0 -a -d $cs ]
+    insmod /lib/modules/tracemgr_cs.ko; r=$?
+    dmesg | grep tracemgr_cs | while read -r l; do say "dmesg: $l"; done
+    check "insmod tracemgr_cs.ko (status $r)" [ "$r" = 0 ]
+    [ "$r" = 0 ] || return
+
+    # One source and one sink per online CPU, linked into cs_etm.
+    for c in /sys/devices/system/cpu/cpu[0-9]*; do
+        n=${c##*/cpu}
+        [ "$(cat $c/online 2>/dev/null || echo 1)" = 1 ] || continue
+        e=$cs/cpu$n
+        check "cs_etm/cpu$n links tracemgr_ete$n ($(readlink $e))" [ "$(basename "$(readlink $e)")" = tracemgr_ete$n ]
+        check "cs_etm/sinks/tracemgr_sink$n" [ -e $cs/sinks/tracemgr_sink$n ]
+        da=$(cat $e/mgmt/trcdevarch 2>/dev/null || echo 0)
+        id=$(cat $e/mgmt/trctraceid 2>/dev/null || echo 0)
+        say "cpu$n: trcidr0=$(cat $e/trcidr/trcidr0) trcidr1=$(cat $e/trcidr/trcidr1) trcidr2=$(cat $e/trcidr/trcidr2) trcidr8=$(cat $e/trcidr/trcidr8) trcauthstatus=$(cat $e/mgmt/trcauthstatus) trcdevarch=$da traceid=$id"
+        check "cpu$n is an ETE to perf (TRCDEVARCH $da: ARCHVER 5, ARCHPART 0xa13)" \
+            [ $(( (da >> 12) & 0xf )) = 5 -a $(( da & 0xfff )) = $((0xa13)) ]
+        check "cpu$n trace ID $id is perf's 0x10 + 2 * $n" [ $((id)) = $((0x10 + 2 * n)) ]
+    done
+    before=$(ls /sys/bus/coresight/devices | wc -l)
+    for m in coresight-etm4x coresight-trbe; do
+        [ -f $km/drivers/hwtracing/coresight/$m.ko ] && insmod $km/drivers/hwtracing/coresight/$m.ko 2>/dev/null
+    done
+    check "the stock ETE/TRBE drivers bind nothing ($(ls /sys/bus/coresight/devices | tr '\n' ' '))" \
+        [ "$(ls /sys/bus/coresight/devices | wc -l)" = "$before" ]
+    rmmod coresight-etm4x 2>/dev/null; rmmod coresight-trbe 2>/dev/null
+
+    if [ -x /usr/bin/perf ]; then
+        export HOME=/tmp PERF_PAGER=cat PAGER=cat
+        perf record -e cs_etm// -a -o /tmp/csperf.data -- sleep 1 >/tmp/csperf.log 2>&1; r=$?
+        check "perf record -e cs_etm// -a (status $r: $(tail -1 /tmp/csperf.log))" [ "$r" = 0 ]
+        perf report -i /tmp/csperf.data -D >/tmp/csperf.dump 2>&1
+        aux=$(grep -c 'PERF_RECORD_AUX .*flags: 0x100' /tmp/csperf.dump)
+        check "raw-format AUX records from every CPU ($aux)" [ "$aux" -ge "$(nproc)" ]
+        check "perf's decoder reads them as ETE ($(grep -c 'I_ASYNC' /tmp/csperf.dump) A-Sync packets)" \
+            grep -q 'CoreSight ETE Trace data' /tmp/csperf.dump
+        # A session holds both modules.
+        perf record -e cs_etm// -a -o /tmp/csperf2.data -- sleep 60 >/tmp/csperf2.log 2>&1 &
+        pid=$!
+        n=0; while [ "$(csperf_users tracemgr_cs)" = 0 ] && [ $n -lt 120 ]; do sleep 1; n=$((n + 1)); done
+        rmmod tracemgr_cs 2>/dev/null; r=$?
+        check "rmmod tracemgr_cs refused while perf holds it (status $r, users $(csperf_users tracemgr_cs))" [ "$r" != 0 ]
+        rmmod coresight 2>/dev/null; r=$?
+        check "rmmod coresight refused while perf holds it (status $r)" [ "$r" != 0 ]
+        kill -INT $pid; wait $pid
+        check "the held session ends cleanly ($(tail -1 /tmp/csperf2.log))" grep -q 'Captured and wrote' /tmp/csperf2.log
+        rm -f /tmp/csperf*.data /tmp/csperf.dump
+    fi
+    rmmod tracemgr_cs; r=$?
+    check "rmmod tracemgr_cs after the sessions (status $r, cs_etm/cpu0 gone)" [ "$r" = 0 -a ! -e $cs/cpu0 ]
+    if [ -x /usr/bin/perf ]; then
+        perf record -e cs_etm// -a -o /tmp/csperf3.data -- true >/dev/null 2>&1; r=$?
+        check "perf record without tracemgr_cs fails cleanly (status $r)" [ "$r" != 0 ]
+        rm -f /tmp/csperf3.data
+    fi
+    insmod /lib/modules/tracemgr_cs.ko; r=$?
+    check "insmod tracemgr_cs.ko again (status $r)" [ "$r" = 0 -a -e $cs/cpu0 ]
+    rmmod tracemgr_cs && rmmod coresight; r=$?
+    check "rmmod tracemgr_cs, then coresight (status $r)" [ "$r" = 0 ]
+    check "no oops or warning ($(( $(csperf_oops) - oops0 )) new)" [ "$(csperf_oops)" = "$oops0" ]
+}
+
+# With the hypervisor's instruction source (trace.source=insn; tracemgr_cs
+# loaded): perf records a short user program and perf report decodes its
+# branches from the trace. Slow (EL2 steps the traced CPU): one small program
+# (`busybox seq`, whose loop runs long after the exec, when perf has mapped
+# the address filter: code that runs before, while the filter's object is
+# not mapped, is not traced).
+csperf_workload='/bin/busybox seq 1 300'
+csperf_decode_test() {
+    [ -x /usr/bin/perf ] || { say "FAIL perf not in the initramfs"; return; }
+    export HOME=/tmp PERF_PAGER=cat PAGER=cat
+    perf record -e cs_etm//u -o /tmp/csperf4.data -- $csperf_workload >/tmp/csperf4.log 2>&1; r=$?
+    check "perf record -e cs_etm//u -- $csperf_workload (status $r: $(grep -h Captured /tmp/csperf4.log))" [ "$r" = 0 ]
+    perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
+    n=$(sed -n "s/^# Samples: *\([0-9.]*K*\)  *of event 'branches.*/\1/p" /tmp/csperf4.txt)
+    grep -E '%' /tmp/csperf4.txt | head -5 | while read -r l; do say "perf report: $l"; done
+    check "perf report decodes branch samples of busybox from the trace (${n:-none})" [ -n "$n" -a "$n" != 0 ]
+    # An address range filter on the page of the hottest address: every
+    # sample in busybox then lies in that page.
+    top=$(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt | head -1)
+    if [ -n "$top" ]; then
+        lo=$(( 0x$top & ~0xfff )); hi=$((lo + 0x1000))
+        f=$(printf 'filter 0x%x/0x1000@/bin/busybox' $lo)
+        perf record -e cs_etm//u --filter "$f" -o /tmp/csperf4.data -- $csperf_workload >/tmp/csperf4.log 2>&1; r=$?
+        perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
+        in=0; out=0
+        for a in $(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt); do
+            if [ $((0x$a)) -ge $lo -a $((0x$a)) -lt $hi ]; then in=$((in + 1)); else out=$((out + 1)); fi
+        done
+        check "perf --filter '$f' (status $r): $in sampled addresses inside, $out outside" [ "$r" = 0 -a "$in" -gt 0 -a "$out" = 0 ]
+        [ "$in" -gt 0 ] || grep -vE '^#|^$' /tmp/csperf4.txt /tmp/csperf4.log | head -8 | while read -r l; do say "filtered: $l"; done
+        perf report -i /tmp/csperf4.data -D 2>/dev/null | grep 'PERF_RECORD_AUX ' | head -4 | while read -r l; do say "filtered: $l"; done
+    fi
+    rm -f /tmp/csperf4.*
+}
