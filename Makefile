@@ -112,10 +112,16 @@ linux-guest: deps
 	    || { tail -20 $(LINUX_DIR)/fetch-perf.log; exit 1; }
 	@tail -1 $(LINUX_DIR)/fetch-perf.log
 	aarch64-linux-gnu-gcc $(WORKLOAD_CFLAGS) -o $(LINUX_DIR)/workload tests/linux/workload/workload.c
-	@ko=; [ -f $(LINUX_DIR)/tracemgr.ko ] && ko=$(LINUX_DIR)/tracemgr.ko:lib/modules/tracemgr.ko; \
+	@aarch64-linux-gnu-readelf -SW $(LINUX_DIR)/workload | \
+	    awk '{ for (i = 1; i <= NF; i++) if ($$i == ".text") print $$(i + 2), $$(i + 4) }' \
+	    > $(LINUX_DIR)/workload.text
+	@ko=; [ -f $(LINUX_DIR)/tracemgr.ko ] && ko="$(LINUX_DIR)/tracemgr.ko:lib/modules/tracemgr.ko \
+	    $(LINUX_DIR)/tracemgr_cs.ko:lib/modules/tracemgr_cs.ko"; \
 	python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox/bin/busybox \
 	    tests/linux/init.sh $(LINUX_DIR)/initramfs.cpio $$ko \
-	    $(LINUX_DIR)/perf-root:/ $(LINUX_DIR)/kmod-root:/ $(LINUX_DIR)/workload:bin/workload
+	    tests/linux/csperf.sh:csperf.sh \
+	    $(LINUX_DIR)/perf-root:/ $(LINUX_DIR)/kmod-root:/ $(LINUX_DIR)/workload:bin/workload \
+	    $(LINUX_DIR)/workload.text:bin/workload.text
 
 run-linux: images linux-guest
 	$(LINUX_ENV) $(CARGO) run -q -p runner --release --bin linux -- --cores 4 $(LINUX_ARGS)

@@ -286,6 +286,10 @@ perf_test() {
 
 grep -q linuxtest.tracemgr /proc/cmdline && tracemgr_test
 grep -q linuxtest.perfcheck /proc/cmdline && perf_test
+if grep -q linuxtest.csperf /proc/cmdline; then
+    . /csperf.sh
+    csperf_all
+fi
 cycles=$(sed -n 's/.*linuxtest.cycles=\([0-9]*\).*/\1/p' /proc/cmdline)
 rounds=$(sed -n 's/.*linuxtest.rounds=\([0-9]*\).*/\1/p' /proc/cmdline)
 [ -n "$cycles" ] && stress_test "$cycles" "${rounds:-1}"

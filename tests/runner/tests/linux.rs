@@ -131,3 +131,55 @@ fn linux_perf() {
         );
     }
 }
+
+/// `perf record -e cs_etm//u` through the hypervisor, on the instruction
+/// source (tests/linux/csperf.sh): every CPU is a cs_etm source with its
+/// per-CPU sink and ID files that say ETE with perf's trace IDs, the stock
+/// ETE/TRBE drivers bind nothing, the modules cannot be removed while a
+/// session holds them and unload and reload cleanly after; on the workload,
+/// per-thread and CPU-wide, perf report's top entry is its hot_loop, every
+/// instruction sample perf script gives for it lies in its .text, and perf
+/// reports no decoder error. The runner's exit status decides (every /init
+/// check passed, no kernel warning or oops, a clean power-off); the lines
+/// below must be there, so that a run that skipped them cannot pass.
+#[test]
+fn linux_perf_cs_etm_on_the_instruction_source() {
+    let out = Command::new(env!("CARGO_BIN_EXE_linux"))
+        .args(["--cores", "4", "--csperf"])
+        .args(["--switches", "trace.source=insn", "--timeout", "1200"])
+        .output()
+        .expect("run the linux runner");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("linux-init: "))
+        .filter(|l| l.contains("perf") || l.contains("cs_etm") || l.contains("tracemgr_cs"))
+        .collect();
+    println!("{}", lines.join("\n"));
+    assert!(
+        out.status.success(),
+        "the Linux run failed ({}):\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for mode in ["per-thread", "CPU-wide"] {
+        for want in [
+            "top entry",
+            "instruction samples of the workload in its .text",
+            "perf decodes without errors",
+        ] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("PASS") && l.contains(want) && l.contains(mode)),
+                "no PASS `{want}` ({mode}) line:\n{text}"
+            );
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("PASS rmmod tracemgr_cs refused while perf holds it")),
+        "no module-lifetime check:\n{text}"
+    );
+}

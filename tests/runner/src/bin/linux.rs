@@ -11,7 +11,7 @@
 //! hotplug as `linux-init: PASS|FAIL ...` lines and powers off.
 //!
 //! Usage: `linux [--cores N] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr]
-//!         [--perf] [--cpu FEATURES] [--hypervisor el2.bin] [--switches "..."]
+//!         [--perf] [--csperf] [--cpu FEATURES] [--hypervisor el2.bin] [--switches "..."]
 //!         [--bootargs "..."] [--timeout S]`
 //!
 //! `--bare` runs the same kernel on QEMU without the hypervisor, for
@@ -20,7 +20,10 @@
 //! `--tracemgr` has /init load the tracemgr module (guest-api/linux, put in
 //! the initramfs by `make linux-guest`) and exercise its sysfs files;
 //! `--perf` has /init load the CoreSight core module and run Debian's perf
-//! (`perf list`, `perf stat`, `perf record`/`perf report` on a workload).
+//! (`perf list`, `perf stat`, `perf record`/`perf report` on a workload);
+//! `--csperf` has it load coresight.ko and tracemgr_cs.ko (the trace units
+//! as CoreSight sources and sinks) and run `perf record -e cs_etm//u` on the
+//! workload, per-thread and CPU-wide (tests/linux/csperf.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -49,6 +52,8 @@ struct Args {
     debug: bool,
     tracemgr: bool,
     perf: bool,
+    /// /init checks tracemgr_cs.ko with perf (linuxtest.csperf).
+    csperf: bool,
     cpu: String,
     switches: String,
     bootargs: String,
@@ -69,6 +74,7 @@ fn parse() -> Result<Args, String> {
         debug: false,
         tracemgr: false,
         perf: false,
+        csperf: false,
         cpu: String::new(),
         switches: String::new(),
         bootargs: String::new(),
@@ -90,6 +96,7 @@ fn parse() -> Result<Args, String> {
             "--debug" => a.debug = true,
             "--tracemgr" => a.tracemgr = true,
             "--perf" => a.perf = true,
+            "--csperf" => a.csperf = true,
             "--cpu" => a.cpu = it.next().unwrap_or_default(),
             "--switches" => a.switches = it.next().unwrap_or_default(),
             "--bootargs" => a.bootargs = it.next().unwrap_or_default(),
@@ -407,7 +414,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("linux: {e}");
             eprintln!(
-                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr] [--perf] \
+                "usage: linux [--cores 1..8] [--bare] [--shell] [--no-idle] [--debug] [--tracemgr] [--perf] [--csperf] \
                  [--cpu sme=off] [--hypervisor el2.bin] [--switches \"...\"] [--bootargs \"...\"] [--timeout S]"
             );
             return ExitCode::from(2);
@@ -463,6 +470,9 @@ fn boot(a: &Args) -> Result<(bool, Outcome), String> {
     }
     if a.perf {
         bootargs.push_str(" linuxtest.perfcheck");
+    }
+    if a.csperf {
+        bootargs.push_str(" linuxtest.csperf");
     }
     if let Some(c) = a.cycles {
         bootargs.push_str(&format!(
@@ -573,6 +583,7 @@ fn boot_time(a: &Args) -> Result<bool, String> {
             idle: false,
             tracemgr: false,
             perf: false,
+            csperf: false,
             cycles: None,
             shell: false,
             icount: Some(shift),
