@@ -139,18 +139,24 @@ csperf_workload_test() {
     lo=$((0x$2)); hi=$((0x$2 + 0x$3))
     # CPU-wide, every process's user code is traced into each CPU's 64 KiB
     # buffer, which perf drains only when the event stops: perf's own
-    # start-up would fill it before the workload runs. An address range
-    # filter on the workload's .text (perf applies it once the exec maps
-    # the file) keeps the capture to the workload.
+    # start-up would fill the buffer of the CPU it runs on. So the workload
+    # runs on CPU 3 (started before the session, killed after it) and perf
+    # with its `sleep 1` on CPU 1: CPU 3's capture is the workload's.
     if [ "$mode" = CPU-wide ]; then
-        filter="filter 0x$2/0x$3@/bin/workload"
-        perf record -e cs_etm//u -a --filter "$filter" -o /tmp/wl.data -- /bin/workload $csperf_workload_iters >/tmp/wl.log 2>&1; r=$?
-        what="-a --filter '$filter'"
+        taskset 8 /bin/workload 1000000000000000 >/dev/null &
+        wl=$!
+        sleep 1
+        taskset 2 perf record -e cs_etm//u -a -o /tmp/wl.data -- sleep 1 >/tmp/wl.log 2>&1; r=$?
+        kill -0 $wl 2>/dev/null; running=$?
+        kill $wl; wait $wl 2>/dev/null
+        check "the workload ran on CPU 3 for the whole session" [ "$running" = 0 ]
+        what="-a (workload on CPU 3, perf on CPU 1) -- sleep 1"
     else
         perf record -e cs_etm//u -o /tmp/wl.data -- /bin/workload $csperf_workload_iters >/tmp/wl.log 2>&1; r=$?
-        what=""
+        what="-- workload"
     fi
-    check "perf record -e cs_etm//u $what -- workload ($mode, status $r: $(grep -h Captured /tmp/wl.log))" [ "$r" = 0 ]
+    [ "$r" = 0 ] || head -5 /tmp/wl.log | while read -r l; do say "perf record ($mode): $l"; done
+    check "perf record -e cs_etm//u $what ($mode, status $r: $(grep -h Captured /tmp/wl.log))" [ "$r" = 0 ]
     perf report -i /tmp/wl.data --stdio --sort comm,dso,sym >/tmp/wl.rep 2>/tmp/wl.err
     grep -E '%' /tmp/wl.rep | head -4 | while read -r l; do say "perf report ($mode): $l"; done
     top=$(grep -vE '^#|^$' /tmp/wl.rep | head -1)
@@ -160,6 +166,7 @@ csperf_workload_test() {
     in=0; out=0
     while read -r comm ip sym; do
         [ "$comm" = workload ] || continue
+        case $ip in ''|*[!0-9a-f]*) out=$((out + 1)); continue ;; esac
         if [ $((0x$ip)) -ge $lo -a $((0x$ip)) -lt $hi ]; then in=$((in + 1)); else out=$((out + 1)); fi
     done < /tmp/wl.script
     head -3 /tmp/wl.script | while read -r l; do say "perf script ($mode): $l"; done
