@@ -18,6 +18,9 @@ pub enum Event {
     SuspendPowerDown,
     /// ... of which standby requests relayed to firmware.
     SuspendStandby,
+    /// ... of which with the core's trace enabled: its trace context was
+    /// saved before the power-down and restored after it.
+    TraceSaved,
     /// A warm boot: the core came back through the warm entry after a
     /// power-down (real or simulated), restoring its trace context there.
     WarmBoot,
@@ -43,11 +46,12 @@ pub enum Event {
 
 impl Event {
     /// Every event, in the order the summary prints them.
-    pub const ALL: [Event; 13] = [
+    pub const ALL: [Event; 14] = [
         Event::GuestCall,
         Event::Suspend,
         Event::SuspendPowerDown,
         Event::SuspendStandby,
+        Event::TraceSaved,
         Event::WarmBoot,
         Event::CpuOn,
         Event::CpuOff,
@@ -66,6 +70,7 @@ impl Event {
             Event::Suspend => "cpu_suspend",
             Event::SuspendPowerDown => "powerdown",
             Event::SuspendStandby => "standby",
+            Event::TraceSaved => "trace_saved",
             Event::WarmBoot => "warm_boots",
             Event::CpuOn => "cpu_on",
             Event::CpuOff => "cpu_off",
@@ -176,7 +181,7 @@ mod tests {
         assert_eq!(t.get(Event::RequestServed), 1);
         assert_eq!(
             t.to_string(),
-            "guest_calls=2 cpu_suspend=0 powerdown=0 standby=0 warm_boots=0 cpu_on=0 \
+            "guest_calls=2 cpu_suspend=0 powerdown=0 standby=0 trace_saved=0 warm_boots=0 cpu_on=0 \
              cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0 stepped=0"
         );
     }

@@ -7,7 +7,8 @@
  * The hypervisor (this repository's el2/) owns every core's ETE and TRBE;
  * the guest never touches them. This module stands in for the stock ETE
  * and TRBE drivers (which bind only to device-tree nodes that a guest of
- * the hypervisor does not have): for every CPU online at load it registers
+ * the hypervisor does not have): for every CPU online, at load or when it
+ * comes online later, it registers
  *
  *   tracemgr_eteN   a CoreSight source (SOURCE_PROC) whose enable and
  *                   disable are TRACE_ENABLE / TRACE_DISABLE of the local
@@ -46,6 +47,16 @@
  * lost because its buffer filled, mark the record TRUNCATED; a buffer that
  * wrapped (only in wrap mode, which this module does not ask for) COLLISION.
  *
+ * Buffer full while a task runs: the policy is fill and stop, with the loss
+ * measured. The hypervisor's buffer fills, it stops writing and counts the
+ * bytes it drops (TRACE_STATS's bytes lost); there is no interrupt, so the
+ * capture waits for the event's next stop: the task's next context switch
+ * (per-thread), or the end of the session (CPU-wide). That record holds the
+ * first 64 KiB of trace since the start and is marked TRUNCATED; perf
+ * decodes it. Each sink's stats/ directory (records, truncated, written,
+ * copied, lost: counts and bytes since load) says how much was delivered
+ * and how much was lost.
+ *
  * Lifetime: the devices' parents are platform devices bound to this
  * module's driver, so every path perf builds through them holds a reference
  * on this module (the CoreSight core's try_module_get on the parent's
@@ -63,6 +74,7 @@
 #include <linux/coresight.h>
 #include <linux/coresight-pmu.h>
 #include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/device.h>
 #include <linux/err.h>
@@ -114,6 +126,14 @@ struct tmcs_cpu {
 	bool enabled;
 	/* TRACE_READ's target: one page, used by this CPU's sink only. */
 	void *bounce;
+	/*
+	 * What this CPU's sink delivered, for its stats/ files: captures
+	 * copied (AUX records), of which truncated; bytes the hypervisor
+	 * wrote, bytes copied into AUX rings, and bytes lost (the hypervisor
+	 * dropped them because its buffer was full, or they did not fit the
+	 * AUX space). Written by this CPU only; read by anyone.
+	 */
+	atomic64_t records, truncated, written, copied, lost;
 };
 
 /* A perf AUX buffer (the sink configuration of one event). */
@@ -333,7 +353,7 @@ static unsigned long tmcs_update_buffer(struct coresight_device *csdev,
 	unsigned long mpidr = tmcs_self();
 	struct arm_smccc_1_2_regs res;
 	unsigned long want, done = 0;
-	u64 avail, lost, wraps, flags;
+	u64 avail, lost, wraps, flags, written;
 	bool truncated;
 
 	perf_aux_output_flag(handle, PERF_AUX_FLAG_CORESIGHT_FORMAT_RAW);
@@ -344,6 +364,7 @@ static unsigned long tmcs_update_buffer(struct coresight_device *csdev,
 		perf_aux_output_flag(handle, PERF_AUX_FLAG_TRUNCATED);
 		return 0;
 	}
+	written = res.a1;
 	wraps = res.a2;
 	lost = res.a3;
 	flags = res.a4;
@@ -370,7 +391,12 @@ static unsigned long tmcs_update_buffer(struct coresight_device *csdev,
 	if (done < want)
 		truncated = true;
 
+	atomic64_inc(&tc->records);
+	atomic64_add(written, &tc->written);
+	atomic64_add(done, &tc->copied);
+	atomic64_add(lost + (avail - done), &tc->lost);
 	if (truncated) {
+		atomic64_inc(&tc->truncated);
 		atomic64_inc(&tmcs_lost_records);
 		perf_aux_output_flag(handle, PERF_AUX_FLAG_TRUNCATED);
 	}
@@ -442,6 +468,44 @@ static const struct attribute_group *tmcs_source_groups[] = {
 	NULL,
 };
 
+/* The sink's stats/ files: what update_buffer delivered so far. */
+
+#define TMCS_STAT_ATTR(name)						\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
+{									\
+	struct tmcs_cpu *tc = dev_get_drvdata(dev->parent);		\
+									\
+	return sysfs_emit(buf, "%lld\n",				\
+			  (long long)atomic64_read(&tc->name));		\
+}									\
+static DEVICE_ATTR_RO(name)
+
+TMCS_STAT_ATTR(records);
+TMCS_STAT_ATTR(truncated);
+TMCS_STAT_ATTR(written);
+TMCS_STAT_ATTR(copied);
+TMCS_STAT_ATTR(lost);
+
+static struct attribute *tmcs_stats_attrs[] = {
+	&dev_attr_records.attr,
+	&dev_attr_truncated.attr,
+	&dev_attr_written.attr,
+	&dev_attr_copied.attr,
+	&dev_attr_lost.attr,
+	NULL,
+};
+
+static const struct attribute_group tmcs_stats_group = {
+	.name = "stats",
+	.attrs = tmcs_stats_attrs,
+};
+
+static const struct attribute_group *tmcs_sink_groups[] = {
+	&tmcs_stats_group,
+	NULL,
+};
+
 /* Runs on the CPU itself (an IPI): its MPIDR and its unit's ID registers. */
 static void tmcs_read_ids(void *data)
 {
@@ -497,6 +561,7 @@ static int tmcs_probe(struct platform_device *pdev)
 	desc.ops = &tmcs_sink_cs_ops;
 	desc.pdata = &tc->sink_pdata;
 	desc.dev = dev;
+	desc.groups = tmcs_sink_groups;
 	desc.name = devm_kasprintf(dev, GFP_KERNEL, "tracemgr_sink%u", tc->cpu);
 	if (!desc.name)
 		return -ENOMEM;
@@ -600,9 +665,35 @@ static void tmcs_remove_devices(void)
 	}
 }
 
+/*
+ * Gives `cpu` its source and sink if it has none yet. From CPU hotplug's
+ * online step on the CPU itself (CPUHP_AP_ONLINE_DYN, process context), for
+ * every CPU online at load and every CPU onlined later. A CPU that goes
+ * offline keeps its devices: perf takes its events off it as it goes, and
+ * they serve it again when it comes back. A failure is logged (the probe
+ * says why) and leaves the CPU without a source, which perf then skips; it
+ * never keeps the CPU from coming online.
+ */
+static int tmcs_cpu_online(unsigned int cpu)
+{
+	struct platform_device *pdev;
+
+	if (cpu >= NR_CPUS || tmcs_pdevs[cpu])
+		return 0;
+	pdev = platform_device_register_simple(TMCS_NAME, cpu, NULL, 0);
+	if (IS_ERR(pdev)) {
+		pr_err("cpu%u: no device (%ld)\n", cpu, PTR_ERR(pdev));
+		return 0;
+	}
+	tmcs_pdevs[cpu] = pdev;
+	return 0;
+}
+
+static enum cpuhp_state tmcs_hp_state;
+
 static int __init tmcs_init(void)
 {
-	unsigned int cpu, bound = 0;
+	unsigned int cpu, bound = 0, online = 0;
 	int ret;
 
 	ret = tmcs_probe_hyp();
@@ -611,28 +702,26 @@ static int __init tmcs_init(void)
 	ret = platform_driver_register(&tmcs_driver);
 	if (ret)
 		return ret;
-	/* The CPUs online now (CPU hotplug is not followed). */
-	cpus_read_lock();
-	for_each_online_cpu(cpu) {
-		struct platform_device *pdev;
-
-		pdev = platform_device_register_simple(TMCS_NAME, cpu, NULL, 0);
-		if (IS_ERR(pdev)) {
-			ret = PTR_ERR(pdev);
-			break;
-		}
-		tmcs_pdevs[cpu] = pdev;
-		if (!platform_get_drvdata(pdev)) {
-			ret = -ENODEV;	/* probe failed: it said why */
-			break;
-		}
-		bound++;
-	}
-	cpus_read_unlock();
-	if (ret) {
-		tmcs_remove_devices();
+	ret = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "hwtracing/tracemgr_cs:online",
+				tmcs_cpu_online, NULL);
+	if (ret < 0) {
 		platform_driver_unregister(&tmcs_driver);
 		return ret;
+	}
+	tmcs_hp_state = ret;
+	/* Every CPU online now must have its devices. */
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		online++;
+		if (tmcs_pdevs[cpu] && platform_get_drvdata(tmcs_pdevs[cpu]))
+			bound++;
+	}
+	cpus_read_unlock();
+	if (bound != online) {
+		cpuhp_remove_state_nocalls(tmcs_hp_state);
+		tmcs_remove_devices();
+		platform_driver_unregister(&tmcs_driver);
+		return -ENODEV;
 	}
 	pr_info("%u CPUs as CoreSight sources and per-CPU sinks of cs_etm\n", bound);
 	return 0;
@@ -640,6 +729,7 @@ static int __init tmcs_init(void)
 
 static void __exit tmcs_exit(void)
 {
+	cpuhp_remove_state_nocalls(tmcs_hp_state);
 	tmcs_remove_devices();
 	platform_driver_unregister(&tmcs_driver);
 	if (atomic64_read(&tmcs_lost_records))

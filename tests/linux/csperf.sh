@@ -7,9 +7,9 @@
 # configfs.ko and coresight/*.ko under /lib/modules/$(uname -r)/kernel, and
 # /usr/bin/perf with its libraries (perf's checks are skipped without it).
 #
-# What it shows: every online CPU is a cs_etm source (cs_etm/cpuN, its
-# trcidr/ and mgmt/ files say ETE with trace ID 0x10 + 2N) with its per-CPU
-# sink; the stock ETE/TRBE drivers bind nothing; perf record -a writes one
+# What it shows: every online CPU, including one that comes online after
+# the module loaded, is a cs_etm source (cs_etm/cpuN, its trcidr/ and mgmt/
+# files say ETE with trace ID 0x10 + 2N) with its per-CPU sink; the stock ETE/TRBE drivers bind nothing; perf record -a writes one
 # raw-format AUX record per CPU that perf's own decoder reads as ETE
 # packets; neither module can be removed while a session holds the path,
 # both can afterwards, in either order, with no oops or warning.
@@ -25,10 +25,18 @@ csperf_test() {
     [ -f $km/fs/configfs/configfs.ko ] && insmod $km/fs/configfs/configfs.ko 2>/dev/null
     insmod $km/drivers/hwtracing/coresight/coresight.ko; r=$?
     check "insmod coresight.ko (status $r)" [ "$r" = 0 -a -d $cs ]
+    # The last CPU is offline when the module loads and comes online after.
+    last=/sys/devices/system/cpu/cpu$(($(ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l) - 1))
+    late=${last##*/cpu}
+    echo 0 > $last/online
     insmod /lib/modules/tracemgr_cs.ko; r=$?
     dmesg | grep tracemgr_cs | while read -r l; do say "dmesg: $l"; done
-    check "insmod tracemgr_cs.ko (status $r)" [ "$r" = 0 ]
+    check "insmod tracemgr_cs.ko with CPU $late offline (status $r)" [ "$r" = 0 ]
     [ "$r" = 0 ] || return
+    check "no cs_etm/cpu$late while CPU $late is offline" [ ! -e $cs/cpu$late ]
+    echo 1 > $last/online
+    check "CPU $late online again ($(cat $last/online)): it gets its source ($(readlink $cs/cpu$late))" \
+        [ "$(cat $last/online)" = 1 -a -e $cs/cpu$late ]
 
     # One source and one sink per online CPU, linked into cs_etm.
     for c in /sys/devices/system/cpu/cpu[0-9]*; do
@@ -142,19 +150,30 @@ csperf_workload_test() {
     # start-up would fill the buffer of the CPU it runs on. So the workload
     # runs on CPU 3 (started before the session, killed after it) and perf
     # with its `sleep 1` on CPU 1: CPU 3's capture is the workload's.
+    # CPU 2, idle, is unplugged and replugged in the middle of the session:
+    # perf takes its event off the CPU as it goes (the source's disable and
+    # the sink's copy run on it before it dies) and the session goes on.
     if [ "$mode" = CPU-wide ]; then
         taskset 8 /bin/workload 1000000000000000 >/dev/null &
         wl=$!
         sleep 1
-        taskset 2 perf record -e cs_etm//u -a -o /tmp/wl.data -- sleep 1 >/tmp/wl.log 2>&1; r=$?
+        c2=/sys/devices/system/cpu/cpu2/online
+        taskset 2 perf record -e cs_etm//u -a -o /tmp/wl.data -- sh -c \
+            "sleep 1; echo 0 > $c2; cat $c2 > /tmp/wl.off; sleep 1; echo 1 > $c2; cat $c2 > /tmp/wl.on; sleep 1" \
+            >/tmp/wl.log 2>&1; r=$?
         kill -0 $wl 2>/dev/null; running=$?
         kill $wl; wait $wl 2>/dev/null
         check "the workload ran on CPU 3 for the whole session" [ "$running" = 0 ]
-        what="-a (workload on CPU 3, perf on CPU 1) -- sleep 1"
+        check "CPU 2 was unplugged and replugged during the CPU-wide session (online: $(cat /tmp/wl.off 2>/dev/null) then $(cat /tmp/wl.on 2>/dev/null))" \
+            [ "$(cat /tmp/wl.off 2>/dev/null)" = 0 -a "$(cat /tmp/wl.on 2>/dev/null)" = 1 ]
+        what="-a (workload on CPU 3, perf on CPU 1, CPU 2 unplugged and replugged) -- sleep 3"
     else
-        perf record -e cs_etm//u -o /tmp/wl.data -- /bin/workload $csperf_workload_iters >/tmp/wl.log 2>&1; r=$?
-        what="-- workload"
+        # On CPU 2, which (after the CPU-wide run) has been unplugged and
+        # replugged: its source and sink work as before.
+        taskset 4 perf record -e cs_etm//u -o /tmp/wl.data -- /bin/workload $csperf_workload_iters >/tmp/wl.log 2>&1; r=$?
+        what="-- workload (on CPU 2)"
     fi
+    csperf_volumes
     [ "$r" = 0 ] || head -5 /tmp/wl.log | while read -r l; do say "perf record ($mode): $l"; done
     check "perf record -e cs_etm//u $what ($mode, status $r: $(grep -h Captured /tmp/wl.log))" [ "$r" = 0 ]
     perf report -i /tmp/wl.data --stdio --sort comm,dso,sym >/tmp/wl.rep 2>/tmp/wl.err
@@ -179,6 +198,21 @@ csperf_workload_test() {
     rm -f /tmp/wl.*
 }
 
+# What each CPU's sink delivered since the last call (its stats/ files,
+# guest-api/linux/tracemgr_cs.c): AUX records (truncated ones), bytes the
+# hypervisor wrote, bytes copied to perf, bytes lost.
+csperf_volumes() {
+    for d in /sys/bus/coresight/devices/tracemgr_sink*; do
+        [ -d $d/stats ] || continue
+        n=${d##*tracemgr_sink}
+        set -- $(cat $d/stats/records $d/stats/truncated $d/stats/written $d/stats/copied $d/stats/lost)
+        set -- "$@" $(cat /tmp/vol.$n 2>/dev/null || echo 0 0 0 0 0)
+        echo "$1 $2 $3 $4 $5" > /tmp/vol.$n
+        [ $(($1 - $6)) = 0 ] && continue
+        say "perf data ($mode) cpu$n: $(($1 - $6)) AUX records ($(($2 - $7)) truncated), $(($3 - $8)) bytes written by the hypervisor, $(($4 - $9)) copied to perf, $(($5 - ${10})) lost"
+    done
+}
+
 # The whole perf check of linuxtest.csperf: the driver (csperf_test), then
 # the workload per-thread and CPU-wide.
 csperf_all() {
@@ -187,8 +221,9 @@ csperf_all() {
     insmod $km/drivers/hwtracing/coresight/coresight.ko
     insmod /lib/modules/tracemgr_cs.ko; r=$?
     check "insmod tracemgr_cs.ko for the workload (status $r)" [ "$r" = 0 ]
-    csperf_workload_test
+    rm -f /tmp/vol.*
     csperf_workload_test -a
+    csperf_workload_test
     rmmod tracemgr_cs && rmmod coresight; r=$?
     check "rmmod tracemgr_cs, then coresight, after the workload (status $r)" [ "$r" = 0 ]
 }

@@ -132,30 +132,27 @@ fn linux_perf() {
     }
 }
 
-/// `perf record -e cs_etm//u` through the hypervisor, on the instruction
-/// source (tests/linux/csperf.sh): every CPU is a cs_etm source with its
-/// per-CPU sink and ID files that say ETE with perf's trace IDs, the stock
-/// ETE/TRBE drivers bind nothing, the modules cannot be removed while a
-/// session holds them and unload and reload cleanly after; on the workload,
-/// per-thread and CPU-wide, perf report's top entry is its hot_loop, every
-/// instruction sample perf script gives for it lies in its .text, and perf
-/// reports no decoder error. The runner's exit status decides (every /init
-/// check passed, no kernel warning or oops, a clean power-off); the lines
-/// below must be there, so that a run that skipped them cannot pass.
-#[test]
-fn linux_perf_cs_etm_on_the_instruction_source() {
+/// Runs /init's perf check through the hypervisor (`--csperf`, on the
+/// instruction source, with `switches` for the hypervisor) and decides it:
+/// the runner's exit status (every /init check passed, no kernel warning or
+/// oops, a clean power-off), and the lines below must be there, so that a
+/// run that skipped them cannot pass. Returns the runner's summary.
+fn csperf(switches: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_linux"))
         .args(["--cores", "4", "--csperf"])
-        .args(["--switches", "trace.source=insn", "--timeout", "1200"])
+        .args(["--switches", &format!("trace.source=insn {switches}")])
+        .args(["--timeout", "1200"])
         .output()
         .expect("run the linux runner");
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("linux-init: "))
-        .filter(|l| l.contains("perf") || l.contains("cs_etm") || l.contains("tracemgr_cs"))
+        .filter(|l| l.contains("perf") || l.contains("cs_etm") || l.contains("tracemgr_cs") || l.contains("CPU 2"))
         .collect();
     println!("{}", lines.join("\n"));
+    let summary = text.find("== summary").map_or("", |i| &text[i..]).to_string();
+    println!("{summary}");
     assert!(
         out.status.success(),
         "the Linux run failed ({}):\n{text}\n{}",
@@ -176,10 +173,43 @@ fn linux_perf_cs_etm_on_the_instruction_source() {
             );
         }
     }
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("PASS rmmod tracemgr_cs refused while perf holds it")),
-        "no module-lifetime check:\n{text}"
+    for want in [
+        "PASS rmmod tracemgr_cs refused while perf holds it",
+        "PASS CPU 2 was unplugged and replugged during the CPU-wide session",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(want)), "no `{want}` line:\n{text}");
+    }
+    summary
+}
+
+/// `perf record -e cs_etm//u` through the hypervisor, on the instruction
+/// source (tests/linux/csperf.sh): every CPU is a cs_etm source with its
+/// per-CPU sink and ID files that say ETE with perf's trace IDs, the stock
+/// ETE/TRBE drivers bind nothing, the modules cannot be removed while a
+/// session holds them and unload and reload cleanly after; on the workload,
+/// CPU-wide (with CPU 2 unplugged and replugged during the session) and
+/// then per-thread on CPU 2, perf report's top entry is its hot_loop, every
+/// instruction sample perf script gives for it lies in its .text, and perf
+/// reports no decoder error. Firmware returns from every power-down.
+#[test]
+fn linux_perf_cs_etm_on_the_instruction_source() {
+    let summary = csperf("");
+    assert_eq!(count(&summary, "stats:", "warm_boots"), 0, "{summary}");
+}
+
+/// The same with `test.powerdown`: idle cores power down with their trace
+/// enabled (CPU-wide) and come back through a real warm boot with EL2 and
+/// trace state lost, restored on the warm-boot path; perf's sessions and
+/// decoding survive it.
+#[test]
+fn linux_perf_cs_etm_with_power_loss() {
+    let summary = csperf("test.powerdown");
+    let (down, warm, saved) = (
+        count(&summary, "stats:", "powerdown"),
+        count(&summary, "stats:", "warm_boots"),
+        count(&summary, "stats:", "trace_saved"),
     );
+    assert!(down > 0, "no power-down CPU_SUSPEND:\n{summary}");
+    assert_eq!(warm, down, "every power-down is a warm boot:\n{summary}");
+    assert!(saved > 0, "no core powered down with its trace enabled:\n{summary}");
 }

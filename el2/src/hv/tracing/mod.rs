@@ -474,6 +474,7 @@ pub fn save_for_power_down() {
 
 #[inline(never)]
 fn save_enabled() {
+    state::count(Event::TraceSaved);
     with_trace(|t| t.suspend_save());
 }
 
