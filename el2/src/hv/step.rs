@@ -23,8 +23,6 @@
 //!
 //! A load-exclusive/store-exclusive loop cannot be stepped: each step
 //! exception clears the exclusive monitor, so the store never succeeds.
-//! (A load-exclusive with no store after it, such as Linux's wait on a
-//! lock word, LDXR then WFE, is stepped like any instruction: [`may_pair`].)
 //! EL2 runs such a sequence unstepped, with a hardware breakpoint (EL2's
 //! while it steps) where it exits, and reports the sequence's
 //! instructions once, as their first pass succeeding (an interrupt inside
@@ -329,42 +327,6 @@ fn conditional_target(word: u32, pc: u64) -> Option<u64> {
 
 /// Longest exclusive sequence EL2 looks for, in instructions.
 const EXCLUSIVE_SCAN: u64 = 16;
-
-/// WFE.
-const WFE: u32 = 0xd503_205f;
-
-/// Whether the load-exclusive at `start` may have a store-exclusive that
-/// pairs with it. False when its fall-through path reaches a WFE before
-/// any store-exclusive, or, with no conditional branch on the way (which
-/// could lead to one), any other branch: such a load only reads or watches
-/// a location (Linux's `__cmpwait`: LDXR, EOR, CBNZ, WFE, in every
-/// `smp_cond_load_*` wait such as the qspinlock slow path), no store
-/// depends on its monitor, and it is stepped as one instruction like any
-/// other. True when a store comes first or the scan cannot tell
-/// ([`EXCLUSIVE_SCAN`] instructions, code EL2 cannot read, a branch after
-/// a conditional one): the sequence is then treated as one with a store.
-fn may_pair(start: u64) -> bool {
-    use crate::trace::insn::{classify, Class};
-    let mut conditional = false;
-    for i in 1..EXCLUSIVE_SCAN {
-        let pc = start.wrapping_add(4 * i);
-        let Some(word) = guest_word(pc) else {
-            return true;
-        };
-        if exclusive(word) == Some(false) {
-            return true;
-        }
-        if word == WFE {
-            return false;
-        }
-        match classify(word, pc) {
-            Class::Other | Class::Isb => {}
-            Class::Conditional { .. } => conditional = true,
-            _ => return conditional,
-        }
-    }
-    true
-}
 
 /// Breakpoints EL2 may borrow for an exclusive sequence's exits (the
 /// architecture guarantees at least two).
@@ -930,8 +892,7 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                 }
             }
             let load_exclusive = st.word.is_some_and(|w| exclusive(w) == Some(true))
-                && !step_just_one(st, regs.spsr)
-                && may_pair(regs.elr);
+                && !step_just_one(st, regs.spsr);
             let exits = if load_exclusive {
                 exclusive_exits(regs.elr)
             } else {

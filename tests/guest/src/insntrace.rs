@@ -218,21 +218,6 @@ insntrace_cas:
     stlxr   w14, xzr, [sp]
     cbnz    w14, insntrace_cas
 1:  clrex
-    // 3c. A wait on a location, shaped like Linux's __cmpwait (a
-    // load-exclusive with no store after it, then WFE): EL2 steps it like
-    // any instruction. The word is 1: the first round's compare differs
-    // (no WFE), the second's matches (the WFE runs).
-    mov     x15, #0
-insntrace_cmpwait:
-    sevl
-    wfe
-    ldxr    x13, [sp]
-    eor     x13, x13, x15
-    cbnz    x13, 1f
-    wfe
-1:  add     x15, x15, #1
-    cmp     x15, #2
-    b.lo    insntrace_cmpwait
     add     sp, sp, #16
     // 4. BR through a table.
     adr     x10, insntrace_table
