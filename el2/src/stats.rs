@@ -42,11 +42,14 @@ pub enum Event {
     /// A guest instruction EL2 observed by stepping it (the instruction
     /// source, `trace.source=insn`).
     Step,
+    /// ... a stretch EL2 could not step (an exclusive sequence it could not
+    /// bound, or an exception inside one): the instruction trace has a gap.
+    Gap,
 }
 
 impl Event {
     /// Every event, in the order the summary prints them.
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 15] = [
         Event::GuestCall,
         Event::Suspend,
         Event::SuspendPowerDown,
@@ -61,6 +64,7 @@ impl Event {
         Event::RequestServed,
         Event::RequestTimeout,
         Event::Step,
+        Event::Gap,
     ];
 
     /// The key in the summary line.
@@ -80,6 +84,7 @@ impl Event {
             Event::RequestServed => "served_for_others",
             Event::RequestTimeout => "timeouts",
             Event::Step => "stepped",
+            Event::Gap => "gaps",
         }
     }
 }
@@ -182,7 +187,7 @@ mod tests {
         assert_eq!(
             t.to_string(),
             "guest_calls=2 cpu_suspend=0 powerdown=0 standby=0 trace_saved=0 warm_boots=0 cpu_on=0 \
-             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0 stepped=0"
+             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0 stepped=0 gaps=0"
         );
     }
 }

@@ -96,41 +96,6 @@ csperf_test() {
     check "no oops or warning ($(( $(csperf_oops) - oops0 )) new)" [ "$(csperf_oops)" = "$oops0" ]
 }
 
-# With the hypervisor's instruction source (trace.source=insn; tracemgr_cs
-# loaded): perf records a short user program and perf report decodes its
-# branches from the trace. Slow (EL2 steps the traced CPU): one small program
-# (`busybox seq`, whose loop runs long after the exec, when perf has mapped
-# the address filter: code that runs before, while the filter's object is
-# not mapped, is not traced).
-csperf_workload='/bin/busybox seq 1 300'
-csperf_decode_test() {
-    [ -x /usr/bin/perf ] || { say "FAIL perf not in the initramfs"; return; }
-    export HOME=/tmp PERF_PAGER=cat PAGER=cat
-    perf record -e cs_etm//u -o /tmp/csperf4.data -- $csperf_workload >/tmp/csperf4.log 2>&1; r=$?
-    check "perf record -e cs_etm//u -- $csperf_workload (status $r: $(grep -h Captured /tmp/csperf4.log))" [ "$r" = 0 ]
-    perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
-    n=$(sed -n "s/^# Samples: *\([0-9.]*K*\)  *of event 'branches.*/\1/p" /tmp/csperf4.txt)
-    grep -E '%' /tmp/csperf4.txt | head -5 | while read -r l; do say "perf report: $l"; done
-    check "perf report decodes branch samples of busybox from the trace (${n:-none})" [ -n "$n" -a "$n" != 0 ]
-    # An address range filter on the page of the hottest address: every
-    # sample in busybox then lies in that page.
-    top=$(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt | head -1)
-    if [ -n "$top" ]; then
-        lo=$(( 0x$top & ~0xfff )); hi=$((lo + 0x1000))
-        f=$(printf 'filter 0x%x/0x1000@/bin/busybox' $lo)
-        perf record -e cs_etm//u --filter "$f" -o /tmp/csperf4.data -- $csperf_workload >/tmp/csperf4.log 2>&1; r=$?
-        perf report -i /tmp/csperf4.data --stdio >/tmp/csperf4.txt 2>&1
-        in=0; out=0
-        for a in $(sed -n 's/.* busybox  *busybox  *\[\.\] 0x\([0-9a-f]*\).*/\1/p' /tmp/csperf4.txt); do
-            if [ $((0x$a)) -ge $lo -a $((0x$a)) -lt $hi ]; then in=$((in + 1)); else out=$((out + 1)); fi
-        done
-        check "perf --filter '$f' (status $r): $in sampled addresses inside, $out outside" [ "$r" = 0 -a "$in" -gt 0 -a "$out" = 0 ]
-        [ "$in" -gt 0 ] || grep -vE '^#|^$' /tmp/csperf4.txt /tmp/csperf4.log | head -8 | while read -r l; do say "filtered: $l"; done
-        perf report -i /tmp/csperf4.data -D 2>/dev/null | grep 'PERF_RECORD_AUX ' | head -4 | while read -r l; do say "filtered: $l"; done
-    fi
-    rm -f /tmp/csperf4.*
-}
-
 # perf on /bin/workload through the hypervisor (linuxtest.csperf with the
 # instruction source): per-thread (`$1` empty) or CPU-wide (`$1` = -a).
 # perf report's top entry must be the workload's hot_loop; every
@@ -224,6 +189,30 @@ csperf_all() {
     rm -f /tmp/vol.*
     csperf_workload_test -a
     csperf_workload_test
+    csperf_filter_test
     rmmod tracemgr_cs && rmmod coresight; r=$?
     check "rmmod tracemgr_cs, then coresight, after the workload (status $r)" [ "$r" = 0 ]
+}
+
+# An address range filter through perf (`--filter 'filter cold_setup @
+# /bin/workload'`: perf resolves the symbol in the ELF, the kernel maps it
+# to where the file is mapped, the source asks for the ABI's ADDR_FILTER):
+# every instruction sample then lies in cold_setup, and hot_loop, which
+# runs a hundred times longer, is not traced at all.
+csperf_filter_test() {
+    mode=filter
+    export HOME=/tmp PERF_PAGER=cat PAGER=cat
+    rm -f /tmp/wf.*
+    f='filter cold_setup @ /bin/workload'
+    perf record -e cs_etm//u --filter "$f" -o /tmp/wf.data -- /bin/workload 20000 2000 >/tmp/wf.log 2>&1; r=$?
+    [ "$r" = 0 ] || head -5 /tmp/wf.log | while read -r l; do say "perf record (filter): $l"; done
+    check "perf record -e cs_etm//u --filter '$f' -- workload (status $r: $(grep -h Captured /tmp/wf.log))" [ "$r" = 0 ]
+    perf script -i /tmp/wf.data --itrace=i10 -F comm,ip,sym >/tmp/wf.script 2>/tmp/wf.err
+    in=$(grep -c '^ *workload .* cold_setup$' /tmp/wf.script)
+    out=$(grep -v ' cold_setup$' /tmp/wf.script | grep -c .)
+    head -2 /tmp/wf.script | while read -r l; do say "perf script (filter): $l"; done
+    grep -v ' cold_setup$' /tmp/wf.script | head -3 | while read -r l; do say "perf script (filter), outside: $l"; done
+    check "perf script (filter): $in instruction samples in cold_setup, $out elsewhere" [ "$in" -gt 0 -a "$out" = 0 ]
+    csperf_volumes
+    rm -f /tmp/wf.*
 }

@@ -520,6 +520,7 @@ pub fn on_step(regs: &GuestRegs) {
         let Some(word) = st.word else {
             // Not an instruction EL2 could read (not in guest RAM): the
             // decoder could not walk it either.
+            state::count(crate::stats::Event::Gap);
             return [Some(Observed::Gap), None];
         };
         let vbar = VBAR_EL1.get() & !0x7ff;
@@ -683,6 +684,7 @@ pub fn exception_entry() -> Option<bool> {
 static GAP_WARNED: AtomicBool = AtomicBool::new(false);
 
 fn warn_gap(why: &str, at: u64) {
+    state::count(crate::stats::Event::Gap);
     if !GAP_WARNED.swap(true, Ordering::Relaxed) {
         log::warn!("the instruction trace has a gap at {at:#x}: {why} (warned once)");
     } else {

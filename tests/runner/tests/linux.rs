@@ -176,6 +176,8 @@ fn csperf(switches: &str) -> String {
     for want in [
         "PASS rmmod tracemgr_cs refused while perf holds it",
         "PASS CPU 2 was unplugged and replugged during the CPU-wide session",
+        "PASS CPU 3 online again",
+        "PASS perf script (filter)",
     ] {
         assert!(lines.iter().any(|l| l.contains(want)), "no `{want}` line:\n{text}");
     }
@@ -190,7 +192,8 @@ fn csperf(switches: &str) -> String {
 /// CPU-wide (with CPU 2 unplugged and replugged during the session) and
 /// then per-thread on CPU 2, perf report's top entry is its hot_loop, every
 /// instruction sample perf script gives for it lies in its .text, and perf
-/// reports no decoder error. Firmware returns from every power-down.
+/// reports no decoder error; with an address filter on cold_setup, every
+/// sample lies in cold_setup. Firmware returns from every power-down.
 #[test]
 fn linux_perf_cs_etm_on_the_instruction_source() {
     let summary = csperf("");
