@@ -45,11 +45,14 @@ pub enum Event {
     /// ... a stretch EL2 could not step (an exclusive sequence it could not
     /// bound, or an exception inside one): the instruction trace has a gap.
     Gap,
+    /// A stay of the guest in its EL1, which its trace leaves out, run
+    /// unstepped (parked) up to its ERET to EL0 or its next trap.
+    Parked,
 }
 
 impl Event {
     /// Every event, in the order the summary prints them.
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 16] = [
         Event::GuestCall,
         Event::Suspend,
         Event::SuspendPowerDown,
@@ -65,6 +68,7 @@ impl Event {
         Event::RequestTimeout,
         Event::Step,
         Event::Gap,
+        Event::Parked,
     ];
 
     /// The key in the summary line.
@@ -85,6 +89,7 @@ impl Event {
             Event::RequestTimeout => "timeouts",
             Event::Step => "stepped",
             Event::Gap => "gaps",
+            Event::Parked => "parked",
         }
     }
 }
@@ -187,7 +192,7 @@ mod tests {
         assert_eq!(
             t.to_string(),
             "guest_calls=2 cpu_suspend=0 powerdown=0 standby=0 trace_saved=0 warm_boots=0 cpu_on=0 \
-             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0 stepped=0 gaps=0"
+             cpu_off=0 trace_local=0 trace_remote=0 target_off=0 served_for_others=1 timeouts=0 stepped=0 gaps=0 parked=0"
         );
     }
 }

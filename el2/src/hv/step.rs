@@ -134,6 +134,23 @@ struct Stepper {
     /// The guest's breakpoints 0 to 3 (DBGBVR, DBGBCR), which EL2 borrows
     /// for [`Exclusive`] while it steps.
     saved_bp: [(u64, u64); BREAKPOINTS],
+    /// The ERETs from EL1 to EL0 this core's guest has been seen to run
+    /// (the first `eret_sites_n`): where a free run that starts at EL1
+    /// ends, at the latest, before it reaches EL0 ([`fence`]).
+    eret_sites: [u64; FENCE],
+    eret_sites_n: usize,
+    /// Breakpoints [`BREAKPOINTS`] onwards hold `eret_sites` for a free
+    /// run; `saved_fence` has the guest's own values of them.
+    fence: bool,
+    saved_fence: [(u64, u64); FENCE],
+    /// The guest's EL1, which its trace leaves out, runs unstepped until
+    /// an ERET to EL0 at one of `eret_sites` (fenced) or a trap: nothing
+    /// of it is reported, and no gap either.
+    parked: bool,
+    /// An EL0 stretch ran unstepped after a parked EL1 left through an
+    /// ERET not in `eret_sites`: EL1 is stepped, not parked, until EL2
+    /// sees the guest return to EL0 again (and learns the ERET).
+    learn: bool,
 }
 
 /// A load-exclusive ... store-exclusive sequence the guest runs unstepped,
@@ -167,6 +184,12 @@ static STEP: PerCore<Stepper> = PerCore::new(
             bp_set: false,
             free_run: false,
             saved_bp: [(0, 0); BREAKPOINTS],
+            eret_sites: [0; FENCE],
+            eret_sites_n: 0,
+            fence: false,
+            saved_fence: [(0, 0); FENCE],
+            parked: false,
+            learn: false,
         }))
     }; crate::dtb::MAX_CPUS],
 );
@@ -189,6 +212,45 @@ impl Stepper {
             for (i, bp) in self.saved_bp.iter().take(usable_breakpoints()).enumerate() {
                 set_breakpoint(i, *bp);
             }
+        }
+    }
+
+    /// Gives the guest back the breakpoints a free run's fence borrowed.
+    fn unfence(&mut self) {
+        if core::mem::take(&mut self.fence) {
+            for (i, bp) in self.saved_fence.iter().take(self.eret_sites_n).enumerate() {
+                set_breakpoint(BREAKPOINTS + i, *bp);
+            }
+        }
+    }
+
+    /// A free run starting at EL1: breakpoints (EL1) on the ERETs to EL0
+    /// seen so far, so that it ends there rather than run on, unstepped,
+    /// into EL0 up to the next trap. Whether it could (the core has the
+    /// breakpoints beyond [`BREAKPOINTS`] and an ERET has been seen).
+    fn fence(&mut self) -> bool {
+        let n = self
+            .eret_sites_n
+            .min(all_breakpoints().saturating_sub(BREAKPOINTS));
+        if n == 0 {
+            return false;
+        }
+        self.eret_sites_n = n;
+        for i in 0..n {
+            self.saved_fence[i] = breakpoint(BREAKPOINTS + i);
+            set_breakpoint(BREAKPOINTS + i, (self.eret_sites[i], bcr_exec_at(1)));
+        }
+        self.fence = true;
+        true
+    }
+
+    /// An ERET at `pc` took the guest from EL1 to EL0: remembered for
+    /// [`Stepper::fence`].
+    fn learn_eret(&mut self, pc: u64) {
+        let n = self.eret_sites_n;
+        if n < FENCE && !self.eret_sites[..n].contains(&pc) {
+            self.eret_sites[n] = pc;
+            self.eret_sites_n = n + 1;
         }
     }
 
@@ -334,8 +396,17 @@ const BREAKPOINTS: usize = 4;
 
 /// How many of [`BREAKPOINTS`] this core has (ID_AA64DFR0_EL1.BRPs + 1).
 fn usable_breakpoints() -> usize {
-    (((ID_AA64DFR0_EL1.get() >> 12) & 0xf) as usize + 1).min(BREAKPOINTS)
+    all_breakpoints().min(BREAKPOINTS)
 }
+
+/// The core's breakpoints (ID_AA64DFR0_EL1.BRPs + 1).
+fn all_breakpoints() -> usize {
+    ((ID_AA64DFR0_EL1.get() >> 12) & 0xf) as usize + 1
+}
+
+/// Breakpoints after [`BREAKPOINTS`] EL2 may borrow to fence a free run
+/// (QEMU's `max` CPU has 6 in all: 2).
+const FENCE: usize = 2;
 
 /// Where the exclusive sequence whose load is at `start` leaves, as at most
 /// [`usable_breakpoints`] addresses (the rest repeat the first): the sequence runs to the first conditional
@@ -532,6 +603,10 @@ pub fn on_step(regs: &GuestRegs) {
         let eret_ss = core::mem::take(&mut st.eret_ss);
         if !exception {
             if is_eret(word) {
+                if el == 1 && to_el == 0 {
+                    st.learn_eret(pc);
+                    st.learn = false;
+                }
                 // Its ERET set its PSTATE.SS from SPSR_EL1.SS (which EL2
                 // cleared for the step: put back).
                 if eret_ss {
@@ -588,6 +663,21 @@ pub fn on_step(regs: &GuestRegs) {
 pub fn on_debug(regs: &mut GuestRegs, class: u8) -> bool {
     if !armed_fast() {
         return false;
+    }
+    let fenced = class == ec::BREAKPT_LOW
+        && with(|st| {
+            let hit = st.fence && st.eret_sites[..st.eret_sites_n].contains(&regs.elr);
+            if hit {
+                // A parked EL1 reached an ERET to EL0: stepping resumes
+                // with it.
+                st.parked = false;
+                st.expected = regs.elr;
+                st.el = el_of(regs.spsr);
+            }
+            hit
+        });
+    if fenced {
+        return true;
     }
     let exclusive = with(|st| {
         let x = st.exclusive.take()?;
@@ -704,6 +794,28 @@ pub fn on_trap(regs: &GuestRegs, sync: Option<u8>) {
 
 #[inline(never)]
 fn trap_while_armed(regs: &GuestRegs, sync: Option<u8>) {
+    if with(|st| core::mem::take(&mut st.parked)) {
+        if el_of(regs.spsr) != 0 {
+            // From the parked EL1: nothing of it is traced.
+            with(|st| {
+                st.trapped = true;
+                st.suppress = false;
+            });
+            return;
+        }
+        // EL1 left through an ERET the fence did not hold: EL0 ran
+        // unstepped to this trap.
+        with(|st| {
+            st.free_run = true;
+            st.learn = true;
+            st.el = 0;
+        });
+        warn_gap(
+            "the untraced EL1 returned to EL0 through an ERET EL2 had not seen",
+            regs.elr,
+        );
+        emit([Some(Observed::Gap), None]);
+    }
     if let Some(x) = with(|st| st.exclusive.take()) {
         // Interrupted inside an unstepped exclusive sequence: what ran
         // before the interrupted instruction, then the trap there.
@@ -830,6 +942,10 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
     let mut gap = false;
     let mut own_step = None;
     with(|st| {
+        // A free run's fence ends with it (set again below if another
+        // begins).
+        st.unfence();
+        st.parked = false;
         if stepping {
             if !st.armed {
                 st.mdscr = MDSCR_EL1.get();
@@ -884,6 +1000,37 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
                 });
             }
             let el = el_of(regs.spsr);
+            let park = el == 1
+                && own_step.is_none()
+                && tracing::el1_untraced()
+                && !st.learn
+                && !st.suppress
+                && !st.gss
+                && !own_step_enabled(st.mdscr, el, regs.spsr)
+                // At a fenced ERET (the fence just stopped it there): step
+                // it into EL0.
+                && !st.eret_sites[..st.eret_sites_n].contains(&regs.elr)
+                && st.fence();
+            if park {
+                // EL1 is not traced: it runs unstepped, with the guest's
+                // own MDE and breakpoints (their hits come here, TDE), to
+                // the fence at its ERETs to EL0 or its next trap.
+                state::count(crate::stats::Event::Parked);
+                st.restore_guest_breakpoints();
+                MDSCR_EL1.set((st.mdscr & MDSCR_TDCC) | MDSCR_MDE);
+                MDCR_EL2.set(MDCR_EL2.get() | MDCR_TDE);
+                arch::isb();
+                st.programmed = false;
+                st.parked = true;
+                st.gstep = false;
+                st.word = None;
+                regs.spsr &= !psr::SS;
+                st.expected = regs.elr;
+                st.el = el;
+                st.elr_el1 = ELR_EL1.get();
+                st.spsr_el1 = SPSR_EL1.get();
+                return;
+            }
             st.word = guest_word(regs.elr);
             st.gstep = own_step_enabled(st.mdscr, el, regs.spsr) && st.gss;
             if el == 1 && st.word.is_some_and(is_eret) {
@@ -955,6 +1102,7 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
             st.exclusive = None;
             st.programmed = false;
             st.suppress = false;
+            st.parked = false;
             MDSCR_EL1.set(st.mdscr);
             arch::isb();
             // Its own PSTATE.SS, for the hardware's step from here.
@@ -997,6 +1145,9 @@ pub fn power_on() {
         st.exclusive = None;
         st.bp_set = false;
         st.free_run = false;
+        st.fence = false;
+        st.parked = false;
+        st.learn = false;
         st.word = None;
         st.gss = false;
         st.gstep = false;
@@ -1055,6 +1206,23 @@ pub fn mdscr_access(reg: crate::esr::SysReg, write: Option<u64>) -> Option<u64> 
                     if !st.bp_set {
                         write_debug_register(reg.op2, n, v);
                     }
+                }
+                return Some(*field);
+            }
+            if reg.op2 <= DBGBCR
+                && st.fence
+                && (BREAKPOINTS..BREAKPOINTS + st.eret_sites_n).contains(&n)
+            {
+                // Borrowed by a free run's fence: the guest's own copy,
+                // put back when the fence ends.
+                let bp = &mut st.saved_fence[n - BREAKPOINTS];
+                let field = if reg.op2 == DBGBVR {
+                    &mut bp.0
+                } else {
+                    &mut bp.1
+                };
+                if let Some(v) = write {
+                    *field = v;
                 }
                 return Some(*field);
             }

@@ -148,10 +148,18 @@ fn csperf(switches: &str) -> String {
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("linux-init: "))
-        .filter(|l| l.contains("perf") || l.contains("cs_etm") || l.contains("tracemgr_cs") || l.contains("CPU 2"))
+        .filter(|l| {
+            l.contains("perf")
+                || l.contains("cs_etm")
+                || l.contains("tracemgr_cs")
+                || l.contains("CPU ")
+        })
         .collect();
     println!("{}", lines.join("\n"));
-    let summary = text.find("== summary").map_or("", |i| &text[i..]).to_string();
+    let summary = text
+        .find("== summary")
+        .map_or("", |i| &text[i..])
+        .to_string();
     println!("{summary}");
     assert!(
         out.status.success(),
@@ -179,7 +187,10 @@ fn csperf(switches: &str) -> String {
         "PASS CPU 3 online again",
         "PASS perf script (filter)",
     ] {
-        assert!(lines.iter().any(|l| l.contains(want)), "no `{want}` line:\n{text}");
+        assert!(
+            lines.iter().any(|l| l.contains(want)),
+            "no `{want}` line:\n{text}"
+        );
     }
     summary
 }
@@ -214,5 +225,8 @@ fn linux_perf_cs_etm_with_power_loss() {
     );
     assert!(down > 0, "no power-down CPU_SUSPEND:\n{summary}");
     assert_eq!(warm, down, "every power-down is a warm boot:\n{summary}");
-    assert!(saved > 0, "no core powered down with its trace enabled:\n{summary}");
+    assert!(
+        saved > 0,
+        "no core powered down with its trace enabled:\n{summary}"
+    );
 }

@@ -53,6 +53,9 @@ const MODEL_FED: u8 = 1 << 1;
 /// [`ACTIVE`]: trace is enabled on the QEMU model with the instruction
 /// source: EL2 steps the guest (`hv::step`) and feeds [`observe`].
 const STEPPED: u8 = 1 << 2;
+/// [`ACTIVE`], with [`STEPPED`]: the configuration leaves EL1 out, so EL2
+/// need not step the guest's EL1 (`hv::step` parks it).
+const EL1_UNTRACED: u8 = 1 << 3;
 
 /// Each core's mode, as two bits the paths that run with trace off (every
 /// trap, every suspend) read without borrowing [`TRACE`]: with trace
@@ -78,9 +81,9 @@ fn with_trace<R>(f: impl FnOnce(&mut CoreTrace<Metered>) -> R) -> R {
         });
         let r = f(t);
         let bits = match t.mode() {
-            Mode::Enabled(_) if t.backend.kind() == abi::Backend::Model => {
+            Mode::Enabled(cfg) if t.backend.kind() == abi::Backend::Model => {
                 if machine().trace_source == TraceSource::Instructions {
-                    ENABLED | STEPPED
+                    ENABLED | STEPPED | if cfg.el1 { 0 } else { EL1_UNTRACED }
                 } else {
                     ENABLED | MODEL_FED
                 }
@@ -402,6 +405,12 @@ fn feed_model(kind: crate::trace::packet::ExceptionType, elr: u64, spsr: u64) {
 #[inline(always)]
 pub fn stepping() -> bool {
     TRACE_MANAGER && active() & STEPPED != 0
+}
+
+/// Whether the stepped trace leaves the guest's EL1 out.
+#[inline(always)]
+pub fn el1_untraced() -> bool {
+    TRACE_MANAGER && active() & EL1_UNTRACED != 0
 }
 
 /// What the instruction observer (`hv::step`) saw the guest do, for the
