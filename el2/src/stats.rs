@@ -42,8 +42,10 @@ pub enum Event {
     /// A guest instruction EL2 observed by stepping it (the instruction
     /// source, `trace.source=insn`).
     Step,
-    /// ... a stretch EL2 could not step (an exclusive sequence it could not
-    /// bound, or an exception inside one): the instruction trace has a gap.
+    /// ... a stretch the trace could not follow (an exclusive sequence EL2
+    /// could not bound or an exception inside one, an instruction EL2
+    /// could not read, EL0 reached through an ERET the fence did not hold):
+    /// the instruction trace has a gap.
     Gap,
     /// A stay of the guest in its EL1, which its trace leaves out, run
     /// unstepped (parked) up to its ERET to EL0 or its next trap.

@@ -419,15 +419,21 @@ static const struct coresight_ops tmcs_sink_cs_ops = {
 
 /* The source's ID register files (perf reads them through cs_etm/cpuN). */
 
-#define TMCS_ID_ATTR(name, field)					\
+/*
+ * A read-only file of a CPU's device: `fmt` of `value`, an expression in
+ * `tc` (the CPU's struct tmcs_cpu).
+ */
+#define TMCS_ATTR(name, fmt, value)					\
 static ssize_t name##_show(struct device *dev,				\
 			   struct device_attribute *attr, char *buf)	\
 {									\
 	struct tmcs_cpu *tc = dev_get_drvdata(dev->parent);		\
 									\
-	return sysfs_emit(buf, "0x%x\n", tc->ids.field);		\
+	return sysfs_emit(buf, fmt "\n", value);			\
 }									\
 static DEVICE_ATTR_RO(name)
+
+#define TMCS_ID_ATTR(name, field) TMCS_ATTR(name, "0x%x", tc->ids.field)
 
 TMCS_ID_ATTR(trcidr0, idr0);
 TMCS_ID_ATTR(trcidr1, idr1);
@@ -470,16 +476,8 @@ static const struct attribute_group *tmcs_source_groups[] = {
 
 /* The sink's stats/ files: what update_buffer delivered so far. */
 
-#define TMCS_STAT_ATTR(name)						\
-static ssize_t name##_show(struct device *dev,				\
-			   struct device_attribute *attr, char *buf)	\
-{									\
-	struct tmcs_cpu *tc = dev_get_drvdata(dev->parent);		\
-									\
-	return sysfs_emit(buf, "%lld\n",				\
-			  (long long)atomic64_read(&tc->name));		\
-}									\
-static DEVICE_ATTR_RO(name)
+#define TMCS_STAT_ATTR(name) \
+	TMCS_ATTR(name, "%lld", (long long)atomic64_read(&tc->name))
 
 TMCS_STAT_ATTR(records);
 TMCS_STAT_ATTR(truncated);

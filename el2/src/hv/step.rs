@@ -21,6 +21,12 @@
 //!   reported as an exception when it is taken ([`on_trap`]);
 //!   [`on_guest_return`] re-arms the step where EL2 returns the guest to.
 //!
+//! When the trace leaves EL1 out (perf's `cs_etm//u`), EL1 is not stepped:
+//! each stay there is parked, run unstepped to a breakpoint on an ERET to
+//! EL0 the guest was seen to run (the core's breakpoints after the first
+//! four) or to its next trap, and EL0 is stepped from its first
+//! instruction ([`Stepper::fence`]).
+//!
 //! A load-exclusive/store-exclusive loop cannot be stepped: each step
 //! exception clears the exclusive monitor, so the store never succeeds.
 //! EL2 runs such a sequence unstepped, with a hardware breakpoint (EL2's
@@ -135,12 +141,12 @@ struct Stepper {
     /// for [`Exclusive`] while it steps.
     saved_bp: [(u64, u64); BREAKPOINTS],
     /// The ERETs from EL1 to EL0 this core's guest has been seen to run
-    /// (the first `eret_sites_n`): where a free run that starts at EL1
-    /// ends, at the latest, before it reaches EL0 ([`fence`]).
+    /// (the first `eret_sites_n`): where a parked EL1 is stopped before
+    /// it reaches EL0 ([`Stepper::fence`]).
     eret_sites: [u64; FENCE],
     eret_sites_n: usize,
-    /// Breakpoints [`BREAKPOINTS`] onwards hold `eret_sites` for a free
-    /// run; `saved_fence` has the guest's own values of them.
+    /// Breakpoints [`BREAKPOINTS`] onwards hold `eret_sites` while EL1 is
+    /// parked; `saved_fence` has the guest's own values of them.
     fence: bool,
     saved_fence: [(u64, u64); FENCE],
     /// The guest's EL1, which its trace leaves out, runs unstepped until
@@ -215,7 +221,7 @@ impl Stepper {
         }
     }
 
-    /// Gives the guest back the breakpoints a free run's fence borrowed.
+    /// Gives the guest back the breakpoints the fence borrowed.
     fn unfence(&mut self) {
         if core::mem::take(&mut self.fence) {
             for (i, bp) in self.saved_fence.iter().take(self.eret_sites_n).enumerate() {
@@ -224,10 +230,10 @@ impl Stepper {
         }
     }
 
-    /// A free run starting at EL1: breakpoints (EL1) on the ERETs to EL0
-    /// seen so far, so that it ends there rather than run on, unstepped,
-    /// into EL0 up to the next trap. Whether it could (the core has the
-    /// breakpoints beyond [`BREAKPOINTS`] and an ERET has been seen).
+    /// Parking EL1: breakpoints (EL1) on the ERETs to EL0 seen so far, so
+    /// that the unstepped EL1 stops there rather than run on into EL0.
+    /// Whether it could (the core has breakpoints beyond [`BREAKPOINTS`]
+    /// and an ERET has been seen).
     fn fence(&mut self) -> bool {
         let n = self
             .eret_sites_n
@@ -404,7 +410,7 @@ fn all_breakpoints() -> usize {
     ((ID_AA64DFR0_EL1.get() >> 12) & 0xf) as usize + 1
 }
 
-/// Breakpoints after [`BREAKPOINTS`] EL2 may borrow to fence a free run
+/// Breakpoints after [`BREAKPOINTS`] EL2 may borrow to fence a parked EL1
 /// (QEMU's `max` CPU has 6 in all: 2).
 const FENCE: usize = 2;
 
@@ -942,8 +948,8 @@ fn guest_return(regs: &mut GuestRegs, stepping: bool) {
     let mut gap = false;
     let mut own_step = None;
     with(|st| {
-        // A free run's fence ends with it (set again below if another
-        // begins).
+        // A parked EL1 ends with any return (parked again below if the
+        // guest stays in an untraced EL1).
         st.unfence();
         st.parked = false;
         if stepping {
@@ -1213,7 +1219,7 @@ pub fn mdscr_access(reg: crate::esr::SysReg, write: Option<u64>) -> Option<u64> 
                 && st.fence
                 && (BREAKPOINTS..BREAKPOINTS + st.eret_sites_n).contains(&n)
             {
-                // Borrowed by a free run's fence: the guest's own copy,
+                // Borrowed by the fence of a parked EL1: the guest's own copy,
                 // put back when the fence ends.
                 let bp = &mut st.saved_fence[n - BREAKPOINTS];
                 let field = if reg.op2 == DBGBVR {
